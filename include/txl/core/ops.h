@@ -1,0 +1,185 @@
+// Ops<T>: the one op interface. The model, optimizers and trainer are written once
+// against it; the CPU backend (Eigen + OpenMP, float and double) and the CUDA backend
+// (cuBLAS + kernels, float with optional TF32/bf16/fp16 GEMM math) implement it.
+//
+// Conventions (every op):
+//  - All pointers are device pointers of the backend (host pointers for the CPU one),
+//    except where a parameter says "host".
+//  - Matrices are row-major. "rows x cols" with leading dimension = cols unless an ld is
+//    given. Sizes are int64_t.
+//  - "accumulate" outputs are added to (+=); all other outputs are overwritten.
+//  - Ops are asynchronous on the CUDA backend (one stream); results that return to the
+//    host (sum, sum_squares, download) synchronise.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "txl/core/philox.h"
+#include "txl/core/tensor.h"
+
+namespace txl {
+
+enum class Trans { kNo, kYes };
+
+// Attention mask of SPEC §3.3 for a [qlen, klen] score matrix, klen = mlen + qlen:
+// j is masked for query i when j > i + mlen, or with same_length when j <= i - shift,
+// shift = qlen - (klen - mem_len - 1) if klen - mem_len - 1 > 0 else qlen.
+struct AttnMask {
+  int64_t mlen = 0;
+  bool same_length = false;
+  int64_t mem_len = 0;  // the configured mem_len (not the current mlen)
+};
+
+// A parameter tensor inside a flat buffer: elements [offset, offset + numel).
+struct FlatSlice {
+  int64_t offset = 0;
+  int64_t numel = 0;
+};
+
+// Hyper-parameters of one optimizer step. `grad_scale` multiplies every gradient before
+// use (it folds gradient averaging, clipping and loss-scale removal into one factor).
+struct OptimStep {
+  double lr = 0.0;
+  double grad_scale = 1.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-6;
+  double weight_decay = 0.0;
+  double momentum = 0.0;     // sgd
+  int64_t step = 1;          // 1-based, for Adam bias correction
+  double initial_accumulator = 0.0;  // adagrad
+};
+
+template <typename T>
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual Device device() const = 0;
+  virtual Allocator& allocator() = 0;
+  virtual const char* name() const = 0;  // "cpu-float", "cuda-float(bf16 gemm)", ...
+
+  Tensor<T> empty(Shape shape) { return Tensor<T>(std::move(shape), allocator()); }
+  Tensor<int32_t> empty_index(Shape shape) { return Tensor<int32_t>(std::move(shape), allocator()); }
+
+  // ---- memory ---------------------------------------------------------------------
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device
+  virtual void synchronize() = 0;
+  virtual void fill(T* x, int64_t n, T value) = 0;
+
+  // ---- dense linear algebra --------------------------------------------------------
+  // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C. op(A) = A or A^T.
+  // A is stored m x k (kNo) or k x m (kYes) with leading dimension lda; same for B.
+  virtual void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
+                    const T* B, int64_t ldb, T beta, T* C, int64_t ldc) = 0;
+  // `batch` independent gemms; matrix i starts at A + i*strideA (likewise B, C).
+  virtual void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A,
+                                    int64_t lda, int64_t strideA, const T* B, int64_t ldb, int64_t strideB,
+                                    T beta, T* C, int64_t ldc, int64_t strideC, int64_t batch) = 0;
+
+  // ---- elementwise -----------------------------------------------------------------
+  virtual void add_bias(T* y, const T* bias, int64_t rows, int64_t cols) = 0;         // y[r,c] += bias[c]
+  virtual void bias_grad(const T* dy, T* dbias, int64_t rows, int64_t cols) = 0;      // dbias[c] += sum_r dy[r,c]
+  virtual void axpy(int64_t n, T alpha, const T* x, T* y) = 0;                        // y += alpha x
+  virtual void scale(int64_t n, T alpha, T* x) = 0;                                   // x *= alpha
+  virtual void add(int64_t n, const T* a, const T* b, T* out) = 0;                    // out = a + b (may alias)
+  virtual void relu_fwd(int64_t n, const T* x, T* y) = 0;                             // may alias
+  virtual void relu_bwd(int64_t n, const T* y, const T* dy, T* dx) = 0;               // dx = dy * (y > 0)
+  // y = x * keep / (1 - p), keep from philox (philox.h); p == 0 copies. Used for the
+  // forward and, with the same key/layout, for the backward (dy -> dx). May alias.
+  virtual void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) = 0;
+
+  // ---- normalisation ---------------------------------------------------------------
+  // y = (x - mean) * rstd * gamma + beta per row; mean/rstd [rows] saved for backward.
+  virtual void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const T* beta, T eps, T* y,
+                             T* mean, T* rstd) = 0;
+  // dx overwritten; dgamma, dbeta accumulated.
+  virtual void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
+                             const T* rstd, T* dx, T* dgamma, T* dbeta) = 0;
+
+  // ---- attention -------------------------------------------------------------------
+  // src viewed as [len, batch, ld] (time-major; ld = row stride, the head block starts at
+  // column 0 of src) -> dst [heads, batch, len, d_head]:
+  //   dst[h,b,t,d] = src[t,b,h*d_head+d] + (bias ? bias[h*d_head+d] : 0).
+  virtual void split_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
+                           const T* bias, T* dst) = 0;
+  // Inverse layout: src [heads, batch, len, d_head] -> dst [len, batch, ld] columns
+  // [0, heads*d_head). accumulate: dst += ..., else dst = ... (other columns untouched).
+  virtual void merge_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
+                           bool accumulate, T* dst) = 0;
+  // Sums src [heads, batch, len, d_head] over batch and len: bias_grad[h*d_head+d] += ...
+  virtual void head_bias_grad(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head,
+                              T* bias_grad) = 0;
+  // Relative shift (SPEC §3.3). bd_raw [n, qlen, klen] holds (q_i + w)·R_r for R rows r
+  // ordered like pos (position value klen-1-r). For every unmasked (i, j) (j <= i+mlen):
+  //   scores[n,i,j] += bd_raw[n, i, klen-1-mlen-i+j];   masked entries are left as they are.
+  virtual void rel_shift_add(const T* bd_raw, int64_t n, int64_t qlen, int64_t klen, int64_t mlen, T* scores) = 0;
+  // Backward: d_bd_raw[n,i,klen-1-mlen-i+j] = d_scores[n,i,j] for j <= i+mlen; every other
+  // element of d_bd_raw is set to 0 (overwrite).
+  virtual void rel_shift_bwd(const T* d_scores, int64_t n, int64_t qlen, int64_t klen, int64_t mlen,
+                             T* d_bd_raw) = 0;
+  // probs[n,i,:] = softmax_j(scale * scores[n,i,j]) with masked entries excluded (prob 0).
+  virtual void attn_softmax_fwd(const T* scores, int64_t n, int64_t qlen, int64_t klen, T scale,
+                                const AttnMask& mask, T* probs) = 0;
+  // d_scores = scale * probs * (d_probs - sum_j probs*d_probs). May alias d_probs.
+  virtual void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen, int64_t klen, T scale,
+                                T* d_scores) = 0;
+
+  // ---- gather / scatter (embeddings, adaptive clusters) ---------------------------
+  // dst[r,:] = src[idx[r],:]  (idx device int32, n rows, `cols` wide, contiguous rows)
+  virtual void gather_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) = 0;
+  // dst[idx[r],:] = src[r,:]  (indices unique)
+  virtual void scatter_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) = 0;
+  // dst[idx[r],:] += src[r,:]  (indices may repeat)
+  virtual void scatter_add_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) = 0;
+
+  // ---- log-softmax / loss ----------------------------------------------------------
+  // logp[r,:] = log_softmax(logits[r,:]). May alias.
+  virtual void log_softmax(const T* logits, int64_t rows, int64_t cols, T* logp) = 0;
+  // out[r] = logp[r, col[r]]  (col[r] < 0 -> out[r] = 0). accumulate: out[r] += ...
+  virtual void pick_cols(const T* logp, const int32_t* col, int64_t rows, int64_t cols, bool accumulate,
+                         T* out) = 0;
+  // Gradient of  sum_r coef[r] * logp[r, col[r]]  w.r.t. the logits (col[r] < 0: term
+  // absent): dlogits[r,c] = coef[r] * ([c == col[r]] - exp(logp[r,c])) if col[r] >= 0 else 0.
+  virtual void log_softmax_pick_bwd(const T* logp, const int32_t* col, const T* coef, int64_t rows, int64_t cols,
+                                    T* dlogits) = 0;
+
+  // ---- reductions (return to host; synchronise) -----------------------------------
+  virtual double sum(const T* x, int64_t n) = 0;
+  virtual double sum_squares(const T* x, int64_t n) = 0;
+  // Per-slice sums of squares of one flat buffer (for LAMB trust ratios / norms).
+  virtual std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices) = 0;
+
+  // ---- optimizers (flat parameter / gradient / state buffers, see param_store.h) ----
+  // SPEC §5 LAMB, per slice: m,v updated; trust ratio per slice; p -= lr*trust*a.
+  virtual void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices,
+                         const OptimStep& s) = 0;
+  // PyTorch Adam (bias-corrected, L2 weight decay added to the gradient).
+  virtual void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) = 0;
+  // PyTorch SGD with momentum (buf = momentum*buf + g; p -= lr*buf); momentum 0: plain.
+  virtual void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) = 0;
+  // PyTorch Adagrad (lr_decay 0): sum += g^2; p -= lr * g / (sqrt(sum) + eps).
+  virtual void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) = 0;
+};
+
+// Factories. The CPU backend exists for float and double.
+template <typename T>
+std::unique_ptr<Ops<T>> make_cpu_ops();
+
+// ---- host convenience (work on any backend) ------------------------------------------
+template <typename T>
+Tensor<T> to_device(Ops<T>& ops, const std::vector<T>& host, Shape shape) {
+  TXL_CHECK(static_cast<int64_t>(host.size()) == shape_numel(shape), "to_device: {} values for shape {}",
+            host.size(), shape_string(shape));
+  Tensor<T> t = ops.empty(std::move(shape));
+  ops.upload(t.data(), host.data(), t.bytes());
+  return t;
+}
+template <typename T>
+std::vector<T> to_host(Ops<T>& ops, const Tensor<T>& t) {
+  std::vector<T> host(static_cast<size_t>(t.numel()));
+  ops.download(host.data(), t.data(), t.bytes());
+  return host;
+}
+
+}  // namespace txl

@@ -1,0 +1,336 @@
+#include "txl/io/h5file.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace txl::h5 {
+namespace {
+
+// HDF5 prints a stack trace per failed call unless told not to; we report one line.
+struct SilenceHdf5 {
+  SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+const SilenceHdf5 kSilence;
+
+template <typename T>
+hid_t native_type();
+template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
+template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <> hid_t native_type<int32_t>() { return H5T_NATIVE_INT32; }
+template <> hid_t native_type<int64_t>() { return H5T_NATIVE_INT64; }
+template <> hid_t native_type<uint32_t>() { return H5T_NATIVE_UINT32; }
+template <> hid_t native_type<uint8_t>() { return H5T_NATIVE_UINT8; }
+template <> hid_t native_type<uint64_t>() { return H5T_NATIVE_UINT64; }
+
+Handle check(hid_t id, Handle::Closer closer, const std::string& what) {
+  if (id < 0) fail(what);
+  return Handle(id, closer);
+}
+
+Handle simple_space(const Shape& shape) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  return check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
+               "HDF5: cannot create dataspace");
+}
+
+Handle string_type() {
+  Handle t = check(H5Tcopy(H5T_C_S1), H5Tclose, "HDF5: cannot create string type");
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  return t;
+}
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    closer_ = o.closer_;
+    o.id_ = H5I_INVALID_HID;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) closer_(id_);
+  id_ = H5I_INVALID_HID;
+}
+
+File File::create(const std::string& path) {
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) failf("{}: cannot create HDF5 file (directory missing or not writable?)", path);
+  return File(path, Handle(id, H5Fclose));
+}
+
+File File::open(const std::string& path, bool writable) {
+  if (!std::filesystem::exists(path)) failf("{}: file not found", path);
+  if (H5Fis_hdf5(path.c_str()) <= 0) failf("{}: not an HDF5 file (truncated or foreign format)", path);
+  hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) failf("{}: cannot open HDF5 file (corrupt or truncated?)", path);
+  return File(path, Handle(id, H5Fclose));
+}
+
+void File::flush() { H5Fflush(file_.get(), H5F_SCOPE_GLOBAL); }
+
+bool File::exists(const std::string& path) const {
+  if (path == "/" || path.empty()) return true;
+  // Check each prefix: H5Lexists fails on a missing intermediate group.
+  size_t pos = 0;
+  while (true) {
+    pos = path.find('/', pos + 1);
+    const std::string prefix = path.substr(0, pos);
+    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (pos == std::string::npos) return true;
+  }
+}
+
+std::vector<std::string> File::list(const std::string& group) const {
+  Handle g = check(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose,
+                   fmt::format("{}: no group '{}'", path_, group));
+  H5G_info_t info;
+  H5Gget_info(g.get(), &info);
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    std::string name(static_cast<size_t>(len), '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), static_cast<size_t>(len) + 1,
+                       H5P_DEFAULT);
+    names.push_back(name);
+  }
+  return names;
+}
+
+Handle File::open_object(const std::string& path) const {
+  if (!exists(path)) failf("{}: missing '{}'", path_, path);
+  return check(H5Oopen(file_.get(), path.c_str(), H5P_DEFAULT), H5Oclose,
+               fmt::format("{}: cannot open '{}'", path_, path));
+}
+
+void File::ensure_parent(const std::string& path) {
+  size_t pos = 0;
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
+    const std::string prefix = path.substr(0, pos);
+    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) > 0) continue;
+    Handle g = check(H5Gcreate2(file_.get(), prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                     fmt::format("{}: cannot create group '{}'", path_, prefix));
+  }
+}
+
+template <typename T>
+void File::write(const std::string& path, const T* data, const Shape& shape, int64_t chunk_rows) {
+  ensure_parent(path);
+  Handle space = simple_space(shape);
+  Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "HDF5: property list");
+  if (chunk_rows > 0 && !shape.empty() && shape[0] > 0) {
+    std::vector<hsize_t> chunk(shape.begin(), shape.end());
+    chunk[0] = static_cast<hsize_t>(std::min<int64_t>(chunk_rows, shape[0]));
+    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+  }
+  Handle ds = check(H5Dcreate2(file_.get(), path.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, dcpl.get(),
+                               H5P_DEFAULT),
+                    H5Dclose, fmt::format("{}: cannot create dataset '{}'", path_, path));
+  if (shape_numel(shape) > 0 &&
+      H5Dwrite(ds.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    failf("{}: cannot write dataset '{}' (disk full?)", path_, path);
+}
+
+void File::write_strings(const std::string& path, const std::vector<std::string>& strings) {
+  ensure_parent(path);
+  std::vector<const char*> ptrs;
+  ptrs.reserve(strings.size());
+  for (const auto& s : strings) ptrs.push_back(s.c_str());
+  Handle type = string_type();
+  Handle space = simple_space({static_cast<int64_t>(strings.size())});
+  Handle ds = check(H5Dcreate2(file_.get(), path.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT),
+                    H5Dclose, fmt::format("{}: cannot create dataset '{}'", path_, path));
+  if (!strings.empty() && H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+    failf("{}: cannot write dataset '{}'", path_, path);
+}
+
+Shape File::shape(const std::string& path) const {
+  if (!exists(path)) failf("{}: missing dataset '{}'", path_, path);
+  Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
+                    fmt::format("{}: '{}' is not a dataset", path_, path));
+  Handle space = check(H5Dget_space(ds.get()), H5Sclose, "HDF5: dataspace");
+  const int nd = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return Shape(dims.begin(), dims.end());
+}
+
+template <typename T>
+std::vector<T> File::read(const std::string& path, Shape* shape_out) const {
+  const Shape s = shape(path);
+  std::vector<T> out(static_cast<size_t>(shape_numel(s)));
+  read_into(path, out.data(), s);
+  if (shape_out) *shape_out = s;
+  return out;
+}
+
+template <typename T>
+void File::read_into(const std::string& path, T* out, const Shape& expect) const {
+  const Shape s = shape(path);
+  if (s != expect) failf("{}: dataset '{}' has shape {}, expected {}", path_, path, shape_string(s), shape_string(expect));
+  Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
+                    fmt::format("{}: cannot open dataset '{}'", path_, path));
+  if (shape_numel(s) > 0 && H5Dread(ds.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    failf("{}: cannot read dataset '{}' (corrupt or truncated file?)", path_, path);
+}
+
+template <typename T>
+void File::read_rows(const std::string& path, int64_t offset, int64_t count, T* out) const {
+  const Shape s = shape(path);
+  if (s.empty() || offset < 0 || count < 0 || offset + count > s[0])
+    failf("{}: rows [{}, {}) out of range for dataset '{}' of shape {}", path_, offset, offset + count, path,
+          shape_string(s));
+  if (count == 0) return;
+  Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
+                    fmt::format("{}: cannot open dataset '{}'", path_, path));
+  Handle fspace = check(H5Dget_space(ds.get()), H5Sclose, "HDF5: dataspace");
+  std::vector<hsize_t> start(s.size(), 0), cnt(s.begin(), s.end());
+  start[0] = static_cast<hsize_t>(offset);
+  cnt[0] = static_cast<hsize_t>(count);
+  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
+  Handle mspace = check(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose,
+                        "HDF5: dataspace");
+  if (H5Dread(ds.get(), native_type<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, out) < 0)
+    failf("{}: cannot read rows of dataset '{}' (corrupt or truncated file?)", path_, path);
+}
+
+std::vector<std::string> File::read_strings(const std::string& path) const {
+  const Shape s = shape(path);
+  Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
+                    fmt::format("{}: cannot open dataset '{}'", path_, path));
+  Handle type = string_type();
+  std::vector<char*> ptrs(static_cast<size_t>(shape_numel(s)), nullptr);
+  if (!ptrs.empty() && H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+    failf("{}: cannot read string dataset '{}'", path_, path);
+  std::vector<std::string> out;
+  out.reserve(ptrs.size());
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  if (!ptrs.empty()) {
+    Handle space = check(H5Dget_space(ds.get()), H5Sclose, "HDF5: dataspace");
+    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  }
+  return out;
+}
+
+void File::put_attr(const std::string& obj, const std::string& name, hid_t type, hid_t space, const void* data) {
+  Handle o = open_object(obj);
+  if (H5Aexists(o.get(), name.c_str()) > 0) H5Adelete(o.get(), name.c_str());
+  Handle a = check(H5Acreate2(o.get(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                   fmt::format("{}: cannot create attribute '{}' on '{}'", path_, name, obj));
+  if (H5Awrite(a.get(), type, data) < 0) failf("{}: cannot write attribute '{}'", path_, name);
+}
+
+void File::set_attr(const std::string& obj, const std::string& name, int64_t value) {
+  Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "HDF5: dataspace");
+  put_attr(obj, name, H5T_NATIVE_INT64, space.get(), &value);
+}
+void File::set_attr(const std::string& obj, const std::string& name, double value) {
+  Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "HDF5: dataspace");
+  put_attr(obj, name, H5T_NATIVE_DOUBLE, space.get(), &value);
+}
+void File::set_attr(const std::string& obj, const std::string& name, const std::string& value) {
+  Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "HDF5: dataspace");
+  Handle type = string_type();
+  const char* p = value.c_str();
+  put_attr(obj, name, type.get(), space.get(), &p);
+}
+void File::set_attr(const std::string& obj, const std::string& name, const std::vector<int64_t>& value) {
+  Handle space = simple_space({static_cast<int64_t>(value.size())});
+  put_attr(obj, name, H5T_NATIVE_INT64, space.get(), value.data());
+}
+
+bool File::has_attr(const std::string& obj, const std::string& name) const {
+  if (!exists(obj)) return false;
+  Handle o = open_object(obj);
+  return H5Aexists(o.get(), name.c_str()) > 0;
+}
+
+namespace {
+Handle open_attr(hid_t obj, const std::string& file, const std::string& objname, const std::string& name) {
+  if (H5Aexists(obj, name.c_str()) <= 0) failf("{}: missing attribute '{}' on '{}'", file, name, objname);
+  return check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose,
+               fmt::format("{}: cannot open attribute '{}'", file, name));
+}
+}  // namespace
+
+int64_t File::attr_int(const std::string& obj, const std::string& name) const {
+  Handle o = open_object(obj);
+  Handle a = open_attr(o.get(), path_, obj, name);
+  int64_t v = 0;
+  if (H5Aread(a.get(), H5T_NATIVE_INT64, &v) < 0) failf("{}: attribute '{}' is not an integer", path_, name);
+  return v;
+}
+double File::attr_double(const std::string& obj, const std::string& name) const {
+  Handle o = open_object(obj);
+  Handle a = open_attr(o.get(), path_, obj, name);
+  double v = 0;
+  if (H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v) < 0) failf("{}: attribute '{}' is not a number", path_, name);
+  return v;
+}
+std::string File::attr_string(const std::string& obj, const std::string& name) const {
+  Handle o = open_object(obj);
+  Handle a = open_attr(o.get(), path_, obj, name);
+  Handle type = string_type();
+  char* p = nullptr;
+  if (H5Aread(a.get(), type.get(), &p) < 0) failf("{}: attribute '{}' is not a string", path_, name);
+  std::string s = p ? p : "";
+  H5free_memory(p);
+  return s;
+}
+std::vector<int64_t> File::attr_ints(const std::string& obj, const std::string& name) const {
+  Handle o = open_object(obj);
+  Handle a = open_attr(o.get(), path_, obj, name);
+  Handle space = check(H5Aget_space(a.get()), H5Sclose, "HDF5: dataspace");
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  if (!v.empty() && H5Aread(a.get(), H5T_NATIVE_INT64, v.data()) < 0)
+    failf("{}: attribute '{}' is not an integer list", path_, name);
+  return v;
+}
+
+std::string temporary_path_for(const std::string& final_path) {
+  return final_path + ".tmp." + std::to_string(::getpid());
+}
+
+void commit_temporary(const std::string& temp_path, const std::string& final_path) {
+  // Flush file contents to disk before the rename so a crash never exposes a torn file.
+  if (FILE* f = std::fopen(temp_path.c_str(), "rb")) {
+    ::fsync(::fileno(f));
+    std::fclose(f);
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp_path, final_path, ec);
+  if (ec) {
+    remove_quietly(temp_path);
+    failf("{}: cannot rename temporary file into place: {}", final_path, ec.message());
+  }
+}
+
+void remove_quietly(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+}
+
+#define TXL_H5_INSTANTIATE(T)                                                                  \
+  template void File::write<T>(const std::string&, const T*, const Shape&, int64_t);          \
+  template std::vector<T> File::read<T>(const std::string&, Shape*) const;                    \
+  template void File::read_into<T>(const std::string&, T*, const Shape&) const;               \
+  template void File::read_rows<T>(const std::string&, int64_t, int64_t, T*) const;
+TXL_H5_INSTANTIATE(float)
+TXL_H5_INSTANTIATE(double)
+TXL_H5_INSTANTIATE(int32_t)
+TXL_H5_INSTANTIATE(int64_t)
+TXL_H5_INSTANTIATE(uint32_t)
+TXL_H5_INSTANTIATE(uint8_t)
+TXL_H5_INSTANTIATE(uint64_t)
+#undef TXL_H5_INSTANTIATE
+
+}  // namespace txl::h5

@@ -1,0 +1,34 @@
+#include "txl/model/model_config.h"
+
+namespace txl {
+
+int64_t ModelConfig::cluster_dim(int64_t c) const {
+  int64_t d = embed_dim();
+  for (int64_t i = 0; i < c; ++i) d /= div_val;
+  return d;
+}
+
+void ModelConfig::validate() const {
+  TXL_CHECK(n_token > 0, "n_token must be positive (got {})", n_token);
+  TXL_CHECK(n_layer > 0, "n_layer must be positive (got {})", n_layer);
+  TXL_CHECK(n_head > 0 && d_head > 0, "n_head and d_head must be positive (got {}, {})", n_head, d_head);
+  TXL_CHECK(d_model > 0 && d_model % 2 == 0, "d_model must be positive and even (got {})", d_model);
+  TXL_CHECK(d_inner > 0, "d_inner must be positive (got {})", d_inner);
+  TXL_CHECK(div_val >= 1, "div_val must be >= 1 (got {})", div_val);
+  TXL_CHECK(attn_type == 0, "attn_type {} is not implemented yet (only 0)", attn_type);
+  int64_t prev = 0;
+  for (int64_t c : cutoffs) {
+    TXL_CHECK(c > prev && c < n_token, "cutoffs must be increasing and inside (0, n_token={}); got {}", n_token, c);
+    prev = c;
+  }
+  for (int64_t c = 0; c <= n_clusters(); ++c)
+    TXL_CHECK(cluster_dim(c) >= 1, "d_embed {} / div_val^{} is zero", embed_dim(), c);
+  TXL_CHECK(tie_projs.empty() || tie_projs.size() == cutoffs.size() + 1,
+            "tie_projs needs {} entries (one per cluster), got {}", cutoffs.size() + 1, tie_projs.size());
+  TXL_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got {})", dropout);
+  TXL_CHECK(dropatt >= 0 && dropatt < 1, "dropatt must be in [0, 1) (got {})", dropatt);
+  TXL_CHECK(tgt_len > 0, "tgt_len must be positive (got {})", tgt_len);
+  TXL_CHECK(mem_len >= 0 && ext_len >= 0, "mem_len and ext_len must be >= 0 (got {}, {})", mem_len, ext_len);
+}
+
+}  // namespace txl
