@@ -167,6 +167,12 @@ template <typename T>
 std::unique_ptr<Ops<T>> make_cpu_ops();
 
 // ---- host convenience (work on any backend) ------------------------------------------
+// Makes `t` a tensor of exactly `shape` on the backend of `ops`, reallocating only when
+// its shape changes (activations are kept across steps; no allocation in steady state).
+template <typename T, typename U>
+void ensure(Ops<T>& ops, Tensor<U>& t, const Shape& shape) {
+  if (!t.defined() || t.shape() != shape || t.device() != ops.device()) t = Tensor<U>(shape, ops.allocator());
+}
 template <typename T>
 Tensor<T> to_device(Ops<T>& ops, const std::vector<T>& host, Shape shape) {
   TXL_CHECK(static_cast<int64_t>(host.size()) == shape_numel(shape), "to_device: {} values for shape {}",
