@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The full test suite (README command 2; .ci/run calls exactly this):
+#  1. install missing Debian packages,
+#  2. Release build (CUDA sources compiled when nvcc is present) + every ctest test
+#     (GPU tests report "skipped: no GPU" without a GPU),
+#  3. ASan+UBSan build of the CPU libraries and tests + ctest -L cpu,
+#  4. the two-node SLURM end-to-end test.
+# Ends with one summary line "tests: N passed, M failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+passed=0
+failed=0
+
+tally() {  # tally LOGFILE: adds ctest's "N tests failed out of M" to the totals
+  local line
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$1" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    failed=$((failed + 1))
+    return
+  fi
+  local f t
+  f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  t=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed=$((passed + t - f))
+  failed=$((failed + f))
+}
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "dependencies"
+launch/install_deps.sh --test || { echo "error: installing dependencies failed"; exit 1; }
+
+section "release build"
+mkdir -p build build-asan
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >build/configure.log 2>&1 || { cat build/configure.log; exit 1; }
+ninja -C build -j "$jobs" || { echo "error: release build failed"; exit 1; }
+
+section "tests (release)"
+ctest --test-dir build --output-on-failure -j "$jobs" 2>&1 | tee build/ctest.log
+tally build/ctest.log
+
+section "sanitizer build (ASan + UBSan, CPU)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTXL_SANITIZE=ON -DTXL_CUDA=OFF \
+  >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
+ninja -C build-asan -j "$jobs" || { echo "error: sanitizer build failed"; exit 1; }
+
+section "tests (sanitizers)"
+# OpenMPI's own allocations are reported as leaks by LeakSanitizer; leaks are off, the
+# rest of ASan/UBSan is on and fatal.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L cpu -LE slow 2>&1 | tee build-asan/ctest.log
+tally build-asan/ctest.log
+
+if [[ -x tests/slurm/run_slurm_e2e.sh ]]; then
+  section "SLURM two-node end-to-end"
+  if tests/slurm/run_slurm_e2e.sh build/bin; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
+
+echo
+echo "tests: ${passed} passed, ${failed} failed"
+[[ $failed -eq 0 ]]
