@@ -1,0 +1,140 @@
+// Elementwise CPU kernels: fill, bias, axpy/scale/add, ReLU, dropout.
+#include <algorithm>
+#include <vector>
+
+#include "txl/core/error.h"
+#include "txl/cpu/cpu_kernels.h"
+#include "txl/cpu/parallel.h"
+
+namespace txl::cpu {
+
+template <typename T>
+void fill(T* x, int64_t n, T value) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) x[i] = value;
+}
+
+template <typename T>
+void add_bias(T* y, const T* bias, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = y + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) row[c] += bias[c];
+  }
+}
+
+// dbias[c] += sum_r dy[r,c]. Threads own column blocks (no races, and the summation
+// order per column is fixed: rows in order, in double).
+template <typename T>
+void bias_grad(const T* dy, T* dbias, int64_t rows, int64_t cols) {
+  constexpr int64_t kColBlock = 64;
+  const int64_t blocks = (cols + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain && blocks > 1)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(cols, c0 + kColBlock);
+    double acc[kColBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = dy + r * cols;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += static_cast<double>(row[c]);
+    }
+    for (int64_t c = c0; c < c1; ++c) dbias[c] = static_cast<T>(dbias[c] + acc[c - c0]);
+  }
+}
+
+template <typename T>
+void axpy(int64_t n, T alpha, const T* x, T* y) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+template <typename T>
+void scale(int64_t n, T alpha, T* x) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+template <typename T>
+void add(int64_t n, const T* a, const T* b, T* out) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+template <typename T>
+void relu_fwd(int64_t n, const T* x, T* y) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+
+template <typename T>
+void relu_bwd(int64_t n, const T* y, const T* dy, T* dx) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+
+namespace {
+
+// philox_uniform(key, g) for the four consecutive g of one counter block, computed with
+// one Philox call (philox_uniform recomputes the block for each g). Bit-identical to
+// dropout_keep(); tests/cpu checks this.
+struct DropoutBlockCache {
+  uint64_t block = ~uint64_t{0};
+  Philox4 bits{};
+  float uniform(const DropoutKey& key, uint64_t g) {
+    const uint64_t b = g >> 2;
+    if (b != block) {
+      const Philox4 ctr{{static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32),
+                         static_cast<uint32_t>(key.step) ^ (key.site * 0x85EBCA6Bu),
+                         static_cast<uint32_t>(key.step >> 32) ^ key.site}};
+      bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
+      block = b;
+    }
+    return static_cast<float>(bits.v[g & 3] >> 8) * (1.0f / 16777216.0f);
+  }
+};
+
+}  // namespace
+
+// y = keep ? x / (1 - p) : 0, with the multiplier computed in T as T(1) / (T(1) - T(p)).
+template <typename T>
+void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) {
+  TXL_CHECK(p >= 0.0f && p < 1.0f, "dropout: probability {} outside [0, 1)", p);
+  TXL_CHECK(layout.outer >= 0 && layout.batch >= 0 && layout.inner >= 0 && layout.batch_offset >= 0 &&
+                layout.batch_offset + layout.batch <= layout.batch_global,
+            "dropout: bad batch layout (outer {}, batch {}, inner {}, offset {}, global {})", layout.outer,
+            layout.batch, layout.inner, layout.batch_offset, layout.batch_global);
+  const int64_t rows = layout.outer * layout.batch;
+  const int64_t inner = layout.inner;
+  if (p == 0.0f) {
+    if (x != y) std::copy(x, x + rows * inner, y);
+    return;
+  }
+  const T multiplier = T(1) / (T(1) - static_cast<T>(p));
+#pragma omp parallel for schedule(static) if (rows * inner >= kParallelGrain / 4)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t o = row / layout.batch, b = row % layout.batch;
+    const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * inner);
+    DropoutBlockCache cache;
+    const T* xr = x + row * inner;
+    T* yr = y + row * inner;
+    for (int64_t i = 0; i < inner; ++i)
+      yr[i] = cache.uniform(key, base + static_cast<uint64_t>(i)) >= p ? xr[i] * multiplier : T(0);
+  }
+}
+
+#define TXL_INSTANTIATE(T)                                                              \
+  template void fill<T>(T*, int64_t, T);                                                \
+  template void add_bias<T>(T*, const T*, int64_t, int64_t);                            \
+  template void bias_grad<T>(const T*, T*, int64_t, int64_t);                           \
+  template void axpy<T>(int64_t, T, const T*, T*);                                      \
+  template void scale<T>(int64_t, T, T*);                                               \
+  template void add<T>(int64_t, const T*, const T*, T*);                                \
+  template void relu_fwd<T>(int64_t, const T*, T*);                                     \
+  template void relu_bwd<T>(int64_t, const T*, const T*, T*);                           \
+  template void dropout<T>(const T*, T*, float, const DropoutKey&, const BatchLayout&);
+TXL_INSTANTIATE(float)
+TXL_INSTANTIATE(double)
+#undef TXL_INSTANTIATE
+
+}  // namespace txl::cpu

@@ -1,0 +1,147 @@
+// Optimizer steps on flat buffers (SPEC §5). Every gradient is first multiplied by
+// s.grad_scale. Elementwise arithmetic is done in T, norms in double.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "txl/core/error.h"
+#include "txl/cpu/cpu_kernels.h"
+#include "txl/cpu/parallel.h"
+
+namespace txl::cpu {
+
+// LAMB without bias correction, per slice (one parameter tensor):
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  a = m / (sqrt(v) + eps) + wd p;
+//   wn = min(|p|, 10), an = |a|, trust = wn / (an + eps) (1 when wn == 0 or an == 0);
+//   p -= lr * trust * a.
+// Pass 1 updates m, v and sums |p|^2, |a|^2 per (slice, block) piece; pass 2 recomputes
+// a (same expression, same bits) and updates p once each slice's trust ratio is known.
+template <typename T>
+void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) {
+  struct Piece {
+    size_t slice;
+    int64_t begin, end;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    TXL_CHECK(slices[i].offset >= 0 && slices[i].numel >= 0, "lamb_step: bad slice {} (offset {}, numel {})", i,
+              slices[i].offset, slices[i].numel);
+    for (int64_t b = 0; b < slices[i].numel; b += kReduceBlock)
+      pieces.push_back({i, slices[i].offset + b, slices[i].offset + std::min(slices[i].numel, b + kReduceBlock)});
+  }
+  const T grad_scale = static_cast<T>(s.grad_scale);
+  const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
+  const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
+  const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
+  auto update = [&](int64_t i) -> T {  // returns a
+    const T gi = g[i] * grad_scale;
+    m[i] = beta1 * m[i] + one_minus_beta1 * gi;
+    v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    return m[i] / (std::sqrt(v[i]) + eps) + weight_decay * p[i];
+  };
+  auto direction = [&](int64_t i) -> T { return m[i] / (std::sqrt(v[i]) + eps) + weight_decay * p[i]; };
+
+  const int64_t count = static_cast<int64_t>(pieces.size());
+  std::vector<double> p_sq(pieces.size()), a_sq(pieces.size());
+#pragma omp parallel for schedule(dynamic, 4) if (count > 1)
+  for (int64_t k = 0; k < count; ++k) {
+    const Piece& piece = pieces[static_cast<size_t>(k)];
+    double pp = 0.0, aa = 0.0;
+#pragma omp simd reduction(+ : pp, aa)
+    for (int64_t i = piece.begin; i < piece.end; ++i) {
+      const double a = update(i);
+      pp += static_cast<double>(p[i]) * p[i];
+      aa += a * a;
+    }
+    p_sq[static_cast<size_t>(k)] = pp;
+    a_sq[static_cast<size_t>(k)] = aa;
+  }
+  std::vector<double> p_norm_sq(slices.size(), 0.0), a_norm_sq(slices.size(), 0.0);
+  for (size_t k = 0; k < pieces.size(); ++k) {
+    p_norm_sq[pieces[k].slice] += p_sq[k];
+    a_norm_sq[pieces[k].slice] += a_sq[k];
+  }
+  std::vector<T> step_size(slices.size());
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const double wn = std::min(std::sqrt(p_norm_sq[i]), 10.0);
+    const double an = std::sqrt(a_norm_sq[i]);
+    const double trust = (wn == 0.0 || an == 0.0) ? 1.0 : wn / (an + s.eps);
+    step_size[i] = static_cast<T>(s.lr * trust);
+  }
+#pragma omp parallel for schedule(dynamic, 4) if (count > 1)
+  for (int64_t k = 0; k < count; ++k) {
+    const Piece& piece = pieces[static_cast<size_t>(k)];
+    const T step = step_size[piece.slice];
+#pragma omp simd
+    for (int64_t i = piece.begin; i < piece.end; ++i) p[i] -= step * direction(i);
+  }
+}
+
+// PyTorch Adam (torch.optim.Adam, single-tensor path, amsgrad off, maximize off):
+//   g = g + wd p;  m = m + (1-b1)(g - m)  (PyTorch's lerp);  v = b2 v + (1-b2) g^2;
+//   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+template <typename T>
+void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
+  TXL_CHECK(s.step >= 1, "adam_step: step {} must be >= 1 (bias correction)", s.step);
+  const double t = static_cast<double>(s.step);
+  const T step_size = static_cast<T>(s.lr / (1.0 - std::pow(s.beta1, t)));
+  const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, t)));
+  const T grad_scale = static_cast<T>(s.grad_scale);
+  const T one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
+  const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
+  const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] * grad_scale + weight_decay * p[i];
+    m[i] += one_minus_beta1 * (gi - m[i]);
+    v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    p[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bias_correction2_sqrt + eps));
+  }
+}
+
+// PyTorch SGD (dampening 0, no Nesterov): g = g + wd p; with momentum
+// buf = momentum buf + g and g = buf; p -= lr g. PyTorch's first step sets buf = g;
+// the caller zero-initialises buf, and momentum*0 + g == g exactly. buf is not touched
+// (and may be null) when momentum == 0.
+template <typename T>
+void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) {
+  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(s.grad_scale);
+  const T weight_decay = static_cast<T>(s.weight_decay), momentum = static_cast<T>(s.momentum);
+  if (s.momentum == 0.0) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] * grad_scale + weight_decay * p[i]);
+    return;
+  }
+  TXL_CHECK(buf != nullptr, "sgd_step: momentum {} needs a momentum buffer", s.momentum);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] * grad_scale + weight_decay * p[i];
+    buf[i] = momentum * buf[i] + gi;
+    p[i] -= lr * buf[i];
+  }
+}
+
+// PyTorch Adagrad with lr_decay 0: g = g + wd p; sum += g^2; p -= lr g / (sqrt(sum) + eps).
+// The caller fills `sum` with s.initial_accumulator when it creates the state.
+template <typename T>
+void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) {
+  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(s.grad_scale);
+  const T weight_decay = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i] * grad_scale + weight_decay * p[i];
+    sum[i] += gi * gi;
+    p[i] -= lr * (gi / (std::sqrt(sum[i]) + eps));
+  }
+}
+
+#define TXL_INSTANTIATE(T)                                                                              \
+  template void lamb_step<T>(T*, const T*, T*, T*, const std::vector<FlatSlice>&, const OptimStep&);   \
+  template void adam_step<T>(T*, const T*, T*, T*, int64_t, const OptimStep&);                          \
+  template void sgd_step<T>(T*, const T*, T*, int64_t, const OptimStep&);                               \
+  template void adagrad_step<T>(T*, const T*, T*, int64_t, const OptimStep&);
+TXL_INSTANTIATE(float)
+TXL_INSTANTIATE(double)
+#undef TXL_INSTANTIATE
+
+}  // namespace txl::cpu
