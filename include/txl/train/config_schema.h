@@ -1,0 +1,132 @@
+// Typed configuration keys. A configuration struct (TrainConfig, EvalConfig) lists its
+// keys once, as (name, member pointer, help); parsing YAML sections and command-line
+// overrides, type errors, "did you mean" for unknown keys and writing the resolved
+// configuration back as YAML all come from that one table.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "txl/core/error.h"
+#include "txl/train/closest_name.h"
+
+namespace txl {
+
+// Order matches the alternatives of ConfigKey::Field.
+enum class KeyType { kInt, kFloat, kBool, kString, kIntList, kFloatList, kBoolList };
+const char* key_type_name(KeyType type);  // "an integer", "a number", ...
+
+// Scalar/list readers. `where` names the source ("configs/tiny.yaml [default.train]",
+// "command line"); every failure names the key and the expected type.
+int64_t yaml_to_int(const YAML::Node& v, const std::string& key, const std::string& where);
+double yaml_to_float(const YAML::Node& v, const std::string& key, const std::string& where);
+bool yaml_to_bool(const YAML::Node& v, const std::string& key, const std::string& where);
+std::string yaml_to_string(const YAML::Node& v, const std::string& key, const std::string& where);
+std::vector<int64_t> yaml_to_int_list(const YAML::Node& v, const std::string& key, const std::string& where);
+std::vector<double> yaml_to_float_list(const YAML::Node& v, const std::string& key, const std::string& where);
+std::vector<bool> yaml_to_bool_list(const YAML::Node& v, const std::string& key, const std::string& where);
+
+// A command-line value as a YAML node of the key's type: lists may be written "1,2,3"
+// or "[1, 2, 3]"; everything else stays a plain string scalar (so "a: b" is text).
+YAML::Node command_line_value(KeyType type, const std::string& text);
+
+template <typename Cfg>
+struct ConfigKey {
+  using Field = std::variant<int64_t Cfg::*, double Cfg::*, bool Cfg::*, std::string Cfg::*,
+                             std::vector<int64_t> Cfg::*, std::vector<double> Cfg::*, std::vector<bool> Cfg::*>;
+  std::string name;
+  Field field;
+  std::string help;
+
+  KeyType type() const { return static_cast<KeyType>(field.index()); }
+
+  // Sets the field from a YAML value; a null value keeps the current one.
+  void assign(Cfg& cfg, const YAML::Node& v, const std::string& where) const {
+    if (!v || v.IsNull()) return;
+    std::visit(
+        [&](auto member) {
+          using F = std::remove_reference_t<decltype(cfg.*member)>;
+          if constexpr (std::is_same_v<F, int64_t>) cfg.*member = yaml_to_int(v, name, where);
+          else if constexpr (std::is_same_v<F, double>) cfg.*member = yaml_to_float(v, name, where);
+          else if constexpr (std::is_same_v<F, bool>) cfg.*member = yaml_to_bool(v, name, where);
+          else if constexpr (std::is_same_v<F, std::string>) cfg.*member = yaml_to_string(v, name, where);
+          else if constexpr (std::is_same_v<F, std::vector<int64_t>>) cfg.*member = yaml_to_int_list(v, name, where);
+          else if constexpr (std::is_same_v<F, std::vector<double>>) cfg.*member = yaml_to_float_list(v, name, where);
+          else cfg.*member = yaml_to_bool_list(v, name, where);
+        },
+        field);
+  }
+
+  // The current value as YAML (for the resolved configuration).
+  YAML::Node value(const Cfg& cfg) const {
+    return std::visit(
+        [&](auto member) {
+          YAML::Node n;
+          using F = std::remove_cvref_t<decltype(cfg.*member)>;
+          if constexpr (std::is_same_v<F, std::vector<bool>>) {
+            n = YAML::Node(YAML::NodeType::Sequence);
+            for (bool b : cfg.*member) n.push_back(b);
+          } else if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<double>>) {
+            n = YAML::Node(YAML::NodeType::Sequence);
+            for (auto x : cfg.*member) n.push_back(x);
+          } else {
+            n = cfg.*member;
+          }
+          return n;
+        },
+        field);
+  }
+};
+
+template <typename Cfg>
+std::vector<std::string> key_names(const std::vector<ConfigKey<Cfg>>& keys) {
+  std::vector<std::string> names;
+  for (const auto& k : keys) names.push_back(k.name);
+  return names;
+}
+
+template <typename Cfg>
+const ConfigKey<Cfg>* find_key(const std::vector<ConfigKey<Cfg>>& keys, const std::string& name) {
+  for (const auto& k : keys)
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+// The message for an unknown key: names it and the closest known one.
+std::string unknown_key_message(const std::string& where, const std::string& name,
+                                const std::vector<std::string>& known);
+
+template <typename Cfg>
+const ConfigKey<Cfg>& require_key(const std::vector<ConfigKey<Cfg>>& keys, const std::string& name,
+                                  const std::string& where) {
+  const ConfigKey<Cfg>* k = find_key(keys, name);
+  if (!k) fail(unknown_key_message(where, name, key_names(keys)));
+  return *k;
+}
+
+// Applies every key of a YAML mapping (one preset section).
+template <typename Cfg>
+void apply_section(Cfg& cfg, const std::vector<ConfigKey<Cfg>>& keys, const YAML::Node& section,
+                   const std::string& where) {
+  if (!section || section.IsNull()) return;
+  if (!section.IsMap()) failf("{}: expected a mapping of key: value", where);
+  for (const auto& kv : section) {
+    const std::string name = kv.first.Scalar();
+    require_key(keys, name, where).assign(cfg, kv.second, where);
+  }
+}
+
+// All keys and values, in table order.
+template <typename Cfg>
+YAML::Node config_to_yaml(const Cfg& cfg, const std::vector<ConfigKey<Cfg>>& keys) {
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto& k : keys) out[k.name] = k.value(cfg);
+  return out;
+}
+
+std::string yaml_to_text(const YAML::Node& node);
+
+}  // namespace txl

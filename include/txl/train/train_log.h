@@ -1,0 +1,80 @@
+// Log lines in the recipe's shape (SPEC §8), so existing log parsers keep working, and a
+// JSON-lines metrics file for plots.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace txl {
+
+struct TrainLogLine {
+  int64_t epoch = 0;
+  int64_t step = 0;
+  int64_t batch = 0;     // batches of this epoch done
+  int64_t n_batch = 0;   // batches per epoch
+  double lr = 0;
+  double ms_per_batch = 0;
+  double tok_per_s = 0;  // target tokens of the whole job per second
+  double loss = 0;
+  bool char_level = false;  // bpc instead of ppl
+  double mfu = -1;          // fraction of peak; < 0: unknown ("MFU n/a")
+};
+
+// "| epoch   1 step      500 | batches    500 / 16802 | lr 5.000e-03 | ms/batch 221.4 |
+//  tok/s   27747 | loss  6.42 | ppl    611.70 | MFU 41.2%"
+std::string format_train_line(const TrainLogLine& l);
+// "| Eval   1 at step     5000 | time:  1.37s | valid loss  3.14 | valid ppl    23.132"
+std::string format_eval_line(int64_t eval_index, int64_t step, double seconds, double loss, bool char_level);
+// "| End of training | test loss  3.14 | test ppl    23.132"
+std::string format_end_line(double loss, bool char_level);
+// txl_eval's result line: "| test loss  3.14 | test ppl    23.132"
+std::string format_split_line(const std::string& split, double loss, bool char_level);
+
+// ppl = exp(loss); bpc = loss / ln 2.
+double perplexity(double loss);
+double bits_per_character(double loss);
+
+// A line-oriented append-only log. Each line is written with one write(2), so a process
+// killed at any point leaves whole lines only (or none).
+class AppendFile {
+ public:
+  AppendFile() = default;
+  explicit AppendFile(const std::string& path);
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+  AppendFile(AppendFile&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+  AppendFile& operator=(AppendFile&& o) noexcept;
+  ~AppendFile();
+  bool is_open() const { return fd_ >= 0; }
+  void write_line(const std::string& line);
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Human log (stdout + a file) and JSON-lines metrics of one process. A default-constructed
+// RunLog (ranks other than 0) writes nothing.
+class RunLog {
+ public:
+  RunLog() = default;
+  RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout);
+  void line(const std::string& text);
+  void metrics(const nlohmann::json& record);
+  bool active() const { return text_.is_open() || echo_; }
+
+ private:
+  AppendFile text_, json_;
+  bool echo_ = false;
+};
+
+// Removes the records of a metrics file written after `step` (and any torn last line),
+// so a resumed run continues the file without duplicates. Atomic (temporary + rename).
+void truncate_metrics_after(const std::string& jsonl_path, int64_t step);
+
+// numpy.percentile's default (linear interpolation) of unsorted values.
+double percentile(std::vector<double> values, double p);
+
+}  // namespace txl
