@@ -109,7 +109,8 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
   check_token_ids(targets, cfg_.n_token, "loss targets");
   const int64_t n = static_cast<int64_t>(targets.size());
   const int64_t M = cfg_.d_model;
-  TXL_CHECK(hidden.ndim() == 2 && hidden.dim(0) == n && hidden.dim(1) == M,
+  // Any layout of n rows of width M is accepted (e.g. time-major [len, batch, M]).
+  TXL_CHECK(hidden.ndim() >= 1 && hidden.dim(-1) == M && hidden.numel() == n * M,
             "adaptive softmax: hidden has shape {}, expected [{}, {}] ({} targets)", shape_string(hidden.shape()), n,
             M, n);
   const int64_t C = n_clusters_, S = shortlist_, HS = head_size();

@@ -48,7 +48,8 @@ class ProjectedAdaptiveLogSoftmax {
   // Looks up the ids of its own parameters and of the tied word_emb parameters.
   void bind(const ParamStore<T>& ps);
 
-  // hidden [n, d_model] (device); targets host [n], each in [0, n_token) (else
+  // hidden [n, d_model] (device; any shape with n rows of width d_model, e.g.
+  // [len, batch, d_model]); targets host [n], each in [0, n_token) (else
   // txl::Error naming the id and its position) -> nll [n] = -log p(target) (ensure()'d).
   void forward(Ops<T>& ops, const ParamStore<T>& ps, const Tensor<T>& hidden, const std::vector<int32_t>& targets,
                Tensor<T>& nll);
