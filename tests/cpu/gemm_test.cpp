@@ -1,0 +1,159 @@
+// GEMM and strided batched GEMM against a naive triple loop: all transpose
+// combinations, leading dimensions larger than the row width, beta 0 (C poisoned with
+// NaN, which must not be read) and beta != 0.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include "test_util.h"
+
+namespace txl {
+namespace {
+
+using test::random_vector;
+
+struct GemmShape {
+  int64_t m, n, k;
+};
+const GemmShape kShapes[] = {{1, 1, 1}, {7, 5, 3}, {1, 33, 7}, {33, 17, 9}, {64, 48, 40}, {130, 70, 90}};
+
+// Stored matrix of op(X) [rows x cols]: kNo stores rows x cols, kYes stores cols x rows.
+struct Stored {
+  int64_t rows, cols, ld;
+};
+Stored stored(Trans t, int64_t rows, int64_t cols) {
+  const int64_t r = t == Trans::kNo ? rows : cols, c = t == Trans::kNo ? cols : rows;
+  return {r, c, c + 3};
+}
+
+template <typename T>
+T element(const std::vector<T>& x, const Stored& s, Trans t, int64_t i, int64_t j, int64_t offset = 0) {
+  return t == Trans::kNo ? x[static_cast<size_t>(offset + i * s.ld + j)] : x[static_cast<size_t>(offset + j * s.ld + i)];
+}
+
+// C_ref = alpha op(A) op(B) + beta C (beta == 0: C ignored), in double.
+template <typename T>
+std::vector<double> reference(Trans ta, Trans tb, const GemmShape& g, double alpha, const std::vector<T>& A,
+                              const Stored& sa, int64_t offset_a, const std::vector<T>& B, const Stored& sb,
+                              int64_t offset_b, double beta, const std::vector<T>& C, int64_t ldc, int64_t offset_c) {
+  std::vector<double> out(C.begin(), C.end());
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t j = 0; j < g.n; ++j) {
+      double acc = 0.0;
+      for (int64_t p = 0; p < g.k; ++p)
+        acc += static_cast<double>(element(A, sa, ta, i, p, offset_a)) * element(B, sb, tb, p, j, offset_b);
+      const size_t c = static_cast<size_t>(offset_c + i * ldc + j);
+      out[c] = alpha * acc + (beta == 0.0 ? 0.0 : beta * static_cast<double>(C[c]));
+    }
+  return out;
+}
+
+template <typename T>
+class GemmTest : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(GemmTest, Types);
+
+TYPED_TEST(GemmTest, AllTransposesAndBetas) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  uint64_t seed = 1;
+  for (const GemmShape& g : kShapes)
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (double beta : {0.0, 1.0, -0.5}) {
+          const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
+          const int64_t ldc = g.n + 5;
+          const auto A = random_vector<T>(sa.rows * sa.ld, ++seed);
+          const auto B = random_vector<T>(sb.rows * sb.ld, ++seed);
+          auto C = random_vector<T>(g.m * ldc, ++seed);
+          if (beta == 0.0)  // poison the product area; the padding keeps its random values
+            for (int64_t i = 0; i < g.m; ++i)
+              for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(i * ldc + j)] = nan;
+          const double alpha = 0.75;
+          const auto expected = reference(ta, tb, g, alpha, A, sa, 0, B, sb, 0, beta, C, ldc, 0);
+          ops->gemm(ta, tb, g.m, g.n, g.k, T(alpha), A.data(), sa.ld, B.data(), sb.ld, T(beta), C.data(), ldc);
+          SCOPED_TRACE(::testing::Message() << "m=" << g.m << " n=" << g.n << " k=" << g.k << " ta="
+                                            << (ta == Trans::kYes) << " tb=" << (tb == Trans::kYes)
+                                            << " beta=" << beta);
+          test::expect_close(C, expected, 10 * test::tolerance<T>(), "C");
+        }
+}
+
+TYPED_TEST(GemmTest, ZeroInnerDimensionScalesC) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  std::vector<T> C(6, std::numeric_limits<T>::quiet_NaN());
+  ops->gemm(Trans::kNo, Trans::kNo, 2, 3, 0, T(1), nullptr, 1, nullptr, 3, T(0), C.data(), 3);
+  for (T c : C) EXPECT_EQ(c, T(0));
+  std::vector<T> D = {1, 2, 3, 4, 5, 6};
+  ops->gemm(Trans::kNo, Trans::kNo, 2, 3, 0, T(1), nullptr, 1, nullptr, 3, T(2), D.data(), 3);
+  EXPECT_EQ(D, (std::vector<T>{2, 4, 6, 8, 10, 12}));
+}
+
+TYPED_TEST(GemmTest, RejectsTooSmallLeadingDimension) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  std::vector<T> A(12), B(12), C(12);
+  EXPECT_THROW(ops->gemm(Trans::kNo, Trans::kNo, 3, 4, 3, T(1), A.data(), 2, B.data(), 4, T(0), C.data(), 4),
+               Error);
+}
+
+// Batches of 1 (each product threaded by Eigen) and 9 (one product per thread), with
+// strides that leave gaps between the matrices; gaps and padding must stay untouched.
+TYPED_TEST(GemmTest, StridedBatchedAllTransposes) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  uint64_t seed = 100;
+  for (int64_t batch : {1, 9})
+    for (const GemmShape& g : {GemmShape{7, 5, 3}, GemmShape{33, 20, 17}})
+      for (Trans ta : {Trans::kNo, Trans::kYes})
+        for (Trans tb : {Trans::kNo, Trans::kYes})
+          for (double beta : {0.0, 1.0}) {
+            const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
+            const int64_t ldc = g.n + 2;
+            const int64_t stride_a = sa.rows * sa.ld + 4, stride_b = sb.rows * sb.ld + 1, stride_c = g.m * ldc + 3;
+            const auto A = random_vector<T>(stride_a * batch, ++seed);
+            const auto B = random_vector<T>(stride_b * batch, ++seed);
+            auto C = random_vector<T>(stride_c * batch, ++seed);
+            if (beta == 0.0)
+              for (int64_t b = 0; b < batch; ++b)
+                for (int64_t i = 0; i < g.m; ++i)
+                  for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(b * stride_c + i * ldc + j)] = nan;
+            std::vector<double> expected(C.begin(), C.end());
+            for (int64_t b = 0; b < batch; ++b) {
+              const auto one = reference(ta, tb, g, -1.25, A, sa, b * stride_a, B, sb, b * stride_b, beta, C, ldc,
+                                         b * stride_c);
+              for (int64_t i = 0; i < g.m; ++i)
+                for (int64_t j = 0; j < g.n; ++j) {
+                  const size_t c = static_cast<size_t>(b * stride_c + i * ldc + j);
+                  expected[c] = one[c];
+                }
+            }
+            ops->gemm_strided_batched(ta, tb, g.m, g.n, g.k, T(-1.25), A.data(), sa.ld, stride_a, B.data(), sb.ld,
+                                      stride_b, T(beta), C.data(), ldc, stride_c, batch);
+            SCOPED_TRACE(::testing::Message() << "batch=" << batch << " m=" << g.m << " ta=" << (ta == Trans::kYes)
+                                              << " tb=" << (tb == Trans::kYes) << " beta=" << beta);
+            test::expect_close(C, expected, 10 * test::tolerance<T>(), "C");
+          }
+}
+
+// The batch-parallel path gives the same bits as one product at a time.
+TEST(Gemm, BatchedMatchesSequentialProducts) {
+  auto ops = make_cpu_ops<float>();
+  const int64_t m = 40, n = 30, k = 50, batch = 16;
+  const auto A = random_vector<float>(m * k * batch, 7), B = random_vector<float>(k * n * batch, 8);
+  std::vector<float> batched(static_cast<size_t>(m * n * batch)), single(batched.size());
+  ops->gemm_strided_batched(Trans::kNo, Trans::kYes, m, n, k, 1.0f, A.data(), k, m * k, B.data(), k, n * k, 0.0f,
+                            batched.data(), n, m * n, batch);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (int64_t b = 0; b < batch; ++b)
+    ops->gemm(Trans::kNo, Trans::kYes, m, n, k, 1.0f, A.data() + b * m * k, k, B.data() + b * n * k, k, 0.0f,
+              single.data() + b * m * n, n);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(batched, single);
+}
+
+}  // namespace
+}  // namespace txl
