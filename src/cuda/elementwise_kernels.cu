@@ -1,0 +1,150 @@
+// Elementwise kernels: fill, bias, axpy/scale/add, ReLU, dropout.
+#include "kernel_utils.cuh"
+#include "kernels.h"
+#include "txl/core/philox.h"
+
+namespace txl::cuda {
+namespace {
+
+__global__ void fill_kernel(float* x, int64_t n, float value) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) x[i] = value;
+}
+
+__global__ void scale_matrices_kernel(float* C, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
+                                      int64_t batch, float beta) {
+  const int64_t n = batch * rows * cols;
+  for (int64_t e = global_thread(); e < n; e += grid_stride()) {
+    const int64_t c = e % cols, r = (e / cols) % rows, b = e / (cols * rows);
+    float* x = C + b * stride + r * ld + c;
+    *x = beta == 0.0f ? 0.0f : beta * *x;
+  }
+}
+
+__global__ void add_bias_kernel(float* y, const float* bias, int64_t n, int64_t cols) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] += bias[i % cols];
+}
+
+__global__ void axpy_kernel(int64_t n, float alpha, const float* x, float* y) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] += alpha * x[i];
+}
+
+__global__ void scale_kernel(int64_t n, float alpha, float* x) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) x[i] *= alpha;
+}
+
+__global__ void add_kernel(int64_t n, const float* a, const float* b, float* out) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) out[i] = a[i] + b[i];
+}
+
+__global__ void relu_fwd_kernel(int64_t n, const float* x, float* y) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+__global__ void relu_bwd_kernel(int64_t n, const float* y, const float* dy, float* dx) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// One thread per Philox counter block (four consecutive global indices) intersecting a
+// row of `inner` elements: one Philox call yields the four uniforms, exactly as
+// philox_uniform() forms them for each index (tests/gpu checks bit equality).
+__global__ void dropout_kernel(const float* x, float* y, float p, float multiplier, DropoutKey key, BatchLayout layout,
+                               int64_t blocks_per_row, int64_t total_threads) {
+  for (int64_t t = global_thread(); t < total_threads; t += grid_stride()) {
+    const int64_t row = t / blocks_per_row;  // row = o * batch + b
+    const int64_t jb = t % blocks_per_row;
+    const int64_t o = row / layout.batch, b = row % layout.batch;
+    const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * layout.inner);
+    const uint64_t block = (base >> 2) + static_cast<uint64_t>(jb);
+    if (block * 4 >= base + static_cast<uint64_t>(layout.inner)) continue;  // past the row's last block
+    const Philox4 ctr{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                       static_cast<uint32_t>(key.step) ^ (key.site * 0x85EBCA6Bu),
+                       static_cast<uint32_t>(key.step >> 32) ^ key.site}};
+    const Philox4 bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint64_t g = block * 4 + static_cast<uint64_t>(k);
+      if (g < base || g >= base + static_cast<uint64_t>(layout.inner)) continue;
+      const int64_t local = row * layout.inner + static_cast<int64_t>(g - base);
+      const float u = static_cast<float>(bits.v[k] >> 8) * (1.0f / 16777216.0f);
+      y[local] = u >= p ? x[local] * multiplier : 0.0f;
+    }
+  }
+}
+
+__global__ void copy_kernel(const float* x, float* y, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] = x[i];
+}
+
+}  // namespace
+
+void launch_fill(float* x, int64_t n, float value, cudaStream_t stream) {
+  if (n <= 0) return;
+  fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, value);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_scale_matrices(float* C, int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch,
+                           float beta, cudaStream_t stream) {
+  const int64_t n = batch * rows * cols;
+  if (n <= 0 || beta == 1.0f) return;
+  scale_matrices_kernel<<<grid_for(n), kThreads, 0, stream>>>(C, rows, cols, ld, stride, batch, beta);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_add_bias(float* y, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  add_bias_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(y, bias, rows * cols, cols);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_axpy(int64_t n, float alpha, const float* x, float* y, cudaStream_t stream) {
+  if (n <= 0) return;
+  axpy_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, alpha, x, y);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_scale(int64_t n, float alpha, float* x, cudaStream_t stream) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, alpha, x);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_add(int64_t n, const float* a, const float* b, float* out, cudaStream_t stream) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, a, b, out);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_relu_fwd(int64_t n, const float* x, float* y, cudaStream_t stream) {
+  if (n <= 0) return;
+  relu_fwd_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, x, y);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_relu_bwd(int64_t n, const float* y, const float* dy, float* dx, cudaStream_t stream) {
+  if (n <= 0) return;
+  relu_bwd_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, y, dy, dx);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_dropout(const float* x, float* y, float p, const DropoutKey& key, const BatchLayout& layout,
+                    cudaStream_t stream) {
+  const int64_t rows = layout.outer * layout.batch;
+  const int64_t n = rows * layout.inner;
+  if (n <= 0) return;
+  if (p == 0.0f) {
+    if (x != y) {
+      copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, y, n);
+      TXL_CUDA_LAUNCH_CHECK();
+    }
+    return;
+  }
+  const float multiplier = 1.0f / (1.0f - p);  // as the CPU backend: T(1) / (T(1) - T(p))
+  // A row of `inner` elements starting anywhere touches at most this many counter blocks.
+  const int64_t blocks_per_row = (layout.inner + 3) / 4 + 1;
+  const int64_t total = rows * blocks_per_row;
+  dropout_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, y, p, multiplier, key, layout, blocks_per_row, total);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace txl::cuda

@@ -1,0 +1,133 @@
+// Row gather/scatter (embeddings, adaptive-softmax clusters) and log-softmax + pick
+// (one block per row; rows up to a few hundred thousand columns).
+#include "kernel_utils.cuh"
+#include "kernels.h"
+
+namespace txl::cuda {
+namespace {
+
+constexpr int kRowThreads = 512;
+
+__global__ void gather_rows_kernel(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) {
+  const int64_t total = n * cols;
+  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
+    const int64_t r = e / cols, c = e % cols;
+    dst[e] = src[static_cast<int64_t>(idx[r]) * cols + c];
+  }
+}
+
+__global__ void scatter_rows_kernel(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) {
+  const int64_t total = n * cols;
+  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
+    const int64_t r = e / cols, c = e % cols;
+    dst[static_cast<int64_t>(idx[r]) * cols + c] = src[e];
+  }
+}
+
+// Indices may repeat: atomic adds (the order of additions is not fixed).
+__global__ void scatter_add_rows_kernel(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) {
+  const int64_t total = n * cols;
+  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
+    const int64_t r = e / cols, c = e % cols;
+    atomicAdd(dst + static_cast<int64_t>(idx[r]) * cols + c, src[e]);
+  }
+}
+
+__device__ float block_max(float v, float* shared) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+// logp = x - (max + log(sum exp(x - max))), the sum in double (as the CPU backend).
+// Every element is read in passes 1-2 before pass 3 writes it (same thread, same index),
+// so logp may alias logits.
+__global__ void log_softmax_kernel(const float* logits, int64_t cols, float* logp) {
+  __shared__ float shared_max[kWarp];
+  __shared__ double shared_sum[kWarp];
+  const int64_t row = blockIdx.x;
+  const float* x = logits + row * cols;
+  float* out = logp + row * cols;
+  float max = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) max = fmaxf(max, x[c]);
+  max = block_max(max, shared_max);
+  double sum = 0.0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += expf(x[c] - max);
+  sum = block_sum(sum, shared_sum);
+  const float log_norm = static_cast<float>(static_cast<double>(max) + log(sum));
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[c] = x[c] - log_norm;
+}
+
+__global__ void pick_cols_kernel(const float* logp, const int32_t* col, int64_t rows, int64_t cols, bool accumulate,
+                                 float* out) {
+  for (int64_t r = global_thread(); r < rows; r += grid_stride()) {
+    const float picked = col[r] >= 0 ? logp[r * cols + col[r]] : 0.0f;
+    out[r] = accumulate ? out[r] + picked : picked;
+  }
+}
+
+__global__ void log_softmax_pick_bwd_kernel(const float* logp, const int32_t* col, const float* coef, int64_t rows,
+                                            int64_t cols, float* dlogits) {
+  const int64_t total = rows * cols;
+  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
+    const int64_t r = e / cols, c = e % cols;
+    const int32_t target = col[r];
+    if (target < 0) {
+      dlogits[e] = 0.0f;
+    } else if (c == target) {
+      dlogits[e] = coef[r] * (1.0f - expf(logp[e]));
+    } else {
+      dlogits[e] = -coef[r] * expf(logp[e]);
+    }
+  }
+}
+
+}  // namespace
+
+void launch_gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
+                        cudaStream_t stream) {
+  if (n <= 0 || cols <= 0) return;
+  gather_rows_kernel<<<grid_for(n * cols), kThreads, 0, stream>>>(src, idx, n, cols, dst);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_scatter_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
+                         cudaStream_t stream) {
+  if (n <= 0 || cols <= 0) return;
+  scatter_rows_kernel<<<grid_for(n * cols), kThreads, 0, stream>>>(src, idx, n, cols, dst);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_scatter_add_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
+                             cudaStream_t stream) {
+  if (n <= 0 || cols <= 0) return;
+  scatter_add_rows_kernel<<<grid_for(n * cols), kThreads, 0, stream>>>(src, idx, n, cols, dst);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_log_softmax(const float* logits, int64_t rows, int64_t cols, float* logp, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  if (rows > 0x7fffffff) throw_error("log_softmax: too many rows for one launch");
+  log_softmax_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(logits, cols, logp);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_pick_cols(const float* logp, const int32_t* col, int64_t rows, int64_t cols, bool accumulate,
+                      float* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  pick_cols_kernel<<<grid_for(rows), kThreads, 0, stream>>>(logp, col, rows, cols, accumulate, out);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_log_softmax_pick_bwd(const float* logp, const int32_t* col, const float* coef, int64_t rows,
+                                 int64_t cols, float* dlogits, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  log_softmax_pick_bwd_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(logp, col, coef, rows, cols, dlogits);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace txl::cuda
