@@ -101,7 +101,12 @@ std::unique_ptr<Communicator> init_world(int& argc, char**& argv) {
             mode);
   if (mode == "single") return make_single_process_communicator();
   const LaunchInfo launch = detect_launch([](const char* name) { return std::getenv(name); });
-  if (!launch.problem.empty()) fail(launch.problem);
+  if (!launch.problem.empty()) {
+    // Every task finds the same problem; task 0 says it, the others leave quietly.
+    const char* task = std::getenv("SLURM_PROCID");
+    if (task != nullptr && std::string(task) != "0") std::exit(1);
+    fail(launch.problem);
+  }
   if (mode == "auto" && !launch.under_launcher) return make_single_process_communicator();
 
   auto comm = std::make_unique<MpiCommunicator>(argc, argv);

@@ -1,11 +1,13 @@
 // Collectives of MpiCommunicator and the start-up helpers of txl/dist/world.h, on every rank.
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "mpi_test_world.h"
@@ -16,14 +18,27 @@
 namespace txl::test {
 namespace {
 
-TEST(MpiCommunicator, RanksAndNode) {
+// Nodes the launcher spread the ranks over: srun says so; mpirun under ctest uses this machine.
+int expected_nodes() {
+  const char* nodes = std::getenv("SLURM_STEP_NUM_NODES");
+  return nodes != nullptr && std::getenv("PMIX_RANK") != nullptr ? std::atoi(nodes) : 1;
+}
+
+TEST(MpiCommunicator, RanksAndNodes) {
   Communicator& comm = world();
   EXPECT_EQ(comm.name(), "mpi");
   EXPECT_GE(comm.rank(), 0);
   EXPECT_LT(comm.rank(), comm.size());
-  // ctest starts every rank on this machine: one node.
-  EXPECT_EQ(comm.local_size(), comm.size());
-  EXPECT_EQ(comm.local_rank(), comm.rank());
+  EXPECT_GE(comm.local_rank(), 0);
+  EXPECT_LT(comm.local_rank(), comm.local_size());
+  // Local ranks number 0.. on every node: the local rank-0s count the nodes.
+  double node_leaders = comm.local_rank() == 0 ? 1.0 : 0.0;
+  comm.allreduce_sum(&node_leaders, 1);
+  EXPECT_EQ(static_cast<int>(node_leaders), expected_nodes());
+  if (expected_nodes() == 1) {
+    EXPECT_EQ(comm.local_size(), comm.size());
+    EXPECT_EQ(comm.local_rank(), comm.rank());
+  }
   auto* mpi = dynamic_cast<MpiCommunicator*>(&comm);
   ASSERT_NE(mpi, nullptr);
   EXPECT_GE(mpi->thread_level(), MPI_THREAD_SERIALIZED);
@@ -95,8 +110,9 @@ TEST(World, RequireSameOnAllRanksNamesTheDifferingRanks) {
 TEST(World, DescribeWorldCountsNodes) {
   Communicator& comm = world();
   const std::string line = describe_world(comm);
-  EXPECT_EQ(line, "mpi: " + std::to_string(comm.size()) + " ranks on 1 node (" + std::to_string(comm.size()) +
-                      " on this node)");
+  const int nodes = expected_nodes();
+  EXPECT_EQ(line, fmt::format("mpi: {} ranks on {} node{} ({} on this node)", comm.size(), nodes,
+                              nodes == 1 ? "" : "s", comm.local_size()));
 }
 
 TEST(World, DefaultThreadsShareTheNodesCpus) {
