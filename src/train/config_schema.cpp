@@ -156,4 +156,10 @@ std::string yaml_to_text(const YAML::Node& node) {
   return std::string(out.c_str()) + "\n";
 }
 
+std::string yaml_inline(const YAML::Node& node) {
+  YAML::Emitter out;
+  out << YAML::Flow << node;
+  return out.c_str();
+}
+
 }  // namespace txl

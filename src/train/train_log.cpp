@@ -83,8 +83,10 @@ void AppendFile::write_line(const std::string& line) {
   }
 }
 
-RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout)
-    : text_(text_path), json_(jsonl_path), echo_(echo_stdout) {}
+RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout) : echo_(echo_stdout) {
+  if (!text_path.empty()) text_ = AppendFile(text_path);
+  if (!jsonl_path.empty()) json_ = AppendFile(jsonl_path);
+}
 
 void RunLog::line(const std::string& text) {
   if (echo_) std::cout << text << std::endl;

@@ -127,6 +127,7 @@ YAML::Node config_to_yaml(const Cfg& cfg, const std::vector<ConfigKey<Cfg>>& key
   return out;
 }
 
-std::string yaml_to_text(const YAML::Node& node);
+std::string yaml_to_text(const YAML::Node& node);  // block style, ends with a newline
+std::string yaml_inline(const YAML::Node& node);   // one line (flow style)
 
 }  // namespace txl

@@ -55,8 +55,8 @@ class AppendFile {
   std::string path_;
 };
 
-// Human log (stdout + a file) and JSON-lines metrics of one process. A default-constructed
-// RunLog (ranks other than 0) writes nothing.
+// Human log (stdout + a file) and JSON-lines metrics of one process. Empty paths are not
+// written; a default-constructed RunLog (ranks other than 0) writes nothing.
 class RunLog {
  public:
   RunLog() = default;

@@ -1,0 +1,33 @@
+// The txl_train and txl_eval programs after the job's communicator exists: command-line
+// and configuration resolution, then training or evaluation. The *_main.cpp files only
+// set up the world and report errors; tests call these directly.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "txl/dist/communicator.h"
+#include "txl/train/command_line.h"
+#include "txl/train/train_config.h"
+
+namespace txl {
+
+// A txl_train command line resolved for `world` ranks: the configuration (defaults <
+// CONFIG.yaml preset `train:` section, or on --restart without a file the checkpoint's
+// stored configuration < --key value), the preset's `eval:` section (validated) and the
+// checkpoint to continue from ("" for a fresh run). Reads files, writes none. Refuses a
+// fresh run into a work_dir that already holds checkpoint_last.h5.
+struct TrainInvocation {
+  TrainConfig cfg;
+  std::string eval_config_yaml;
+  std::string restart_path;
+};
+TrainInvocation resolve_train_invocation(const CommandLine& cl, int world);
+
+std::string train_usage();
+std::string eval_usage();
+
+// Exit code of the program (0 ok, 2 benchmark target missed). Bad input throws txl::Error.
+int run_train_program(const std::vector<std::string>& args, Communicator& comm);
+int run_eval_program(const std::vector<std::string>& args, Communicator& comm);
+
+}  // namespace txl

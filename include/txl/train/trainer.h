@@ -1,0 +1,105 @@
+// The training loop of txl_train (SPEC §5): data-parallel over the Communicator's ranks
+// (global batch B, B/W streams per rank, batch_chunk chunks per rank each with its own
+// memory), gradient all-reduce through the GradReducer, global-norm clipping, the
+// optimizer and schedule of the configuration, periodic validation and checkpoints,
+// clean stop on SIGTERM/SIGUSR1, and a final test evaluation of the best checkpoint.
+//
+// Construction does every check and loads everything (corpus, model, restart checkpoint)
+// WITHOUT writing a file, so a start-up error leaves the work dir untouched; run() then
+// creates the work dir and writes logs and checkpoints (rank 0 only).
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "txl/core/loss_scaler.h"
+#include "txl/data/batch_iterator.h"
+#include "txl/data/corpus.h"
+#include "txl/dist/grad_reducer.h"
+#include "txl/model/transformer_xl.h"
+#include "txl/train/evaluator.h"
+#include "txl/train/lr_scheduler.h"
+#include "txl/train/optimizer.h"
+#include "txl/train/train_config.h"
+#include "txl/train/train_log.h"
+#include "txl/train/training_checkpoint.h"
+
+namespace txl {
+
+// Exit codes of txl_train / txl_eval.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitTargetMissed = 2;  // benchmark mode: target_throughput / target_perplexity missed
+
+struct TrainOutcome {
+  int exit_code = kExitOk;
+  bool stopped_by_signal = false;
+  int64_t steps = 0;
+  double best_val_loss = 0.0;
+  std::optional<double> test_loss;
+  double throughput = 0.0;  // mean tok/s of the logged intervals after the first
+};
+
+class Trainer {
+ public:
+  // `cfg` must be finalized for comm.size() ranks. `restart_path`: a checkpoint file to
+  // continue from, or empty. `eval_config_yaml`: the preset's eval section, stored in
+  // checkpoints for txl_eval.
+  Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, const std::string& restart_path,
+          Communicator& comm);
+  ~Trainer();
+
+  TrainOutcome run();
+
+  // Called after every optimizer step (tests use it to stop at a given step).
+  void set_after_step(std::function<void(int64_t step)> fn) { after_step_ = std::move(fn); }
+
+  TransformerXL<float>& model() { return *model_; }
+  const TrainingState& state() const { return state_; }
+
+ private:
+  void train_step(const data::Batch& batch);
+  EvalResult run_validation(data::BatchIterator& it, int64_t max_batches);
+  void validate_and_checkpoint();
+  void save_last();
+  bool stop_agreed();
+  void log_interval_line();
+  void open_work_dir();
+  std::string describe_start() const;
+
+  TrainConfig cfg_;
+  std::unique_ptr<Ops<float>> ops_;           // declared before what uses it (destroyed after)
+  Communicator* comm_;                        // the job's, or device_comm_ for GPU ranks
+  std::unique_ptr<Communicator> device_comm_;  // NCCL over the job's MPI communicator
+  std::optional<data::CorpusFile> corpus_;
+  ModelConfig model_cfg_;
+  std::unique_ptr<TransformerXL<float>> model_;
+  std::unique_ptr<Optimizer<float>> optimizer_;
+  std::unique_ptr<LrScheduler> scheduler_;
+  DynamicLossScaler scaler_;
+  std::unique_ptr<GradReducer> reducer_;
+  std::unique_ptr<data::BatchIterator> train_iter_, valid_iter_;
+  std::vector<Memory<float>> memories_;
+  MemoryLayout layout_;
+  CheckpointInfo info_;
+  TrainingState state_;
+  bool restarted_ = false;
+  std::string restart_path_;
+  RunLog log_;
+  std::function<void(int64_t)> after_step_;
+
+  // per-step buffers
+  std::vector<int32_t> chunk_data_, chunk_target_;
+  Tensor<float> dnll_;
+  // log interval accumulators
+  double interval_loss_ = 0.0;
+  int64_t interval_steps_ = 0, interval_tokens_ = 0;
+  double interval_start_ = 0.0;
+  double last_grad_norm_ = 0.0;
+  std::vector<double> throughputs_;
+  double flops_per_token_ = 0.0;
+};
+
+}  // namespace txl

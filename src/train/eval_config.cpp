@@ -1,0 +1,77 @@
+#include "txl/train/eval_config.h"
+
+#include <algorithm>
+
+namespace txl {
+
+const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
+  using C = EvalConfig;
+  static const std::vector<ConfigKey<C>> keys = {
+      {"model", &C::model, "checkpoint to evaluate (empty: work_dir/checkpoint_best.h5)"},
+      {"work_dir", &C::work_dir, "training work dir (where the checkpoint is when `model` is not given)"},
+      {"data", &C::data, "corpus file (empty: the one the model was trained on)"},
+      {"split", &C::split, "valid | test | all"},
+      {"tgt_len", &C::tgt_len, "tokens per evaluation segment"},
+      {"ext_len", &C::ext_len, "extended context length"},
+      {"mem_len", &C::mem_len, "memory length"},
+      {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
+      {"same_length", &C::same_length, "every query attends to the same number of keys"},
+      {"batch_size", &C::batch_size, "streams evaluated in parallel (global)"},
+      {"manual", &C::manual, "raw text to evaluate (tokenised with the corpus vocabulary) instead of a split"},
+      {"max_size", &C::max_size, "batches to evaluate (-1: all)"},
+      {"repeat", &C::repeat, "evaluate this many times (latency statistics)"},
+      {"save_data", &C::save_data, "write per-batch latencies (ms) to this file"},
+      {"percentiles", &C::percentiles, "latency percentiles to report"},
+      {"json", &C::json, "write the results with full precision to this JSON file"},
+      {"log_interval", &C::log_interval, "> 0: a progress line every this many batches"},
+      {"device", &C::device, "cpu | cuda"},
+      {"precision", &C::precision, "fp32 | tf32 | fp16 | bf16 (GPU only except fp32)"},
+      {"fp16", &C::fp16, "same as precision: fp16"},
+      {"target_perplexity", &C::target_perplexity, "benchmark: exit 2 if the ppl (bpc) is higher (0: off)"},
+      {"target_throughput", &C::target_throughput, "benchmark: exit 2 if tok/s is lower (0: off)"},
+  };
+  return keys;
+}
+
+namespace {
+void require(bool ok, const std::string& key, const std::string& message) {
+  if (!ok) failf("eval config: {}: {}", key, message);
+}
+}  // namespace
+
+void EvalConfig::finalize(int world) {
+  if (fp16) {
+    require(precision == "fp32" || precision == "fp16", "fp16",
+            fmt::format("fp16: true contradicts precision: {}", precision));
+    precision = "fp16";
+    fp16 = false;
+  }
+  require(device == "cpu" || device == "cuda", "device", fmt::format("unknown value '{}' (cpu | cuda)", device));
+  const std::vector<std::string> precisions{"fp32", "tf32", "fp16", "bf16"};
+  require(std::find(precisions.begin(), precisions.end(), precision) != precisions.end(), "precision",
+          fmt::format("unknown value '{}' (fp32 | tf32 | fp16 | bf16)", precision));
+  require(device == "cuda" || precision == "fp32", "precision",
+          fmt::format("{} needs device: cuda (the CPU backend computes in fp32 only)", precision));
+  require(split == "valid" || split == "test" || split == "all", "split",
+          fmt::format("unknown value '{}' (valid | test | all; closest: '{}')", split,
+                      closest_name(split, {"valid", "test", "all"})));
+  require(!model.empty() || !work_dir.empty(), "model", "no checkpoint given (--model FILE or --work_dir DIR)");
+  require(tgt_len > 0, "tgt_len", "must be positive");
+  require(mem_len >= 0, "mem_len", "must be >= 0");
+  require(ext_len == 0, "ext_len", "extended context (ext_len > 0) is not supported; use mem_len");
+  require(batch_size > 0, "batch_size", "must be positive");
+  require(batch_size % world == 0, "batch_size", fmt::format("{} is not divisible by the {} ranks", batch_size, world));
+  require(max_size == -1 || max_size > 0, "max_size", "must be positive or -1 (all)");
+  require(repeat >= 1, "repeat", "must be >= 1");
+  require(log_interval >= 0, "log_interval", "must be >= 0");
+  for (double p : percentiles) require(p >= 0 && p <= 100, "percentiles", fmt::format("{} is outside [0, 100]", p));
+  require(target_perplexity >= 0, "target_perplexity", "must be >= 0");
+  require(target_throughput >= 0, "target_throughput", "must be >= 0");
+}
+
+std::vector<std::string> EvalConfig::splits() const {
+  if (split == "all") return {"valid", "test"};
+  return {split};
+}
+
+}  // namespace txl

@@ -1,0 +1,201 @@
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "txl/data/corpus.h"
+#include "txl/model/model_checkpoint.h"
+#include "txl/train/backend.h"
+#include "txl/train/eval_config.h"
+#include "txl/train/evaluator.h"
+#include "txl/train/preset_file.h"
+#include "txl/train/programs.h"
+#include "txl/train/token_vector_iterator.h"
+#include "txl/train/train_log.h"
+#include "txl/train/trainer.h"
+#include "txl/train/training_checkpoint.h"
+
+namespace txl {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string checkpoint_of(const EvalConfig& e) {
+  if (!e.model.empty()) return e.model;
+  if (!e.work_dir.empty()) return (fs::path(e.work_dir) / "checkpoint_best.h5").string();
+  fail("eval config: model: no checkpoint given (--model FILE or --work_dir DIR)");
+}
+
+struct SplitReport {
+  std::string name;
+  EvalResult result;                 // of the last repetition
+  std::vector<double> latencies_ms;  // every batch of every repetition (this rank)
+  double seconds = 0.0;              // all repetitions
+  int64_t tokens_processed = 0;      // all repetitions
+};
+
+}  // namespace
+
+std::string eval_usage() {
+  std::string out =
+      "usage: txl_eval [CONFIG.yaml] [--config PRESET] --model CKPT [--data corpus.h5] [--split valid|test|all]\n"
+      "                [--manual \"raw text\"] [--key value ...]\n"
+      "keys (docs/training.md):\n";
+  const EvalConfig defaults{};
+  for (const auto& k : eval_config_keys())
+    out += fmt::format("  --{:<20} {} (default: {})\n", k.name, k.help, yaml_inline(k.value(defaults)));
+  return out;
+}
+
+int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
+  const CommandLine cl = parse_command_line(args, option_types(eval_config_keys()));
+  if (cl.help) {
+    if (comm.rank() == 0) std::cout << eval_usage();
+    return kExitOk;
+  }
+  // Find the checkpoint first: its stored eval section supplies defaults.
+  YAML::Node file_section;
+  std::string file_where;
+  if (!cl.config_file.empty()) {
+    const PresetFile file = PresetFile::load(cl.config_file);
+    file_section = file.section(cl.preset, "eval");
+    file_where = file.where(cl.preset, "eval");
+  } else if (cl.preset_given) {
+    failf("command line: --config {} names a preset, but no configuration file was given", cl.preset);
+  }
+  EvalConfig probe;
+  apply_section(probe, eval_config_keys(), file_section, file_where);
+  apply_overrides(probe, eval_config_keys(), cl);
+  const std::string ckpt_path = checkpoint_of(probe);
+  const TrainingCheckpoint ckpt = TrainingCheckpoint::open(ckpt_path);
+  const CheckpointInfo info = ckpt.info();
+
+  EvalConfig e;
+  if (!info.eval_config_yaml.empty())
+    apply_section(e, eval_config_keys(), YAML::Load(info.eval_config_yaml), ckpt_path + " [eval_config]");
+  apply_section(e, eval_config_keys(), file_section, file_where);
+  apply_overrides(e, eval_config_keys(), cl);
+  e.model = ckpt_path;
+  e.finalize(comm.size());
+  if (!e.manual.empty() && comm.size() > 1) fail("eval config: manual: evaluating raw text runs on one process only");
+
+  TrainConfig trained;
+  apply_section(trained, train_config_keys(), YAML::Load(info.config_yaml), ckpt_path + " [config]");
+  const std::string data_path = e.data.empty() ? trained.data : e.data;
+  if (data_path.empty()) fail("eval config: data: no corpus given and the checkpoint names none");
+  const data::CorpusFile corpus = data::CorpusFile::open(data_path);
+  if (corpus.checksum() != info.corpus_checksum)
+    failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
+          ckpt_path, info.corpus_checksum, data_path, corpus.checksum());
+  if (e.manual.empty())
+    for (const std::string& s : e.splits())
+      if (!corpus.has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
+
+  auto ops = make_backend(e.device, e.precision, comm.local_rank());
+  ModelConfig mc = read_model_config(ckpt.file());
+  mc.dropout = 0.0;  // evaluation: no dropout (also not applied with ctx.train = false)
+  mc.dropatt = 0.0;
+  TransformerXL<float> model(mc, *ops);
+  ckpt.load_model(model);
+  const bool char_level = corpus.char_level();
+  const bool writer = comm.rank() == 0;
+  auto say = [&](const std::string& line) {
+    if (writer) std::cout << line << std::endl;
+  };
+
+  say(fmt::format("Evaluating with bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}{} on {} ({})", e.batch_size,
+                  e.tgt_len, e.ext_len, e.mem_len, e.clamp_len, e.same_length ? " same_length" : "", data_path,
+                  ops->name()));
+  EvalSettings s;
+  s.tgt_len = e.tgt_len;
+  s.ext_len = e.ext_len;
+  s.mem_len = e.mem_len;
+  s.same_length = e.same_length;
+  s.clamp_len = e.clamp_len;
+  s.max_batches = e.max_size;
+
+  std::vector<SplitReport> reports;
+  const std::vector<std::string> names = e.manual.empty() ? e.splits() : std::vector<std::string>{"manual"};
+  for (const std::string& name : names) {
+    SplitReport rep;
+    rep.name = name;
+    std::unique_ptr<data::BatchIterator> it;
+    int64_t batch_global = e.batch_size;
+    if (name == "manual") {
+      std::vector<int32_t> tokens = corpus.vocabulary().encode(e.manual);
+      batch_global = 1;  // the text is one stream
+      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len);
+    } else {
+      data::IteratorOptions opt;
+      opt.warmup_mem_len = e.mem_len;
+      it = data::make_batch_iterator(corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
+    }
+    for (int64_t r = 0; r < e.repeat; ++r) {
+      rep.result = evaluate(model, *it, s, batch_global, comm);
+      for (double l : rep.result.latencies) rep.latencies_ms.push_back(1000.0 * l);
+      rep.seconds += rep.result.seconds;
+      rep.tokens_processed += rep.result.tokens_processed;
+    }
+    TXL_CHECK(rep.result.tokens > 0, "{}: no tokens were evaluated (split too short for batch_size {}?)", name,
+              e.batch_size);
+    reports.push_back(std::move(rep));
+  }
+
+  int exit_code = kExitOk;
+  json out = {{"model", ckpt_path}, {"data", data_path}, {"batch_size", e.batch_size}, {"tgt_len", e.tgt_len},
+              {"ext_len", e.ext_len}, {"mem_len", e.mem_len}, {"clamp_len", e.clamp_len},
+              {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision},
+              {"world", comm.size()}, {"results", json::object()}};
+  for (const SplitReport& rep : reports) {
+    const double loss = rep.result.loss();
+    const double throughput = static_cast<double>(rep.tokens_processed) / rep.seconds;
+    double mean_ms = 0.0;
+    for (double l : rep.latencies_ms) mean_ms += l;
+    mean_ms /= static_cast<double>(rep.latencies_ms.size());
+    say(std::string(100, '='));
+    say(format_split_line(rep.name, loss, char_level));
+    say(std::string(100, '='));
+    say(fmt::format("Throughput Avg: {:.2f} tok/s", throughput));
+    say(fmt::format("Latency Avg: {:.2f} ms", mean_ms));
+    json pct = json::object();
+    for (double p : e.percentiles) {
+      const double v = percentile(rep.latencies_ms, p);
+      say(fmt::format("Latency {}%: {:.2f} ms", p, v));
+      pct[fmt::format("{}", p)] = v;
+    }
+    json r = {{"loss", loss}, {"tokens", rep.result.tokens}, {"batches", rep.result.batches},
+              {"throughput_tok_s", throughput}, {"latency_avg_ms", mean_ms}, {"latency_percentiles_ms", pct},
+              {"repeat", e.repeat}, {"seconds", rep.seconds}};
+    if (char_level) r["bpc"] = bits_per_character(loss);
+    else r["ppl"] = perplexity(loss);
+    out["results"][rep.name] = r;
+    const double metric = char_level ? bits_per_character(loss) : perplexity(loss);
+    if (e.target_perplexity > 0 && metric > e.target_perplexity) {
+      say(fmt::format("benchmark: {} {} {:.3f} is above target_perplexity {:.3f}", rep.name,
+                      char_level ? "bpc" : "ppl", metric, e.target_perplexity));
+      exit_code = kExitTargetMissed;
+    }
+    if (e.target_throughput > 0 && throughput < e.target_throughput) {
+      say(fmt::format("benchmark: {} throughput {:.2f} tok/s is below target_throughput {:.2f}", rep.name, throughput,
+                      e.target_throughput));
+      exit_code = kExitTargetMissed;
+    }
+  }
+  if (writer && !e.save_data.empty()) {
+    std::ofstream f(e.save_data);
+    if (!f) failf("save_data: cannot write {}", e.save_data);
+    f << "# split latency_ms (one line per batch, every repetition)\n";
+    for (const SplitReport& rep : reports)
+      for (double l : rep.latencies_ms) f << rep.name << ' ' << fmt::format("{:.6f}", l) << '\n';
+  }
+  if (writer && !e.json.empty()) {
+    std::ofstream f(e.json);
+    if (!f) failf("json: cannot write {}", e.json);
+    f << out.dump(2) << '\n';
+  }
+  return exit_code;
+}
+
+}  // namespace txl

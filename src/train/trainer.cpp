@@ -1,0 +1,436 @@
+#include "txl/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "txl/dist/world.h"
+#if defined(TXL_WITH_CUDA)
+#include "txl/cuda/nccl_communicator.h"
+#endif
+#include "txl/train/backend.h"
+#include "txl/train/stop_signal.h"
+
+namespace txl {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+const std::string kRule(100, '-');
+const std::string kDoubleRule(100, '=');
+
+// The keys a resumed job must share with the checkpoint for its data order and dropout
+// masks to continue exactly.
+void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, const std::string& path) {
+  auto same = [&](const char* key, auto a, auto b) {
+    if (a != b)
+      failf("restart: {}: {} is {} in the checkpoint but {} now (the run could not continue where it stopped)", path,
+            key, b, a);
+  };
+  same("batch_size", now.batch_size, saved.batch_size);
+  same("tgt_len", now.tgt_len, saved.tgt_len);
+  same("roll", now.roll, saved.roll);
+  same("varlen", now.varlen, saved.varlen);
+  same("seed", now.seed, saved.seed);
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, const std::string& restart_path,
+                 Communicator& comm)
+    : cfg_(cfg), comm_(&comm), scaler_([&] {
+        LossScalerOptions o;
+        o.enabled = cfg.precision == "fp16";
+        return o;
+      }()) {
+  const int world = comm.size(), rank = comm.rank();
+  TXL_CHECK(cfg_.batch_size % (static_cast<int64_t>(world) * cfg_.batch_chunk) == 0,
+            "config: batch_size {} is not divisible by ranks x batch_chunk = {} x {}", cfg_.batch_size, world,
+            cfg_.batch_chunk);
+  ops_ = make_backend(cfg_.device, cfg_.precision, comm.local_rank());
+#if defined(TXL_WITH_CUDA)
+  // GPU ranks all-reduce device buffers with NCCL (host buffers still go through MPI).
+  if (cfg_.device == "cuda" && comm.size() > 1) {
+    device_comm_ = make_nccl_communicator(comm, *ops_);
+    comm_ = device_comm_.get();
+  }
+#endif
+  corpus_.emplace(data::CorpusFile::open(cfg_.data));
+  if (!cfg_.dataset.empty() && cfg_.dataset != corpus_->dataset())
+    failf("config: dataset: '{}' but {} holds the '{}' corpus", cfg_.dataset, cfg_.data, corpus_->dataset());
+  for (const char* split : {"train", "valid"})
+    if (!corpus_->has_split(split)) failf("{}: the corpus has no '{}' split", cfg_.data, split);
+
+  model_cfg_ = cfg_.model_config(corpus_->n_token(), corpus_->cutoffs(), corpus_->dataset());
+  model_ = std::make_unique<TransformerXL<float>>(model_cfg_, *ops_);
+  optimizer_ = make_optimizer<float>({cfg_.optim, cfg_.weight_decay, cfg_.mom}, model_->params(), *ops_);
+  ScheduleSettings ss;
+  ss.kind = cfg_.scheduler;
+  ss.lr = cfg_.lr;
+  ss.warmup_step = cfg_.warmup_step;
+  ss.max_step = cfg_.scheduler_max_step();
+  ss.eta_min = cfg_.eta_min;
+  ss.decay_rate = cfg_.decay_rate;
+  ss.lr_min = cfg_.lr_min;
+  ss.patience = cfg_.patience;
+  scheduler_ = std::make_unique<LrScheduler>(ss);
+
+  const int64_t local = cfg_.local_batch(world);
+  layout_ = MemoryLayout{cfg_.batch_size, rank * local, cfg_.chunk_batch(world)};
+  TrainConfig stored = cfg_;
+  stored.restart.clear();
+  info_.config_yaml = yaml_to_text(config_to_yaml(stored, train_config_keys()));
+  info_.eval_config_yaml = eval_config_yaml;
+  info_.corpus_checksum = corpus_->checksum();
+  info_.dataset = corpus_->dataset();
+  info_.seed = cfg_.seed;
+
+  if (!restart_path.empty()) {
+    const TrainingCheckpoint ckpt = TrainingCheckpoint::open(restart_path);
+    const CheckpointInfo saved_info = ckpt.info();
+    if (saved_info.corpus_checksum != corpus_->checksum())
+      failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
+            saved_info.corpus_checksum, cfg_.data, corpus_->checksum());
+    TrainConfig saved;
+    apply_section(saved, train_config_keys(), YAML::Load(saved_info.config_yaml), restart_path + " [config]");
+    check_same_data_order(cfg_, saved, restart_path);
+    ckpt.load_model(*model_);
+    ckpt.load_optimizer(*optimizer_);
+    state_ = ckpt.state();
+    scheduler_->set_plateau(state_.plateau);
+    if (scaler_.enabled()) scaler_.load(state_.loss_scale);
+    memories_ = ckpt.load_memories(layout_, cfg_.batch_chunk, *ops_);
+    restarted_ = true;
+    restart_path_ = restart_path;
+  } else {
+    model_->init_params(static_cast<uint64_t>(cfg_.seed));
+    memories_.resize(static_cast<size_t>(cfg_.batch_chunk));
+    state_.plateau = scheduler_->plateau();
+  }
+  model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  reducer_ = make_grad_reducer(*comm_, model_->params(), cfg_.bucket_mb);
+
+  data::IteratorOptions topt;
+  topt.seed = static_cast<uint64_t>(cfg_.seed);
+  topt.roll = cfg_.roll;
+  topt.varlen = cfg_.varlen;
+  topt.shuffle = true;
+  train_iter_ = data::make_batch_iterator(*corpus_, "train", cfg_.batch_size, world, rank, cfg_.tgt_len, topt);
+  if (restarted_) train_iter_->seek(state_.position);
+  else train_iter_->start_epoch(0);
+  state_.position = train_iter_->position();
+
+  data::IteratorOptions vopt;
+  vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+  valid_iter_ = data::make_batch_iterator(*corpus_, "valid", cfg_.eval_batch_size, world, rank, cfg_.eval_tgt_len, vopt);
+  flops_per_token_ = model_->flops_per_token_fwd(layout_.chunk_batch);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::open_work_dir() {
+  const bool writer = comm_->rank() == 0;
+  const std::string text_log = (fs::path(cfg_.work_dir) / "train_log.log").string();
+  const std::string metrics = (fs::path(cfg_.work_dir) / "train_log.jsonl").string();
+  if (writer) {
+    std::error_code ec;
+    fs::create_directories(cfg_.work_dir, ec);
+    if (ec) failf("work_dir: cannot create {}: {}", cfg_.work_dir, ec.message());
+    // Temporaries of checkpoints a killed job was writing (never a complete checkpoint).
+    for (const auto& entry : fs::directory_iterator(cfg_.work_dir)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("checkpoint_", 0) == 0 && name.find(".h5.tmp.") != std::string::npos)
+        h5::remove_quietly(entry.path().string());
+    }
+    if (restarted_) truncate_metrics_after(metrics, state_.step);
+  }
+  comm_->barrier();
+  if (writer) {
+    log_ = RunLog(text_log, metrics, true);
+  } else if (cfg_.log_all_ranks) {
+    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank{}.log", comm_->rank())).string(), "", false);
+  }
+}
+
+std::string Trainer::describe_start() const {
+  int64_t n_params = model_->params().total_numel();
+  return fmt::format("| model: {} parameters, {} layers, d_model {} | corpus {} ({}, vocabulary {}) | backend {}",
+                     n_params, model_cfg_.n_layer, model_cfg_.d_model, cfg_.data, corpus_->dataset(),
+                     corpus_->n_token(), ops_->name());
+}
+
+TrainOutcome Trainer::run() {
+  const std::string world_line = describe_world(*comm_);  // collective
+  open_work_dir();
+  install_stop_handlers();
+  const bool char_level = corpus_->char_level();
+
+  log_.line(kDoubleRule);
+  log_.line("| txl_train: resolved configuration");
+  for (const auto& key : train_config_keys())
+    log_.line(fmt::format("|     {} : {}", key.name, yaml_inline(key.value(cfg_))));
+  log_.line(kDoubleRule);
+  log_.line(fmt::format("| {} | {}", world_line, describe_start()));
+  if (restarted_)
+    log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
+                          state_.position.epoch + 1, state_.position.batch));
+  json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
+                        {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
+  config_record["config_yaml"] = info_.config_yaml;
+  log_.metrics(config_record);
+
+  TrainOutcome outcome;
+  interval_start_ = now_seconds();
+  int64_t batches_this_epoch = state_.position.batch;
+  while (state_.step < cfg_.max_step) {
+    data::Batch batch;
+    if (!train_iter_->next(batch)) {
+      if (batches_this_epoch == 0)
+        failf("{}: the train split gives no batch of batch_size {} x tgt_len {}", cfg_.data, cfg_.batch_size,
+              cfg_.tgt_len);
+      train_iter_->start_epoch(train_iter_->position().epoch + 1);
+      for (Memory<float>& m : memories_) m.clear();  // the recipe starts every epoch without memory
+      batches_this_epoch = 0;
+      continue;
+    }
+    ++batches_this_epoch;
+    train_step(batch);
+    state_.position = train_iter_->position();
+    if (state_.step % cfg_.log_interval == 0) log_interval_line();
+    bool saved = false;
+    if (cfg_.eval_interval > 0 && state_.step % cfg_.eval_interval == 0) {
+      validate_and_checkpoint();
+      saved = true;
+    }
+    if (after_step_) after_step_(state_.step);
+    if (stop_agreed()) {
+      if (!saved) save_last();
+      log_.line(fmt::format("| stop signal: finished step {}, wrote {}; continue with --restart {}", state_.step,
+                            (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), cfg_.work_dir));
+      log_.metrics({{"type", "stop"}, {"step", state_.step}});
+      outcome.stopped_by_signal = true;
+      outcome.steps = state_.step;
+      outcome.best_val_loss = state_.best_val_loss;
+      return outcome;
+    }
+  }
+  if (state_.last_eval_step != state_.step) validate_and_checkpoint();
+  outcome.steps = state_.step;
+  outcome.best_val_loss = state_.best_val_loss;
+
+  // Final test evaluation with the best checkpoint (rank 0 reads it and broadcasts).
+  if (corpus_->has_split("test")) {
+    const std::string best = (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string();
+    double have_best = 0.0;
+    if (comm_->rank() == 0 && fs::exists(best)) {
+      TrainingCheckpoint::open(best).load_model(*model_);
+      have_best = 1.0;
+    }
+    comm_->broadcast(&have_best, sizeof(have_best), 0);
+    if (have_best > 0 && comm_->size() > 1) {
+      Tensor<float>& flat = model_->params().flat_params();
+      comm_->broadcast(flat.data(), flat.bytes(), 0);
+    }
+    data::IteratorOptions vopt;
+    vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+    auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
+                                               cfg_.eval_tgt_len, vopt);
+    const EvalResult r = run_validation(*test_iter, -1);
+    outcome.test_loss = r.loss();
+    log_.line(kDoubleRule);
+    log_.line(format_end_line(r.loss(), char_level));
+    log_.line(kDoubleRule);
+    json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
+                {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
+    if (char_level) rec["bpc"] = bits_per_character(r.loss());
+    else rec["ppl"] = perplexity(r.loss());
+    log_.metrics(rec);
+  }
+
+  // Summary and benchmark targets.
+  if (throughputs_.size() > 1) {
+    double s = 0;
+    for (size_t i = 1; i < throughputs_.size(); ++i) s += throughputs_[i];
+    outcome.throughput = s / static_cast<double>(throughputs_.size() - 1);
+  } else if (!throughputs_.empty()) {
+    outcome.throughput = throughputs_.front();
+  }
+  const double final_loss = outcome.test_loss.value_or(state_.best_val_loss);
+  const double final_metric = char_level ? bits_per_character(final_loss) : perplexity(final_loss);
+  const char* metric_name = char_level ? "bpc" : "ppl";
+  log_.line(fmt::format("| Training throughput: {:.2f} tok/s | final {} {} {:.3f}", outcome.throughput,
+                        outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  json summary = {{"type", "summary"}, {"step", state_.step}, {"throughput", outcome.throughput},
+                  {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {metric_name, final_metric}};
+  if (cfg_.target_throughput > 0 && outcome.throughput < cfg_.target_throughput) {
+    log_.line(fmt::format("| benchmark: throughput {:.2f} tok/s is below target_throughput {:.2f}", outcome.throughput,
+                          cfg_.target_throughput));
+    outcome.exit_code = kExitTargetMissed;
+  }
+  if (cfg_.target_perplexity > 0 && final_metric > cfg_.target_perplexity) {
+    log_.line(fmt::format("| benchmark: {} {:.3f} is above target_perplexity {:.3f}", metric_name, final_metric,
+                          cfg_.target_perplexity));
+    outcome.exit_code = kExitTargetMissed;
+  }
+  summary["passed"] = outcome.exit_code == kExitOk;
+  log_.metrics(summary);
+  return outcome;
+}
+
+void Trainer::train_step(const data::Batch& b) {
+  const int64_t chunks = cfg_.batch_chunk, cb = layout_.chunk_batch, len = b.len;
+  TXL_CHECK(b.ext == 0, "training: extended context (ext_len > 0) is not supported");
+  TXL_CHECK(b.n_streams == cb * chunks, "training: batch has {} streams, expected {} x {}", b.n_streams, chunks, cb);
+  ++state_.step;
+  Ops<float>& ops = *ops_;
+  model_->params().zero_grad(ops);
+  ensure(ops, dnll_, Shape{len, cb});
+  const double loss_scale = scaler_.enabled() ? scaler_.scale() : 1.0;
+  // d(loss)/d(nll): the step loss is the mean over the step's tokens, each chunk's mean
+  // divided by batch_chunk (SPEC §5); the loss scale (fp16) multiplies it.
+  ops.fill(dnll_.data(), dnll_.numel(), static_cast<float>(loss_scale / static_cast<double>(len * cb * chunks)));
+
+  StepContext ctx;
+  ctx.train = true;
+  ctx.seed = static_cast<uint64_t>(cfg_.seed);
+  ctx.step = static_cast<uint64_t>(state_.step);
+  ctx.batch_global = cfg_.batch_size;
+  double step_loss = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int32_t* data = b.data.data();
+    const int32_t* target = b.target.data();
+    if (chunks > 1) {  // columns [c*cb, (c+1)*cb) of the time-major [len, local] batch
+      chunk_data_.resize(static_cast<size_t>(len * cb));
+      chunk_target_.resize(static_cast<size_t>(len * cb));
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t j = 0; j < cb; ++j) {
+          chunk_data_[static_cast<size_t>(t * cb + j)] = b.data[static_cast<size_t>(t * b.n_streams + c * cb + j)];
+          chunk_target_[static_cast<size_t>(t * cb + j)] = b.target[static_cast<size_t>(t * b.n_streams + c * cb + j)];
+        }
+      data = chunk_data_.data();
+      target = chunk_target_.data();
+    }
+    ctx.batch_offset = layout_.first_stream + c * cb;
+    const Tensor<float>& nll = model_->forward(data, target, len, cb, memories_[static_cast<size_t>(c)], ctx);
+    step_loss += ops.sum(nll.data(), nll.numel()) / static_cast<double>(len * cb) / static_cast<double>(chunks);
+    reducer_->begin(c == chunks - 1);
+    model_->backward(dnll_, [this](int id) { reducer_->on_grad_ready(id); });
+  }
+  reducer_->finish();
+
+  // Gradients now hold the sum over ranks (of loss_scale x local mean gradients).
+  Tensor<float>& grads = model_->params().flat_grads();
+  const double sum_squares = ops.sum_squares(grads.data(), grads.numel());
+  const double unscale = 1.0 / (static_cast<double>(comm_->size()) * loss_scale);
+  bool apply = true;
+  if (scaler_.enabled()) {
+    apply = scaler_.update_from_sum_squares(sum_squares);
+  } else if (!std::isfinite(sum_squares) || !std::isfinite(step_loss)) {
+    failf("step {}: the loss ({}) or gradient is not finite; lower lr or enable clip", state_.step, step_loss);
+  }
+  const double norm = std::sqrt(sum_squares) * unscale;
+  double clip_coef = 1.0;
+  if (cfg_.clip > 0 && norm > cfg_.clip) clip_coef = cfg_.clip / (norm + 1e-6);
+  if (apply) optimizer_->step(scheduler_->lr_for_step(state_.step), unscale * clip_coef);
+  last_grad_norm_ = norm;
+
+  interval_loss_ += step_loss;
+  ++interval_steps_;
+  interval_tokens_ += len * cfg_.batch_size;  // every rank steps through the same len
+}
+
+void Trainer::log_interval_line() {
+  const double elapsed = now_seconds() - interval_start_;
+  double loss_sum = interval_loss_;
+  comm_->allreduce_sum(&loss_sum, 1);
+  const double loss = loss_sum / static_cast<double>(comm_->size()) / static_cast<double>(interval_steps_);
+  const double tok_per_s = static_cast<double>(interval_tokens_) / elapsed;
+  throughputs_.push_back(tok_per_s);
+  TrainLogLine l;
+  l.epoch = state_.position.epoch + 1;
+  l.step = state_.step;
+  l.batch = state_.position.batch;
+  l.n_batch = train_iter_->n_batch();
+  l.lr = scheduler_->lr_for_step(state_.step + 1);  // as the recipe logs: the rate after this step's update
+  l.ms_per_batch = 1000.0 * elapsed / static_cast<double>(interval_steps_);
+  l.tok_per_s = tok_per_s;
+  l.loss = loss;
+  l.char_level = corpus_->char_level();
+  if (cfg_.peak_tflops > 0)
+    l.mfu = 3.0 * flops_per_token_ * tok_per_s / (cfg_.peak_tflops * 1e12 * static_cast<double>(comm_->size()));
+  log_.line(format_train_line(l));
+  json rec = {{"type", "train"},         {"step", l.step},         {"epoch", l.epoch},
+              {"batch", l.batch},        {"n_batch", l.n_batch},   {"lr", l.lr},
+              {"ms_per_batch", l.ms_per_batch}, {"tok_per_s", tok_per_s}, {"loss", loss},
+              {"grad_norm", last_grad_norm_}};
+  if (l.char_level) rec["bpc"] = bits_per_character(loss);
+  else rec["ppl"] = perplexity(loss);
+  if (l.mfu >= 0) rec["mfu"] = l.mfu;
+  else rec["mfu"] = nullptr;
+  if (scaler_.enabled()) rec["loss_scale"] = scaler_.scale();
+  log_.metrics(rec);
+  interval_loss_ = 0.0;
+  interval_steps_ = 0;
+  interval_tokens_ = 0;
+  interval_start_ = now_seconds();
+}
+
+EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches) {
+  EvalSettings s;
+  s.tgt_len = cfg_.eval_tgt_len;
+  s.ext_len = cfg_.ext_len;
+  s.mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;  // the recipe keeps the attention span
+  s.same_length = cfg_.same_length;
+  s.clamp_len = cfg_.clamp_len;
+  s.max_batches = max_batches;
+  const EvalResult r = evaluate(*model_, it, s, cfg_.eval_batch_size, *comm_);
+  model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  return r;
+}
+
+void Trainer::validate_and_checkpoint() {
+  const EvalResult r = run_validation(*valid_iter_, cfg_.eval_max_steps);
+  const double val_loss = r.loss();
+  ++state_.eval_count;
+  state_.last_eval_step = state_.step;
+  scheduler_->on_validation(val_loss);
+  state_.plateau = scheduler_->plateau();
+  const bool best = val_loss < state_.best_val_loss;
+  if (best) state_.best_val_loss = val_loss;
+  const bool char_level = corpus_->char_level();
+  log_.line(kRule);
+  log_.line(format_eval_line(state_.eval_count, state_.step, r.seconds, val_loss, char_level));
+  log_.line(kRule);
+  json rec = {{"type", "eval"}, {"step", state_.step}, {"eval", state_.eval_count}, {"loss", val_loss},
+              {"tokens", r.tokens}, {"time", r.seconds}, {"best", best}};
+  if (char_level) rec["bpc"] = bits_per_character(val_loss);
+  else rec["ppl"] = perplexity(val_loss);
+  log_.metrics(rec);
+
+  save_last();
+  const std::string last = (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string();
+  if (best) copy_checkpoint(last, (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string(), *comm_);
+  if (cfg_.save_all)
+    copy_checkpoint(last, (fs::path(cfg_.work_dir) / fmt::format("checkpoint_{}.h5", state_.step)).string(), *comm_);
+  interval_start_ = now_seconds();  // evaluation time is not training throughput
+}
+
+void Trainer::save_last() {
+  state_.loss_scale = scaler_.state();
+  state_.plateau = scheduler_->plateau();
+  save_training_checkpoint((fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), *model_, *optimizer_, state_,
+                           memories_, layout_, info_, *comm_);
+}
+
+bool Trainer::stop_agreed() {
+  double flag = stop_requested() ? 1.0 : 0.0;
+  comm_->allreduce_sum(&flag, 1);  // every rank stops after the same step
+  return flag > 0;
+}
+
+}  // namespace txl
