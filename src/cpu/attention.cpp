@@ -4,19 +4,13 @@
 #include <limits>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "txl/core/error.h"
 #include "txl/cpu/cpu_kernels.h"
 #include "txl/cpu/parallel.h"
+#include "txl/cpu/vector_math.h"
 
 namespace txl::cpu {
 namespace {
-
-template <typename T>
-using VectorMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <typename T>
-using ConstVectorMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Unmasked keys of query i form one interval [first, last] (AttnMask in ops.h).
 struct KeyRange {
@@ -139,12 +133,12 @@ void attn_softmax_fwd(const T* scores, int64_t n, int64_t qlen, int64_t klen, T 
       std::fill(p, p + klen, T(0));
       continue;
     }
-    ConstVectorMap<T> in(s + keys.first, count);
-    VectorMap<T> out(p + keys.first, count);
+    const ConstArrayMap<T> in(s + keys.first, count);
+    ArrayMap<T> out(p + keys.first, count);
     const T max = (in * scale).maxCoeff();
     out = (in * scale - max).exp();
-    const T inv_sum = static_cast<T>(1.0 / out.template cast<double>().sum());
-    out *= inv_sum;
+    const double sum = block_sum(0, count, [&](int64_t j) { return static_cast<double>(out[j]); });
+    out *= static_cast<T>(1.0 / sum);
     std::fill(p, p + keys.first, T(0));
     std::fill(p + keys.last + 1, p + klen, T(0));
   }

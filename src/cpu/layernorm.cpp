@@ -32,48 +32,51 @@ void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const
 // With xhat = (x - mean) * rstd and g = dy * gamma:
 //   dx = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),
 //   dgamma += sum_r dy * xhat,  dbeta += sum_r dy.
+// Rows are processed in fixed chunks; each chunk sums its dgamma/dbeta contributions in
+// double, and the chunks are then added in order (same bits for any thread count).
+// Each row is read completely before its dx is written, so dx may alias dy.
 template <typename T>
 void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
                    const T* rstd, T* dx, T* dgamma, T* dbeta) {
-  const bool parallel = rows * cols >= kParallelGrain;
-  // Parameter gradients first (so dx may even alias dy): threads own column blocks,
-  // rows summed in order (deterministic).
-  constexpr int64_t kColBlock = 64;
-  const int64_t blocks = (cols + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static) if (parallel && blocks > 1)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t c0 = blk * kColBlock, c1 = std::min(cols, c0 + kColBlock);
-    double acc_gamma[kColBlock] = {}, acc_beta[kColBlock] = {};
-    for (int64_t r = 0; r < rows; ++r) {
+  constexpr int64_t kRowChunk = 32;
+  const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks * 2 * cols));  // per chunk: dgamma | dbeta
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain && chunks > 1)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    double* pg = partial.data() + chunk * 2 * cols;
+    double* pb = pg + cols;
+    std::fill(pg, pg + 2 * cols, 0.0);
+    for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r) {
       const T* xr = x + r * cols;
       const T* dyr = dy + r * cols;
+      T* dxr = dx + r * cols;
       const double m = mean[r], rs = rstd[r];
+      double sum_g = 0.0, sum_gx = 0.0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+      for (int64_t c = 0; c < cols; ++c) {
+        const double d = dyr[c], xhat = (xr[c] - m) * rs, g = d * gamma[c];
+        pg[c] += d * xhat;
+        pb[c] += d;
+        sum_g += g;
+        sum_gx += g * xhat;
+      }
+      const double mean_g = sum_g / cols, mean_gx = sum_gx / cols;
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) {
-        acc_gamma[c - c0] += static_cast<double>(dyr[c]) * ((xr[c] - m) * rs);
-        acc_beta[c - c0] += static_cast<double>(dyr[c]);
+      for (int64_t c = 0; c < cols; ++c) {
+        const double xhat = (xr[c] - m) * rs;
+        dxr[c] = static_cast<T>(rs * (static_cast<double>(dyr[c]) * gamma[c] - mean_g - xhat * mean_gx));
       }
     }
-    for (int64_t c = c0; c < c1; ++c) {
-      dgamma[c] = static_cast<T>(dgamma[c] + acc_gamma[c - c0]);
-      dbeta[c] = static_cast<T>(dbeta[c] + acc_beta[c - c0]);
-    }
   }
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
-    const T* dyr = dy + r * cols;
-    T* dxr = dx + r * cols;
-    const double m = mean[r], rs = rstd[r];
-    const double mean_g = block_sum(0, cols, [&](int64_t c) { return static_cast<double>(dyr[c]) * gamma[c]; }) / cols;
-    const double mean_gx = block_sum(0, cols, [&](int64_t c) {
-                             return static_cast<double>(dyr[c]) * gamma[c] * ((xr[c] - m) * rs);
-                           }) / cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) {
-      const double xhat = (xr[c] - m) * rs;
-      dxr[c] = static_cast<T>(rs * (static_cast<double>(dyr[c]) * gamma[c] - mean_g - xhat * mean_gx));
+#pragma omp parallel for schedule(static) if (chunks * cols >= kParallelGrain)
+  for (int64_t c = 0; c < cols; ++c) {
+    double sg = 0.0, sb = 0.0;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      sg += partial[static_cast<size_t>(chunk * 2 * cols + c)];
+      sb += partial[static_cast<size_t>(chunk * 2 * cols + cols + c)];
     }
+    dgamma[c] = static_cast<T>(dgamma[c] + sg);
+    dbeta[c] = static_cast<T>(dbeta[c] + sb);
   }
 }
 

@@ -2,10 +2,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include <Eigen/Core>
-
 #include "txl/cpu/cpu_kernels.h"
 #include "txl/cpu/parallel.h"
+#include "txl/cpu/vector_math.h"
 
 namespace txl::cpu {
 
@@ -42,18 +41,26 @@ void scatter_add_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols,
   }
 }
 
+// Stable: logp = x - max - log(sum_c exp(x_c - max)), the sum in double. The exps are
+// formed chunk by chunk in a small buffer (Eigen's vectorised exp) and summed from there.
 template <typename T>
 void log_softmax(const T* logits, int64_t rows, int64_t cols, T* logp) {
-  using Row = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  constexpr int64_t kChunk = 1024;
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const Row x(logits + r * cols, cols);
-    const T max = x.maxCoeff();
-    const double sum_exp = (x - max).exp().template cast<double>().sum();
+    const T* x = logits + r * cols;
+    const T max = ConstArrayMap<T>(x, cols).maxCoeff();
+    T e[kChunk];
+    double sum_exp = 0.0;
+    for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, cols - c0);
+      vector_exp_shifted(x + c0, len, max, e);
+      sum_exp += block_sum(0, len, [&](int64_t c) { return static_cast<double>(e[c]); });
+    }
     const T log_norm = static_cast<T>(static_cast<double>(max) + std::log(sum_exp));
     T* out = logp + r * cols;
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) out[c] = logits[r * cols + c] - log_norm;
+    for (int64_t c = 0; c < cols; ++c) out[c] = x[c] - log_norm;
   }
 }
 
@@ -69,16 +76,14 @@ void pick_cols(const T* logp, const int32_t* col, int64_t rows, int64_t cols, bo
 template <typename T>
 void log_softmax_pick_bwd(const T* logp, const int32_t* col, const T* coef, int64_t rows, int64_t cols,
                           T* dlogits) {
-  using Row = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-  using OutRow = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    OutRow d(dlogits + r * cols, cols);
+    T* d = dlogits + r * cols;
     if (col[r] < 0) {
-      d.setZero();
+      std::fill(d, d + cols, T(0));
       continue;
     }
-    d = -coef[r] * Row(logp + r * cols, cols).exp();
+    ArrayMap<T>(d, cols) = -coef[r] * ConstArrayMap<T>(logp + r * cols, cols).exp();
     const int64_t c = col[r];
     d[c] = coef[r] * (T(1) - std::exp(logp[r * cols + c]));  // the formula's own rounding
   }

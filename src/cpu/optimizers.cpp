@@ -1,5 +1,7 @@
 // Optimizer steps on flat buffers (SPEC §5). Every gradient is first multiplied by
-// s.grad_scale. Elementwise arithmetic is done in T, norms in double.
+// s.grad_scale. Elementwise arithmetic is done in T, norms in double. Loops run over
+// chunks of kChunk elements whose square roots go through vector_sqrt (a std::sqrt in
+// the loop would keep it scalar).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -7,8 +9,12 @@
 #include "txl/core/error.h"
 #include "txl/cpu/cpu_kernels.h"
 #include "txl/cpu/parallel.h"
+#include "txl/cpu/vector_math.h"
 
 namespace txl::cpu {
+namespace {
+constexpr int64_t kChunk = 1024;  // elements per inner chunk (stays in L1)
+}  // namespace
 
 // LAMB without bias correction, per slice (one parameter tensor):
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  a = m / (sqrt(v) + eps) + wd p;
@@ -33,13 +39,6 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
   const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
   const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
   const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
-  auto update = [&](int64_t i) -> T {  // returns a
-    const T gi = g[i] * grad_scale;
-    m[i] = beta1 * m[i] + one_minus_beta1 * gi;
-    v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
-    return m[i] / (std::sqrt(v[i]) + eps) + weight_decay * p[i];
-  };
-  auto direction = [&](int64_t i) -> T { return m[i] / (std::sqrt(v[i]) + eps) + weight_decay * p[i]; };
 
   const int64_t count = static_cast<int64_t>(pieces.size());
   std::vector<double> p_sq(pieces.size()), a_sq(pieces.size());
@@ -47,11 +46,24 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
   for (int64_t k = 0; k < count; ++k) {
     const Piece& piece = pieces[static_cast<size_t>(k)];
     double pp = 0.0, aa = 0.0;
+    T root[kChunk];
+    for (int64_t c0 = piece.begin; c0 < piece.end; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, piece.end - c0);
+      T *mc = m + c0, *vc = v + c0;
+      const T *gc = g + c0, *pc = p + c0;
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        const T gi = gc[i] * grad_scale;
+        mc[i] = beta1 * mc[i] + one_minus_beta1 * gi;
+        vc[i] = beta2 * vc[i] + one_minus_beta2 * gi * gi;
+      }
+      vector_sqrt(vc, len, root);
 #pragma omp simd reduction(+ : pp, aa)
-    for (int64_t i = piece.begin; i < piece.end; ++i) {
-      const double a = update(i);
-      pp += static_cast<double>(p[i]) * p[i];
-      aa += a * a;
+      for (int64_t i = 0; i < len; ++i) {
+        const double a = mc[i] / (root[i] + eps) + weight_decay * pc[i];
+        pp += static_cast<double>(pc[i]) * pc[i];
+        aa += a * a;
+      }
     }
     p_sq[static_cast<size_t>(k)] = pp;
     a_sq[static_cast<size_t>(k)] = aa;
@@ -72,8 +84,16 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
   for (int64_t k = 0; k < count; ++k) {
     const Piece& piece = pieces[static_cast<size_t>(k)];
     const T step = step_size[piece.slice];
+    T root[kChunk];
+    for (int64_t c0 = piece.begin; c0 < piece.end; c0 += kChunk) {
+      const int64_t len = std::min(kChunk, piece.end - c0);
+      const T *mc = m + c0, *vc = v + c0;
+      T* pc = p + c0;
+      vector_sqrt(vc, len, root);
+      // a recomputed exactly as in pass 1 (it is not stored), from the unchanged p.
 #pragma omp simd
-    for (int64_t i = piece.begin; i < piece.end; ++i) p[i] -= step * direction(i);
+      for (int64_t i = 0; i < len; ++i) pc[i] -= step * (mc[i] / (root[i] + eps) + weight_decay * pc[i]);
+    }
   }
 }
 
@@ -90,12 +110,22 @@ void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
   const T one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
   const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
   const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i] * grad_scale + weight_decay * p[i];
-    m[i] += one_minus_beta1 * (gi - m[i]);
-    v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
-    p[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bias_correction2_sqrt + eps));
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t c0 = c * kChunk, len = std::min(kChunk, n - c0);
+    T *pc = p + c0, *mc = m + c0, *vc = v + c0;
+    const T* gc = g + c0;
+    T root[kChunk];
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) {
+      const T gi = gc[i] * grad_scale + weight_decay * pc[i];
+      mc[i] += one_minus_beta1 * (gi - mc[i]);
+      vc[i] = beta2 * vc[i] + one_minus_beta2 * gi * gi;
+    }
+    vector_sqrt(vc, len, root);
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) pc[i] -= step_size * (mc[i] / (root[i] / bias_correction2_sqrt + eps));
   }
 }
 
@@ -127,11 +157,21 @@ template <typename T>
 void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) {
   const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(s.grad_scale);
   const T weight_decay = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i] * grad_scale + weight_decay * p[i];
-    sum[i] += gi * gi;
-    p[i] -= lr * (gi / (std::sqrt(sum[i]) + eps));
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t c0 = c * kChunk, len = std::min(kChunk, n - c0);
+    T *pc = p + c0, *sc = sum + c0;
+    const T* gc = g + c0;
+    T grad[kChunk], root[kChunk];
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) {
+      grad[i] = gc[i] * grad_scale + weight_decay * pc[i];
+      sc[i] += grad[i] * grad[i];
+    }
+    vector_sqrt(sc, len, root);
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) pc[i] -= lr * (grad[i] / (root[i] + eps));
   }
 }
 

@@ -1,0 +1,96 @@
+// cpu_gemm_rate: float GEMM throughput of the CPU backend (make_cpu_ops<float>()) on a
+// square shape and the Transformer-XL base layer shapes, on one thread and on all
+// threads (OMP_NUM_THREADS). Each figure is the median over samples of a timed batch of
+// calls, after a warm-up.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "txl/core/ops.h"
+
+namespace {
+
+struct Shape {
+  const char* what;
+  int64_t m, n, k;
+  txl::Trans ta, tb;
+};
+
+const Shape kShapes[] = {
+    {"square 1024^3", 1024, 1024, 1024, txl::Trans::kNo, txl::Trans::kNo},
+    {"qkv  x.Wt (192x512 . 512x1536)", 192, 1536, 512, txl::Trans::kNo, txl::Trans::kYes},
+    {"ff1  x.Wt (192x512 . 512x2048)", 192, 2048, 512, txl::Trans::kNo, txl::Trans::kYes},
+    {"ff1  dW = dyt.x (2048x192 . 192x512)", 2048, 512, 192, txl::Trans::kYes, txl::Trans::kNo},
+};
+
+struct Rate {
+  double median, low, high;
+};
+
+Rate measure(txl::Ops<float>& ops, const Shape& s, int samples, double min_sample_s) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> a(static_cast<size_t>(s.m * s.k)), b(static_cast<size_t>(s.k * s.n)),
+      c(static_cast<size_t>(s.m * s.n));
+  for (float& x : a) x = dist(rng);
+  for (float& x : b) x = dist(rng);
+  const int64_t lda = s.ta == txl::Trans::kNo ? s.k : s.m;
+  const int64_t ldb = s.tb == txl::Trans::kNo ? s.n : s.k;
+  auto call = [&] { ops.gemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n); };
+  using Clock = std::chrono::steady_clock;
+  // Warm-up, and the number of calls that fills one sample.
+  call();
+  const auto t0 = Clock::now();
+  call();
+  const double one = std::chrono::duration<double>(Clock::now() - t0).count();
+  const int calls = std::max(1, static_cast<int>(min_sample_s / std::max(one, 1e-9)));
+  const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
+  std::vector<double> rates;
+  for (int i = 0; i < samples; ++i) {
+    const auto start = Clock::now();
+    for (int j = 0; j < calls; ++j) call();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    rates.push_back(flops * calls / seconds * 1e-9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return {rates[rates.size() / 2], rates.front(), rates.back()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    CLI::App app{"Float GEMM GFLOP/s of the CPU backend (1 thread and OMP_NUM_THREADS threads)"};
+    int samples = 7;
+    double min_sample_ms = 100.0;
+    app.add_option("--samples", samples, "timed samples per figure (median reported)")->check(CLI::PositiveNumber);
+    app.add_option("--min-sample-ms", min_sample_ms, "minimum duration of one sample")->check(CLI::PositiveNumber);
+    CLI11_PARSE(app, argc, argv);
+
+    auto ops = txl::make_cpu_ops<float>();
+    const int all_threads = omp_get_max_threads();
+    std::vector<int> thread_counts = {1};
+    if (all_threads > 1) thread_counts.push_back(all_threads);
+    std::printf("backend %s, threads: 1 and %d (OMP_NUM_THREADS), median of %d samples >= %.0f ms\n", ops->name(),
+                all_threads, samples, min_sample_ms);
+    std::printf("%-40s %7s %10s %10s %10s\n", "shape (m x k . k x n)", "threads", "GFLOP/s", "min", "max");
+    for (const Shape& s : kShapes)
+      for (int threads : thread_counts) {
+        omp_set_num_threads(threads);
+        const Rate r = measure(*ops, s, samples, min_sample_ms * 1e-3);
+        std::printf("%-40s %7d %10.1f %10.1f %10.1f\n", s.what, threads, r.median, r.low, r.high);
+      }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
