@@ -244,7 +244,8 @@ void File::set_attr(const std::string& obj, const std::string& name, const std::
 }
 void File::set_attr(const std::string& obj, const std::string& name, const std::vector<int64_t>& value) {
   Handle space = simple_space({static_cast<int64_t>(value.size())});
-  put_attr(obj, name, H5T_NATIVE_INT64, space.get(), value.data());
+  static const int64_t kNone = 0;  // H5Awrite rejects a null buffer even for an empty list
+  put_attr(obj, name, H5T_NATIVE_INT64, space.get(), value.empty() ? &kNone : value.data());
 }
 
 bool File::has_attr(const std::string& obj, const std::string& name) const {
