@@ -1,0 +1,72 @@
+// Relative multi-head attention of Transformer-XL (SPEC §3.3, attn_type 0), forward and
+// backward written out by hand against Ops<T>. Includes the residual connection and the
+// block's LayerNorm (post-LN: after the residual; pre-LN: on concat(mem, h) before qkv).
+//
+// Layouts (Q = qlen, K = klen, B = batch, H heads of width D, M = d_model):
+//   cat [K, B, M] time-major (memory rows first), pos [K, M] (position klen-1 first),
+//   per-head tensors head-major [H, B, len, D], scores/probs [H*B, Q, K].
+#pragma once
+#include <string>
+#include <vector>
+
+#include "txl/model/dropout_sites.h"
+#include "txl/model/layer_norm.h"
+#include "txl/model/layer_workspace.h"
+#include "txl/model/model_config.h"
+#include "txl/model/step_geometry.h"
+
+namespace txl {
+
+template <typename T>
+class RelMultiHeadAttention {
+ public:
+  RelMultiHeadAttention(const ModelConfig& cfg, int64_t layer);
+
+  // layers.{L}.dec_attn.{qkv_net,r_net,o_net}.weight and .layer_norm.{weight,bias}.
+  void register_params(ParamStore<T>& store);
+  // The biases u = r_w_bias and w = r_r_bias are model-level parameters shared by layers.
+  void bind_shared_biases(int r_w_bias_id, int r_r_bias_id);
+  void set_dropout(double dropout, double dropatt) {
+    dropout_ = dropout;
+    dropatt_ = dropatt;
+  }
+
+  // cat [K*B, M]: the memory rows, then the layer input h (the last Q*B rows).
+  // pos [K, M]: the position embedding (after its dropout). Both must stay unchanged until
+  // backward. out [Q*B, M] = LayerNorm(h + o) (post-LN) or h + o (pre-LN).
+  void forward(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* cat,
+               const T* pos, T* out);
+  // dout [Q*B, M] -> dh [Q*B, M] (overwritten): gradient w.r.t. h. No gradient flows into
+  // the memory rows. Parameter gradients (including u and w) are accumulated.
+  void backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* dout,
+                T* dh);
+
+  // This block's own parameters (not u, w), in registration order.
+  std::vector<int> param_ids() const;
+
+ private:
+  const T* probs_used() const { return drop_probs_.active ? probs_drop_.data() : probs_.data(); }
+
+  int64_t layer_, n_head_, d_head_, d_model_;
+  bool pre_lnorm_;
+  double dropout_, dropatt_;
+  int qkv_id_ = -1, r_net_id_ = -1, o_net_id_ = -1;
+  int r_w_bias_id_ = -1, r_r_bias_id_ = -1;
+  LayerNorm<T> layer_norm_;
+
+  // Kept from forward for backward.
+  StepGeometry geometry_;
+  const T* cat_ = nullptr;      // [K*B, M] (owned by the model)
+  const T* pos_ = nullptr;      // [K, M] (owned by the model)
+  Tensor<T> ln_cat_;            // [K*B, M] pre-LN: LayerNorm(cat)
+  Tensor<T> qu_, qw_;           // [H, B, Q, D] q + u, q + w
+  Tensor<T> kh_, vh_;           // [H, B, K, D]
+  Tensor<T> rh_;                // [H, K, D] R split by head
+  Tensor<T> probs_;             // [H*B, Q, K] softmax output
+  Tensor<T> probs_drop_;        // [H*B, Q, K] after dropatt (only when active)
+  Tensor<T> attn_vec_;          // [Q*B, HD] heads merged
+  Tensor<T> x1_;                // [Q*B, M] post-LN: h + o (LayerNorm input)
+  DropoutPlan drop_probs_, drop_out_;
+};
+
+}  // namespace txl

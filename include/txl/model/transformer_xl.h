@@ -1,0 +1,110 @@
+// The Transformer-XL language model (SPEC §3, attn_type 0), written once against Ops<T>:
+// adaptive input embedding -> n_layer decoder layers with relative attention and memory
+// -> projected adaptive log-softmax. Every layer's forward and backward is written out;
+// activations are kept in members reused across steps.
+//
+// Parameter registration order (= flat buffer layout = order in which backward finalises
+// gradients, so all-reduce buckets are contiguous): crit.*, layers n_layer-1 .. 0 (each:
+// pos_ff.*, then dec_attn.*), r_w_bias, r_r_bias, word_emb.* (last: with tie_weight the
+// table receives its final contribution from the embedding backward).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "txl/core/param_store.h"
+#include "txl/model/adaptive_embedding.h"
+#include "txl/model/adaptive_softmax.h"
+#include "txl/model/decoder_layer.h"
+#include "txl/model/layer_workspace.h"
+#include "txl/model/memory.h"
+#include "txl/model/model_config.h"
+#include "txl/model/step_context.h"
+#include "txl/model/step_geometry.h"
+
+namespace txl {
+
+template <typename T>
+class TransformerXL {
+ public:
+  // Validates the config, registers and allocates the parameters (zero until init_params
+  // or a checkpoint load).
+  TransformerXL(const ModelConfig& cfg, Ops<T>& ops);
+  TransformerXL(const TransformerXL&) = delete;
+  TransformerXL& operator=(const TransformerXL&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  ParamStore<T>& params() { return store_; }
+  const ParamStore<T>& params() const { return store_; }
+  Ops<T>& ops() const { return ops_; }
+
+  // SPEC §3.6 initialisation, deterministic in `seed`.
+  void init_params(uint64_t seed);
+  // Length settings used by the following forward passes (evaluation uses other values
+  // than training).
+  void set_lengths(int64_t tgt_len, int64_t ext_len, int64_t mem_len, bool same_length, int64_t clamp_len);
+
+  // data/target: host int32, time-major [qlen, batch] row-major. Returns the per-token nll
+  // [qlen, batch] (device; valid until the next forward). `mem` is read (old memory, or
+  // empty) and replaced by the new memory (SPEC §3.4).
+  const Tensor<T>& forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch, Memory<T>& mem,
+                           const StepContext& ctx);
+  // dnll [qlen, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
+  // params() grads. grad_ready(id) is called exactly once per parameter, as soon as its
+  // gradient is final for this backward (in registration order); may be empty.
+  void backward(const Tensor<T>& dnll, const std::function<void(int)>& grad_ready = {});
+
+  // Forward FLOPs per target token: 2·m·n·k of every GEMM of one step of tgt_len tokens
+  // with a full memory (klen = tgt_len + mem_len) and `batch` streams (0: the last
+  // forward's batch, 1 before any): q/k/v, r_net (shared by the batch), AC, BD and AV over
+  // the whole [qlen, klen] score matrix, o_net, pos_ff, the embedding projection, and the
+  // loss head's projection and head logits (shortlist + cluster tokens). Tail-cluster
+  // logits (data dependent, a few percent of tokens) and elementwise work are not
+  // counted. Backward costs about twice this.
+  double flops_per_token_fwd(int64_t batch = 0) const;
+
+  // ---- inspection (tests, analysis) ----------------------------------------------------
+  // Layer L's concat(memory, input) of the last forward, [klen*batch, d_model].
+  const Tensor<T>& layer_input(int64_t layer) const { return layer_in_.at(static_cast<size_t>(layer)); }
+  // Gradient of the loss w.r.t. the word-embedding output (before its dropout), from the
+  // last backward, [qlen*batch, d_model].
+  const Tensor<T>& embedding_grad() const { return d_emb_; }
+  // Called in forward on the word-embedding output [qlen*batch, d_model] before its
+  // dropout (e.g. to perturb it for finite differences). Empty: none.
+  void set_embedding_hook(std::function<void(Ops<T>&, Tensor<T>&)> hook) { embedding_hook_ = std::move(hook); }
+
+ private:
+  const T* position_embedding_for(int64_t klen);
+
+  ModelConfig cfg_;
+  Ops<T>& ops_;
+  ParamStore<T> store_;
+  AdaptiveEmbedding<T> word_emb_;
+  ProjectedAdaptiveLogSoftmax<T> crit_;
+  std::vector<DecoderLayer<T>> layers_;  // index = layer number
+  int r_w_bias_id_ = -1, r_r_bias_id_ = -1;
+  std::vector<int> crit_ids_, emb_ids_;  // parameters registered by the head / embedding
+  LayerWorkspace<T> ws_;
+  std::function<void(Ops<T>&, Tensor<T>&)> embedding_hook_;
+
+  // Forward state kept for backward.
+  bool have_forward_ = false;
+  StepGeometry geometry_;
+  std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch]
+  Tensor<T> emb_out_;                   // [Q*B, M] word embedding (before dropout)
+  std::vector<Tensor<T>> layer_in_;     // per layer [K*B, M]: memory rows, then layer input
+  Tensor<T> core_out_;                  // [Q*B, M] last layer output (after final dropout)
+  Tensor<T> nll_flat_;                  // [Q*B]
+  Tensor<T> nll_;                       // [Q, B] view of nll_flat_
+  Tensor<T> pos_emb_;                   // [K, M] cached for (pos_klen_, pos_clamp_)
+  int64_t pos_klen_ = -1, pos_clamp_ = 0;
+  Tensor<T> pos_drop_;                  // [K, M] position embedding after dropout
+  DropoutPlan drop_emb_, drop_pos_, drop_core_;
+
+  // Backward buffers.
+  Tensor<T> d_hidden_, d_other_;  // [Q*B, M] ping-pong gradients between layers
+  Tensor<T> d_emb_;               // [Q*B, M]
+};
+
+}  // namespace txl

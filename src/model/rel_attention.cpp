@@ -1,0 +1,219 @@
+#include "txl/model/rel_attention.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "txl/model/linear.h"
+
+namespace txl {
+
+template <typename T>
+RelMultiHeadAttention<T>::RelMultiHeadAttention(const ModelConfig& cfg, int64_t layer)
+    : layer_(layer),
+      n_head_(cfg.n_head),
+      d_head_(cfg.d_head),
+      d_model_(cfg.d_model),
+      pre_lnorm_(cfg.pre_lnorm),
+      dropout_(cfg.dropout),
+      dropatt_(cfg.dropatt) {}
+
+template <typename T>
+void RelMultiHeadAttention<T>::register_params(ParamStore<T>& store) {
+  const std::string prefix = fmt::format("layers.{}.dec_attn.", layer_);
+  const int64_t hd = n_head_ * d_head_;
+  // qkv_net rows: [0, HD) q, [HD, 2HD) k, [2HD, 3HD) v; head h uses columns h*D..h*D+D-1.
+  qkv_id_ = store.add(prefix + "qkv_net.weight", {3 * hd, d_model_}, ParamInit::kWeight);
+  r_net_id_ = store.add(prefix + "r_net.weight", {hd, d_model_}, ParamInit::kWeight);
+  o_net_id_ = store.add(prefix + "o_net.weight", {d_model_, hd}, ParamInit::kWeight);
+  layer_norm_.register_params(store, prefix + "layer_norm", d_model_);
+}
+
+template <typename T>
+void RelMultiHeadAttention<T>::bind_shared_biases(int r_w_bias_id, int r_r_bias_id) {
+  r_w_bias_id_ = r_w_bias_id;
+  r_r_bias_id_ = r_r_bias_id;
+}
+
+template <typename T>
+std::vector<int> RelMultiHeadAttention<T>::param_ids() const {
+  return {qkv_id_, r_net_id_, o_net_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
+}
+
+template <typename T>
+void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                       const StepGeometry& g, const T* cat, const T* pos, T* out) {
+  TXL_CHECK(r_w_bias_id_ >= 0 && r_r_bias_id_ >= 0, "layer {}: attention biases not bound", layer_);
+  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
+  const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
+  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
+  geometry_ = g;
+  cat_ = cat;
+  pos_ = pos;
+  const T* w_qkv = store.param(qkv_id_).data();
+  const T* w_r = store.param(r_net_id_).data();
+  const T* w_o = store.param(o_net_id_).data();
+
+  // Projections. q only for the Q new rows; k and v for all K rows (memory included).
+  const T* x = cat;
+  if (pre_lnorm_) {
+    ensure(ops, ln_cat_, {NK, M});
+    layer_norm_.forward(ops, store, cat, NK, ln_cat_.data());
+    x = ln_cat_.data();
+  }
+  ensure(ops, ws.q_lin, {NQ, HD});
+  ensure(ops, ws.kv_lin, {NK, 2 * HD});
+  linear_forward<T>(ops, x + NM * M, NQ, M, w_qkv, HD, nullptr, ws.q_lin.data());
+  linear_forward<T>(ops, x, NK, M, w_qkv + HD * M, 2 * HD, nullptr, ws.kv_lin.data());
+
+  ensure(ops, qu_, {H, B, Q, D});
+  ensure(ops, qw_, {H, B, Q, D});
+  ensure(ops, kh_, {H, B, K, D});
+  ensure(ops, vh_, {H, B, K, D});
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_w_bias_id_).data(), qu_.data());
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_r_bias_id_).data(), qw_.data());
+  ops.split_heads(ws.kv_lin.data(), K, B, H, D, 2 * HD, nullptr, kh_.data());
+  ops.split_heads(ws.kv_lin.data() + HD, K, B, H, D, 2 * HD, nullptr, vh_.data());
+
+  // R = pos · W_rᵀ [K, HD] -> [H, K, D]
+  ensure(ops, ws.r_lin, {K, HD});
+  ensure(ops, rh_, {H, K, D});
+  linear_forward<T>(ops, pos, K, M, w_r, HD, nullptr, ws.r_lin.data());
+  ops.split_heads(ws.r_lin.data(), K, 1, H, D, HD, nullptr, rh_.data());
+
+  // AC[n] = (q+u)[n] · k[n]ᵀ over n = (h, b). BD_raw for head h: (q+w)[h] viewed as
+  // [B*Q, D] times R[h]ᵀ; the relative shift adds BD_raw[n, i, klen-1-mlen-i+j] to AC.
+  ensure(ops, ws.scores, {H * B, Q, K});
+  ensure(ops, ws.bd, {H * B, Q, K});
+  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), qu_.data(), D, Q * D, kh_.data(), D, K * D, T(0),
+                           ws.scores.data(), K, Q * K, H * B);
+  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, B * Q, K, D, T(1), qw_.data(), D, B * Q * D, rh_.data(), D,
+                           K * D, T(0), ws.bd.data(), K, B * Q * K, H);
+  ops.rel_shift_add(ws.bd.data(), H * B, Q, K, g.mlen, ws.scores.data());
+
+  ensure(ops, probs_, {H * B, Q, K});
+  ops.attn_softmax_fwd(ws.scores.data(), H * B, Q, K, scale, g.mask, probs_.data());
+  drop_probs_ = stream_dropout(g.ctx, dropatt_, dropout_site::layer(layer_, DropoutPlace::kAttnProbs), H, B, Q * K);
+  if (drop_probs_.active) {
+    ensure(ops, probs_drop_, {H * B, Q, K});
+    apply_dropout(ops, drop_probs_, probs_.data(), probs_drop_.data());
+  }
+
+  // a[n] = p[n] · v[n], heads merged back to [Q, B, HD].
+  ensure(ops, ws.av, {H, B, Q, D});
+  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), probs_used(), K, Q * K, vh_.data(), D, K * D, T(0),
+                           ws.av.data(), D, Q * D, H * B);
+  ensure(ops, attn_vec_, {NQ, HD});
+  ops.merge_heads(ws.av.data(), Q, B, H, D, HD, false, attn_vec_.data());
+
+  ensure(ops, ws.o, {NQ, M});
+  linear_forward<T>(ops, attn_vec_.data(), NQ, HD, w_o, M, nullptr, ws.o.data());
+  drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kAttnOut), Q, B, M);
+  apply_dropout(ops, drop_out_, ws.o.data(), ws.o.data());
+
+  const T* h = cat + NM * M;
+  if (pre_lnorm_) {
+    ops.add(NQ * M, h, ws.o.data(), out);
+  } else {
+    ensure(ops, x1_, {NQ, M});
+    ops.add(NQ * M, h, ws.o.data(), x1_.data());
+    layer_norm_.forward(ops, store, x1_.data(), NQ, out);
+  }
+}
+
+template <typename T>
+void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                        const StepGeometry& g, const T* dout, T* dh) {
+  TXL_CHECK(cat_ != nullptr && g.qlen == geometry_.qlen && g.klen == geometry_.klen && g.batch == geometry_.batch,
+            "layer {}: attention backward without a matching forward", layer_);
+  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
+  const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
+  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
+  const T* w_qkv = store.param(qkv_id_).data();
+  const T* w_o = store.param(o_net_id_).data();
+
+  // dh first holds the gradient of the residual sum h + o (which is also h's direct share).
+  if (pre_lnorm_) {
+    ops.copy(dh, dout, static_cast<size_t>(NQ * M) * sizeof(T));
+  } else {
+    layer_norm_.backward(ops, store, dout, x1_.data(), NQ, dh);
+  }
+
+  // o_net (after undoing its dropout): d attn_vec -> per head.
+  ensure(ops, ws.o, {NQ, M});
+  apply_dropout(ops, drop_out_, dh, ws.o.data());
+  linear_backward_weight<T>(ops, ws.o.data(), attn_vec_.data(), NQ, HD, M, store.grad(o_net_id_).data(), nullptr);
+  ensure(ops, ws.q_lin, {NQ, HD});
+  linear_backward_input<T>(ops, ws.o.data(), w_o, NQ, HD, M, T(0), ws.q_lin.data());
+  ensure(ops, ws.av, {H, B, Q, D});
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
+
+  // a = p·v: d p = d a · vᵀ, d v = pᵀ · d a.
+  ensure(ops, ws.scores, {H * B, Q, K});
+  ensure(ops, ws.d_vh, {H, B, K, D});
+  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), ws.av.data(), D, Q * D, vh_.data(), D, K * D, T(0),
+                           ws.scores.data(), K, Q * K, H * B);
+  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), probs_used(), K, Q * K, ws.av.data(), D, Q * D,
+                           T(0), ws.d_vh.data(), D, K * D, H * B);
+  if (drop_probs_.active) apply_dropout(ops, drop_probs_, ws.scores.data(), ws.scores.data());
+  // Softmax (scale included): ws.scores now holds d scores (AC + BD, before scaling).
+  ops.attn_softmax_bwd(probs_.data(), ws.scores.data(), H * B, Q, K, scale, ws.scores.data());
+
+  // AC = (q+u)·kᵀ
+  ensure(ops, ws.d_qu, {H, B, Q, D});
+  ensure(ops, ws.d_kh, {H, B, K, D});
+  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), ws.scores.data(), K, Q * K, kh_.data(), D, K * D,
+                           T(0), ws.d_qu.data(), D, Q * D, H * B);
+  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), ws.scores.data(), K, Q * K, qu_.data(), D, Q * D,
+                           T(0), ws.d_kh.data(), D, K * D, H * B);
+
+  // BD through the relative shift: d BD_raw, then d (q+w) and d R per head.
+  ensure(ops, ws.bd, {H * B, Q, K});
+  ensure(ops, ws.d_qw, {H, B, Q, D});
+  ensure(ops, ws.d_rh, {H, K, D});
+  ops.rel_shift_bwd(ws.scores.data(), H * B, Q, K, g.mlen, ws.bd.data());
+  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, B * Q, D, K, T(1), ws.bd.data(), K, B * Q * K, rh_.data(), D,
+                           K * D, T(0), ws.d_qw.data(), D, B * Q * D, H);
+  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, B * Q, T(1), ws.bd.data(), K, B * Q * K, qw_.data(), D,
+                           B * Q * D, T(0), ws.d_rh.data(), D, K * D, H);
+
+  // r_net: R = pos · W_rᵀ (the position embedding itself needs no gradient).
+  ensure(ops, ws.r_lin, {K, HD});
+  ops.merge_heads(ws.d_rh.data(), K, 1, H, D, HD, false, ws.r_lin.data());
+  linear_backward_weight<T>(ops, ws.r_lin.data(), pos_, K, M, HD, store.grad(r_net_id_).data(), nullptr);
+
+  // Shared biases u, w.
+  ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data());
+  ops.head_bias_grad(ws.d_qw.data(), Q, B, H, D, store.grad(r_r_bias_id_).data());
+
+  // Back to the projections: d q = d(q+u) + d(q+w); d k, d v interleaved like kv_lin.
+  ensure(ops, ws.kv_lin, {NK, 2 * HD});
+  ops.merge_heads(ws.d_qu.data(), Q, B, H, D, HD, false, ws.q_lin.data());
+  ops.merge_heads(ws.d_qw.data(), Q, B, H, D, HD, true, ws.q_lin.data());
+  ops.merge_heads(ws.d_kh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data());
+  ops.merge_heads(ws.d_vh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data() + HD);
+
+  const T* x = pre_lnorm_ ? ln_cat_.data() : cat_;
+  T* d_w_qkv = store.grad(qkv_id_).data();
+  linear_backward_weight<T>(ops, ws.q_lin.data(), x + NM * M, NQ, M, HD, d_w_qkv, nullptr);
+  linear_backward_weight<T>(ops, ws.kv_lin.data(), x, NK, M, 2 * HD, d_w_qkv + HD * M, nullptr);
+
+  if (!pre_lnorm_) {
+    // Only the Q new rows of cat need a gradient (memory is detached).
+    linear_backward_input<T>(ops, ws.q_lin.data(), w_qkv, NQ, M, HD, T(1), dh);
+    linear_backward_input<T>(ops, ws.kv_lin.data() + NM * 2 * HD, w_qkv + HD * M, NQ, M, 2 * HD, T(1), dh);
+  } else {
+    // The LayerNorm parameters also see the memory rows, so its backward covers all K rows.
+    ensure(ops, ws.d_cat, {NK, M});
+    ensure(ops, ws.d_cat_in, {NK, M});
+    linear_backward_input<T>(ops, ws.kv_lin.data(), w_qkv + HD * M, NK, M, 2 * HD, T(0), ws.d_cat.data());
+    linear_backward_input<T>(ops, ws.q_lin.data(), w_qkv, NQ, M, HD, T(1), ws.d_cat.data() + NM * M);
+    layer_norm_.backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
+    ops.axpy(NQ * M, T(1), ws.d_cat_in.data() + NM * M, dh);
+  }
+}
+
+template class RelMultiHeadAttention<float>;
+template class RelMultiHeadAttention<double>;
+
+}  // namespace txl

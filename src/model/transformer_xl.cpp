@@ -1,0 +1,203 @@
+#include "txl/model/transformer_xl.h"
+
+#include <utility>
+
+#include "txl/model/dropout_sites.h"
+#include "txl/model/positional_embedding.h"
+
+namespace txl {
+
+namespace {
+std::vector<int> id_range(int begin, int end) {
+  std::vector<int> ids;
+  for (int i = begin; i < end; ++i) ids.push_back(i);
+  return ids;
+}
+const ModelConfig& validated(const ModelConfig& cfg) {
+  cfg.validate();
+  return cfg;
+}
+}  // namespace
+
+template <typename T>
+TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
+    : cfg_(validated(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_) {
+  layers_.reserve(static_cast<size_t>(cfg_.n_layer));
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) layers_.emplace_back(cfg_, l);
+
+  int first = store_.size();
+  crit_.register_params(store_);
+  crit_ids_ = id_range(first, store_.size());
+  for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) layers_[static_cast<size_t>(l)].register_params(store_);
+  r_w_bias_id_ = store_.add("r_w_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
+  r_r_bias_id_ = store_.add("r_r_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
+  first = store_.size();
+  word_emb_.register_params(store_);
+  emb_ids_ = id_range(first, store_.size());
+
+  store_.allocate(ops_);
+  word_emb_.bind(store_);
+  crit_.bind(store_);
+  for (DecoderLayer<T>& layer : layers_) layer.bind_shared_biases(r_w_bias_id_, r_r_bias_id_);
+}
+
+template <typename T>
+void TransformerXL<T>::init_params(uint64_t seed) {
+  store_.initialize(cfg_.init, seed, ops_);
+}
+
+template <typename T>
+void TransformerXL<T>::set_lengths(int64_t tgt_len, int64_t ext_len, int64_t mem_len, bool same_length,
+                                   int64_t clamp_len) {
+  ModelConfig next = cfg_;
+  next.tgt_len = tgt_len;
+  next.ext_len = ext_len;
+  next.mem_len = mem_len;
+  next.same_length = same_length;
+  next.clamp_len = clamp_len;
+  next.validate();
+  cfg_ = next;
+}
+
+template <typename T>
+const T* TransformerXL<T>::position_embedding_for(int64_t klen) {
+  const int64_t clamp = cfg_.clamp_len > 0 ? cfg_.clamp_len : 0;
+  if (klen != pos_klen_ || clamp != pos_clamp_ || !pos_emb_.defined()) {
+    pos_emb_ = to_device(ops_, position_embedding<T>(klen, cfg_.d_model, clamp), {klen, cfg_.d_model});
+    pos_klen_ = klen;
+    pos_clamp_ = clamp;
+  }
+  return pos_emb_.data();
+}
+
+template <typename T>
+const Tensor<T>& TransformerXL<T>::forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch,
+                                           Memory<T>& mem, const StepContext& ctx) {
+  TXL_CHECK(qlen > 0 && batch > 0, "forward: empty batch (qlen {}, batch {})", qlen, batch);
+  TXL_CHECK(ctx.batch_global == 0 || (ctx.batch_offset >= 0 && ctx.batch_offset + batch <= ctx.batch_global),
+            "forward: local streams [{}, {}) outside the global batch of {}", ctx.batch_offset,
+            ctx.batch_offset + batch, ctx.batch_global);
+  const int64_t M = cfg_.d_model;
+  const size_t n_layer = static_cast<size_t>(cfg_.n_layer);
+  const int64_t mlen = mem.mlen;
+  if (mlen > 0) {
+    TXL_CHECK(mem.batch == batch, "memory holds {} streams but the batch has {}", mem.batch, batch);
+    TXL_CHECK(mem.layers.size() == n_layer, "memory has {} layers, the model {}", mem.layers.size(), n_layer);
+    for (size_t l = 0; l < n_layer; ++l)
+      TXL_CHECK(mem.layers[l].shape() == Shape({mlen, batch, M}), "memory of layer {} has shape {}, expected {}", l,
+                shape_string(mem.layers[l].shape()), shape_string({mlen, batch, M}));
+  }
+  have_forward_ = false;
+
+  StepGeometry& g = geometry_;
+  g.qlen = qlen;
+  g.mlen = mlen;
+  g.klen = mlen + qlen;
+  g.batch = batch;
+  g.mask = AttnMask{mlen, cfg_.same_length, cfg_.mem_len};
+  g.ctx = ctx;
+  const int64_t N = g.query_rows(), NM = g.memory_rows();
+
+  ids_.assign(data, data + N);
+  targets_.assign(target, target + N);
+
+  // Layer inputs: memory rows first; the new rows are filled by the previous layer.
+  layer_in_.resize(n_layer);
+  for (size_t l = 0; l < n_layer; ++l) {
+    ensure(ops_, layer_in_[l], {g.key_rows(), M});
+    if (mlen > 0) ops_.copy(layer_in_[l].data(), mem.layers[l].data(), mem.layers[l].bytes());
+  }
+
+  word_emb_.forward(ops_, store_, ids_, emb_out_);
+  if (embedding_hook_) embedding_hook_(ops_, emb_out_);
+  drop_emb_ = stream_dropout(ctx, cfg_.dropout, dropout_site::kWordEmbedding, qlen, batch, M);
+  apply_dropout(ops_, drop_emb_, emb_out_.data(), layer_in_[0].data() + NM * M);
+
+  const T* pos = position_embedding_for(g.klen);
+  drop_pos_ = shared_dropout(ctx, cfg_.dropout, dropout_site::kPositionEmbedding, g.klen * M);
+  if (drop_pos_.active) {
+    ensure(ops_, pos_drop_, {g.klen, M});
+    apply_dropout(ops_, drop_pos_, pos, pos_drop_.data());
+    pos = pos_drop_.data();
+  }
+
+  ensure(ops_, core_out_, {N, M});
+  for (size_t l = 0; l < n_layer; ++l) {
+    T* out = l + 1 < n_layer ? layer_in_[l + 1].data() + NM * M : core_out_.data();
+    layers_[l].forward(ops_, store_, ws_, g, layer_in_[l].data(), pos, out);
+  }
+  drop_core_ = stream_dropout(ctx, cfg_.dropout, dropout_site::kCoreOutput, qlen, batch, M);
+  apply_dropout(ops_, drop_core_, core_out_.data(), core_out_.data());
+
+  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
+  nll_ = nll_flat_.reshaped({qlen, batch});
+
+  // New memory: rows [begin, end) of concat(mem_L, hid_L) = layer_in_[L].
+  const MemoryWindow w = memory_window(mlen, qlen, cfg_.mem_len, cfg_.ext_len);
+  mem.layers.resize(n_layer);
+  for (size_t l = 0; l < n_layer; ++l) {
+    ensure(ops_, mem.layers[l], {w.length(), batch, M});
+    ops_.copy(mem.layers[l].data(), layer_in_[l].data() + w.begin * batch * M, mem.layers[l].bytes());
+  }
+  mem.mlen = w.length();
+  mem.batch = batch;
+
+  have_forward_ = true;
+  return nll_;
+}
+
+template <typename T>
+void TransformerXL<T>::backward(const Tensor<T>& dnll, const std::function<void(int)>& grad_ready) {
+  TXL_CHECK(have_forward_, "backward without a preceding forward");
+  const StepGeometry& g = geometry_;
+  const int64_t N = g.query_rows(), M = cfg_.d_model;
+  TXL_CHECK(dnll.numel() == N, "backward: dnll has {} elements, the forward produced {}", dnll.numel(), N);
+  auto ready = [&](const std::vector<int>& ids) {
+    if (grad_ready)
+      for (int id : ids) grad_ready(id);
+  };
+
+  crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  ready(crit_ids_);
+  apply_dropout(ops_, drop_core_, d_hidden_.data(), d_hidden_.data());
+
+  ensure(ops_, d_other_, {N, M});
+  T* d_cur = d_hidden_.data();
+  T* d_next = d_other_.data();
+  for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) {
+    layers_[static_cast<size_t>(l)].backward(ops_, store_, ws_, g, d_cur, d_next, grad_ready);
+    std::swap(d_cur, d_next);
+  }
+  ready({r_w_bias_id_, r_r_bias_id_});
+
+  ensure(ops_, d_emb_, {N, M});
+  apply_dropout(ops_, drop_emb_, d_cur, d_emb_.data());
+  word_emb_.backward(ops_, store_, d_emb_);
+  ready(emb_ids_);
+}
+
+template <typename T>
+double TransformerXL<T>::flops_per_token_fwd(int64_t batch) const {
+  const double B = static_cast<double>(batch > 0 ? batch : (geometry_.batch > 0 ? geometry_.batch : 1));
+  const double Q = static_cast<double>(cfg_.tgt_len), K = static_cast<double>(cfg_.tgt_len + cfg_.mem_len);
+  const double M = static_cast<double>(cfg_.d_model), HD = static_cast<double>(cfg_.n_head * cfg_.d_head);
+  const double F = static_cast<double>(cfg_.d_inner);
+  double layer = 2.0 * M * HD            // q
+                 + 2.0 * M * 2.0 * HD * K / Q  // k, v over memory and new rows
+                 + 2.0 * K * M * HD / (Q * B)  // r_net, once per step
+                 + 3.0 * 2.0 * HD * K          // AC, BD, AV
+                 + 2.0 * HD * M                // o_net
+                 + 2.0 * 2.0 * M * F;          // pos_ff
+  const double d0 = static_cast<double>(cfg_.cluster_dim(0));
+  const double de = static_cast<double>(cfg_.embed_dim());
+  const bool projected = cfg_.div_val > 1 || cfg_.embed_dim() != cfg_.d_model;
+  const double head_classes = static_cast<double>(cfg_.cluster_end(0) + cfg_.n_clusters());
+  double other = 2.0 * d0 * head_classes;
+  if (projected) other += 2.0 * M * d0 + 2.0 * de * M;  // loss-head and embedding projections (cluster 0)
+  return static_cast<double>(cfg_.n_layer) * layer + other;
+}
+
+template class TransformerXL<float>;
+template class TransformerXL<double>;
+
+}  // namespace txl
