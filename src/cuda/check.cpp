@@ -5,6 +5,7 @@
 namespace txl::cuda {
 
 void throw_cuda_error(cudaError_t status, const char* expr, const char* file, int line) {
+  (void)cudaGetLastError();  // reset the thread's last error, so later launch checks do not report it again
   failf("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(status), cudaGetErrorString(status), expr, file, line);
 }
 
