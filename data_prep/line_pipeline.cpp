@@ -77,8 +77,9 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
         });
       });
     });
+    const int64_t lines_before = result.lines;
     for (const PartScan& r : scans) {
-      if (r.bad != kNoInvalidByte) fail_utf8(path, block, r.bad, result.lines, offset);
+      if (r.bad != kNoInvalidByte) fail_utf8(path, block, r.bad, lines_before, offset);
       result.lines += r.lines;
       result.symbols += r.symbols;
       if (r.oov > 0 && result.oov == 0) result.first_oov = r.first_oov;
@@ -176,12 +177,13 @@ EncodeResult encode_text_file(const std::string& path, const TokenizationRules& 
         for (const int32_t id : r.ids)
           if (id >= 0) ++r.counts[static_cast<size_t>(id)];
     });
+    const int64_t lines_before = result.lines;
     for (size_t t = 0; t < parts.size(); ++t) {
       const PartEncode& r = encs[t];
-      if (r.bad != kNoInvalidByte) fail_utf8(path, block, r.bad, result.lines, offset);
+      if (r.bad != kNoInvalidByte) fail_utf8(path, block, r.bad, lines_before, offset);
       if (r.missing_at != kNoInvalidByte)
         failf("{}: line {}: '{}' is not in the vocabulary, which has no unknown-word symbol", path,
-              result.lines + line_number_at(block, r.missing_at), r.missing);
+              lines_before + line_number_at(block, r.missing_at), r.missing);
       writer.append_tokens(r.ids.data(), r.ids.size());
       if (target.sentences) writer.append_sentences(r.lengths.data(), r.lengths.size());
       result.lines += r.lines;
