@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "txl/core/error.h"
+#include "txl/data/prep/flat_symbol_table.h"
 #include "txl/data/prep/line_blocks.h"
 #include "txl/data/prep/sha256.h"
 
@@ -40,7 +41,10 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
   Sha256 hash;
   Progress progress(settings.progress, "reading " + path, source.size());
   const int threads = std::max(1, settings.threads);
-  std::vector<SymbolMap<SymbolStats>> maps(static_cast<size_t>(threads));
+  std::vector<FlatSymbolTable<SymbolStats>> maps(static_cast<size_t>(threads));
+  FlatSymbolTable<int32_t> known_table(known ? known->size() : 16);
+  if (known)
+    for (const auto& [symbol, id] : *known) known_table.insert(symbol, known_table.hash(symbol), id);
   ScanResult result;
   std::string_view block;
   int64_t offset;
@@ -57,7 +61,7 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
         r.bad = base + bad;
         return;
       }
-      SymbolMap<SymbolStats>& counts = maps[static_cast<size_t>(t)];
+      FlatSymbolTable<SymbolStats>& counts = maps[static_cast<size_t>(t)];
       std::string scratch;
       for_each_line(part, [&](std::string_view line) {
         ++r.lines;
@@ -66,14 +70,14 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
         tokenize_line(rules, line, scratch, [&](std::string_view s) {
           ++r.symbols;
           if (count_symbols) {
-            const auto it = counts.find(s);
-            if (it != counts.end()) {
-              ++it->second.count;
+            const uint64_t h = counts.hash(s);
+            if (SymbolStats* st = counts.find(s, h)) {
+              ++st->count;
             } else {
-              counts.emplace(std::string(s), SymbolStats{1, line_offset, position_in_line(s, line, scratch)});
+              counts.insert(s, h, SymbolStats{1, line_offset, position_in_line(s, line, scratch)});
             }
           }
-          if (known && known->find(s) == known->end() && r.oov++ == 0) r.first_oov = std::string(s);
+          if (known && !known_table.find(s) && r.oov++ == 0) r.first_oov = std::string(s);
         });
       });
     });
@@ -90,21 +94,24 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
   progress.finish(reader.bytes_read());
   // Merge the per-thread counts: add counts, keep the earliest first-seen position.
   for (size_t t = 1; t < maps.size(); ++t) {
-    for (auto it = maps[t].begin(); it != maps[t].end();) {
-      auto node = maps[t].extract(it++);
-      const auto [pos, inserted, rest] = maps[0].insert(std::move(node));
-      if (!inserted) {
-        SymbolStats& a = pos->second;
-        const SymbolStats& b = rest.mapped();
-        a.count += b.count;
-        if (std::tie(b.first_line, b.first_pos) < std::tie(a.first_line, a.first_pos)) {
-          a.first_line = b.first_line;
-          a.first_pos = b.first_pos;
-        }
+    maps[t].for_each([&](std::string_view symbol, const SymbolStats& b) {
+      const uint64_t h = maps[0].hash(symbol);
+      SymbolStats* a = maps[0].find(symbol, h);
+      if (!a) {
+        maps[0].insert(symbol, h, b);
+        return;
       }
-    }
+      a->count += b.count;
+      if (std::tie(b.first_line, b.first_pos) < std::tie(a->first_line, a->first_pos)) {
+        a->first_line = b.first_line;
+        a->first_pos = b.first_pos;
+      }
+    });
   }
-  result.counts = std::move(maps[0]);
+  if (count_symbols) {
+    result.counts.reserve(maps[0].size());
+    maps[0].for_each([&](std::string_view symbol, const SymbolStats& st) { result.counts.emplace(symbol, st); });
+  }
   result.sha256 = hash.hex_digest();
   return result;
 }
@@ -130,6 +137,8 @@ EncodeResult encode_text_file(const std::string& path, const TokenizationRules& 
   const int threads = std::max(1, settings.threads);
   const size_t n_ids = target.counts ? target.counts->size() : 0;
   std::vector<PartEncode> encs(static_cast<size_t>(threads));
+  FlatSymbolTable<int32_t> ids(target.ids->size());
+  for (const auto& [symbol, id] : *target.ids) ids.insert(symbol, ids.hash(symbol), id);
   EncodeResult result;
   std::string_view block;
   int64_t offset;
@@ -156,10 +165,10 @@ EncodeResult encode_text_file(const std::string& path, const TokenizationRules& 
         scratch.clear();
         const size_t before = r.ids.size();
         tokenize_line(rules, line, scratch, [&](std::string_view s) {
-          const auto it = target.ids->find(s);
+          const int32_t* found = ids.find(s);
           int32_t id;
-          if (it != target.ids->end()) {
-            id = it->second;
+          if (found) {
+            id = *found;
           } else {
             ++r.oov;
             id = target.unk;
