@@ -111,7 +111,10 @@ BucketedGradReducer::~BucketedGradReducer() {
 }
 
 void BucketedGradReducer::begin(bool communicate) {
-  TXL_CHECK(finished_, "gradient reducer: begin() called while the previous backward was not finished()");
+  // A non-communicating chunk's backward needs no finish(); a communicating one does,
+  // because its buckets may still be in flight.
+  TXL_CHECK(finished_ || !communicate_,
+            "gradient reducer: begin() called while the previous communicating backward was not finished()");
   communicate_ = communicate;
   finished_ = false;
   std::fill(param_ready_.begin(), param_ready_.end(), 0);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <mpi.h>  // OPEN_MPI: which MPI txl was built with
 
 #include "txl/dist/world.h"
 

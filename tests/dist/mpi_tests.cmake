@@ -20,3 +20,16 @@ foreach(ranks 2 3)
   set_tests_properties(dist_mpi.np${ranks} PROPERTIES LABELS "cpu;dist;mpi" TIMEOUT 180
                        ENVIRONMENT "${txl_mpi_test_env}")
 endforeach()
+
+# Parameter comparison of two checkpoints, for the end-to-end scripts.
+add_executable(txl_checkpoint_diff ${CMAKE_CURRENT_LIST_DIR}/tools/checkpoint_diff.cpp)
+target_link_libraries(txl_checkpoint_diff PRIVATE txl_io)
+
+# End-to-end: np1 vs np2 parameter equivalence and the killed-rank check with the real
+# txl_train (about 30 s; labelled slow so the sanitizer pass skips it).
+if(TARGET txl_train AND TARGET txl_prep)
+  add_test(NAME dist_e2e.equivalence
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_equivalence.sh ${CMAKE_BINARY_DIR}/bin
+                   ${CMAKE_CURRENT_BINARY_DIR}/dist_equivalence)
+  set_tests_properties(dist_e2e.equivalence PROPERTIES LABELS "cpu;dist;e2e;slow" TIMEOUT 600)
+endif()

@@ -14,6 +14,10 @@
 //  - kAfterBackward: no overlap, one all-reduce per bucket in finish() (bucket_mb <= 0
 //    gives one bucket: the classic "all-reduce after backward").
 // docs/distributed.md and docs/benchmarks.md record which one hides more communication.
+//
+// Call pattern per optimizer step with batch_chunk chunks: begin(false), the chunk's
+// backward, [finish()], ... for all but the last chunk, then begin(true), backward,
+// finish(). finish() after a non-communicating chunk is optional and returns at once.
 #pragma once
 #include <condition_variable>
 #include <cstdint>

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End-to-end data-parallel checks with the real txl_train (CPU, Open MPI):
+#  1. equivalence: the parameters after k steps with `mpirun -np 2` and global batch B
+#     equal those of one process with the same B (relative difference ||A-B||/||A|| of
+#     all parameters <= 1e-6), with and without batch_chunk, with local_batch_size, with
+#     dropout and attention dropout on;
+#  2. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
+# Usage: tests/dist/run_equivalence.sh BIN_DIR [WORK_DIR]
+# Prints one line per check and "equivalence: N passed, M failed"; exit 0 when all passed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$(cd "${1:?usage: $0 BIN_DIR [WORK_DIR]}" && pwd)
+work=${2:-$(mktemp -d /tmp/txl-equivalence.XXXXXX)}
+mkdir -p "$work"
+config=$root/tests/dist/equivalence.yaml
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=1 TXL_COLLECTIVE_TIMEOUT_S=120
+passed=0
+failed=0
+check() {  # check NAME COMMAND...: runs the command, counts and reports
+  local name=$1
+  shift
+  if "$@"; then
+    echo "PASS $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    failed=$((failed + 1))
+  fi
+}
+
+corpus=$work/corpus.h5
+rm -f "$corpus"
+"$bin/txl_prep" --dataset wt2 --data "$root/data_prep/samples/wikitext-2" --out "$corpus" >"$work/prep.log" 2>&1 ||
+  { cat "$work/prep.log"; echo "error: txl_prep failed"; exit 1; }
+
+train() {  # train NAME RANKS ARGS...: a fresh run into $work/NAME
+  local name=$1 ranks=$2
+  shift 2
+  rm -rf "${work:?}/$name"
+  local launcher=()
+  ((ranks > 1)) && launcher=(mpiexec -n "$ranks")
+  if ! timeout 300 "${launcher[@]}" "$bin/txl_train" "$config" --data "$corpus" --work_dir "$work/$name" "$@" \
+      >"$work/$name.out" 2>&1; then
+    tail -n 20 "$work/$name.out"
+    echo "error: training run '$name' failed (log $work/$name.out)"
+    return 1
+  fi
+  [[ -f "$work/$name/checkpoint_last.h5" ]] || { echo "error: $name wrote no checkpoint_last.h5"; return 1; }
+}
+
+same_params() {  # same_params A B: parameters of two runs within 1e-6
+  local out
+  out=$("$bin/txl_checkpoint_diff" "$work/$1/checkpoint_last.h5" "$work/$2/checkpoint_last.h5" 1e-6)
+  local rc=$?
+  echo "  $1 vs $2: $(tail -n 1 <<<"$out")"
+  return $rc
+}
+
+check "np1 reference run" train np1 1
+check "np2, batch_size 4" train np2 2
+check "np2, batch_chunk 2" train np2_chunk2 2 --batch_chunk 2
+check "np1, batch_chunk 2" train np1_chunk2 1 --batch_chunk 2
+check "np2, local_batch_size 2" train np2_local2 2 --batch_size 0 --local_batch_size 2
+check "np2 == np1" same_params np1 np2
+check "np2 batch_chunk 2 == np1" same_params np1 np2_chunk2
+check "np1 batch_chunk 2 == np1" same_params np1 np1_chunk2
+check "np2 local_batch_size 2 == np1" same_params np1 np2_local2
+
+# A killed rank ends the job. Rank 1 is found among this run's processes by the
+# OMPI_COMM_WORLD_RANK in its environment and killed by PID once training is under way.
+kill_one_rank() {
+  local dir=$work/killed
+  rm -rf "$dir"
+  mpiexec -n 2 "$bin/txl_train" "$config" --data "$corpus" --work_dir "$dir" --max_step 100000 --eval_interval 0 \
+    >"$work/killed.out" 2>&1 &
+  local launcher=$!
+  local victim=""
+  for _ in $(seq 300); do
+    if [[ -f "$dir/train_log.jsonl" ]] && grep -q '"type":"train"' "$dir/train_log.jsonl"; then
+      for pid in $(pgrep -f -- "--work_dir $dir" || true); do
+        if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$pid; fi
+      done
+      [[ -n "$victim" ]] && break
+    fi
+    sleep 0.2
+  done
+  if [[ -z "$victim" ]]; then
+    echo "  could not find rank 1 of the running job"
+    kill -KILL "$launcher" 2>/dev/null
+    return 1
+  fi
+  local start=$SECONDS
+  kill -KILL "$victim"
+  local rc=0
+  for _ in $(seq 600); do
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$launcher" 2>/dev/null; then
+    echo "  the job was still running 60 s after rank 1 was killed"
+    kill -KILL "$launcher" 2>/dev/null
+    return 1
+  fi
+  wait "$launcher" || rc=$?
+  echo "  rank 1 killed; the job ended with exit code $rc after $((SECONDS - start)) s"
+  ((rc != 0)) && ((SECONDS - start <= 60))
+}
+check "killing one of 2 ranks ends the job non-zero within 60 s" kill_one_rank
+
+echo "equivalence: $passed passed, $failed failed (work dir $work)"
+((failed == 0))
