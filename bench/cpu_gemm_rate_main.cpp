@@ -1,11 +1,14 @@
 // cpu_gemm_rate: float GEMM throughput of the CPU backend (make_cpu_ops<float>()) on a
 // square shape and the Transformer-XL base layer shapes, on one thread and on all
 // threads (OMP_NUM_THREADS). Each figure is the median over samples of a timed batch of
-// calls, after a warm-up.
+// calls, after a warm-up. Besides the wall-clock rate it prints the rate per CPU-second
+// of the process (all threads): on a machine shared with other jobs the wall-clock rate
+// drops with the share of the cores we get, the per-CPU-second rate much less.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <exception>
 #include <random>
@@ -32,8 +35,15 @@ const Shape kShapes[] = {
 };
 
 struct Rate {
-  double median, low, high;
+  double median, low, high;  // wall clock
+  double per_cpu_second;     // median of flops / process CPU time
 };
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 Rate measure(txl::Ops<float>& ops, const Shape& s, int samples, double min_sample_s) {
   std::mt19937 rng(1);
@@ -53,15 +63,19 @@ Rate measure(txl::Ops<float>& ops, const Shape& s, int samples, double min_sampl
   const double one = std::chrono::duration<double>(Clock::now() - t0).count();
   const int calls = std::max(1, static_cast<int>(min_sample_s / std::max(one, 1e-9)));
   const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
-  std::vector<double> rates;
+  std::vector<double> rates, cpu_rates;
   for (int i = 0; i < samples; ++i) {
+    const double cpu_start = process_cpu_seconds();
     const auto start = Clock::now();
     for (int j = 0; j < calls; ++j) call();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double cpu_seconds = process_cpu_seconds() - cpu_start;
     rates.push_back(flops * calls / seconds * 1e-9);
+    cpu_rates.push_back(flops * calls / std::max(cpu_seconds, 1e-9) * 1e-9);
   }
   std::sort(rates.begin(), rates.end());
-  return {rates[rates.size() / 2], rates.front(), rates.back()};
+  std::sort(cpu_rates.begin(), cpu_rates.end());
+  return {rates[rates.size() / 2], rates.front(), rates.back(), cpu_rates[cpu_rates.size() / 2]};
 }
 
 }  // namespace
@@ -81,12 +95,14 @@ int main(int argc, char** argv) {
     if (all_threads > 1) thread_counts.push_back(all_threads);
     std::printf("backend %s, threads: 1 and %d (OMP_NUM_THREADS), median of %d samples >= %.0f ms\n", ops->name(),
                 all_threads, samples, min_sample_ms);
-    std::printf("%-40s %7s %10s %10s %10s\n", "shape (m x k . k x n)", "threads", "GFLOP/s", "min", "max");
+    std::printf("%-40s %7s %10s %10s %10s %14s\n", "shape (m x k . k x n)", "threads", "GFLOP/s", "min", "max",
+                "GFLOP/cpu-s");
     for (const Shape& s : kShapes)
       for (int threads : thread_counts) {
         omp_set_num_threads(threads);
         const Rate r = measure(*ops, s, samples, min_sample_ms * 1e-3);
-        std::printf("%-40s %7d %10.1f %10.1f %10.1f\n", s.what, threads, r.median, r.low, r.high);
+        std::printf("%-40s %7d %10.1f %10.1f %10.1f %14.1f\n", s.what, threads, r.median, r.low, r.high,
+                    r.per_cpu_second);
       }
     return 0;
   } catch (const std::exception& e) {
