@@ -1,6 +1,7 @@
 // CpuOps<T>: the CPU backend of Ops<T> (host memory, Eigen GEMMs, OpenMP loops).
 // Every op forwards to a kernel in txl/cpu/cpu_kernels.h.
 #include <cstring>
+#include <type_traits>
 
 #include "txl/core/ops.h"
 #include "txl/cpu/cpu_kernels.h"
