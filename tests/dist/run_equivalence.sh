@@ -4,7 +4,8 @@
 #     equal those of one process with the same B (relative difference ||A-B||/||A|| of
 #     all parameters <= 1e-6), with and without batch_chunk, with local_batch_size, with
 #     dropout and attention dropout on;
-#  2. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
+#  2. multi-rank evaluation: txl_eval on 2 ranks gives the loss of 1 rank;
+#  3. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
 # Usage: tests/dist/run_equivalence.sh BIN_DIR [WORK_DIR]
 # Prints one line per check and "equivalence: N passed, M failed"; exit 0 when all passed.
 set -uo pipefail
@@ -66,6 +67,26 @@ check "np2 == np1" same_params np1 np2
 check "np2 batch_chunk 2 == np1" same_params np1 np2_chunk2
 check "np1 batch_chunk 2 == np1" same_params np1 np1_chunk2
 check "np2 local_batch_size 2 == np1" same_params np1 np2_local2
+
+# Multi-rank evaluation: txl_eval on 2 ranks splits each batch's streams and reduces the
+# loss; it must report the loss of one process (relative difference <= 1e-6).
+evaluate() {  # evaluate NAME RANKS
+  local launcher=()
+  (($2 > 1)) && launcher=(mpiexec -n "$2")
+  timeout 300 "${launcher[@]}" "$bin/txl_eval" --model "$work/np1/checkpoint_last.h5" --data "$corpus" --split valid \
+    --batch_size 4 --max_size 20 --json "$work/$1.json" >"$work/$1.out" 2>&1 || { tail -n 20 "$work/$1.out"; return 1; }
+}
+json_loss() { grep -o '"loss": *[-0-9.eE+]*' "$1" | head -n 1 | sed 's/.*: *//'; }
+same_eval_loss() {
+  local a b
+  a=$(json_loss "$work/eval_np1.json")
+  b=$(json_loss "$work/eval_np2.json")
+  echo "  valid loss: 1 rank $a, 2 ranks $b"
+  [[ -n "$a" && -n "$b" ]] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (a < 0 ? -a : a)) }'
+}
+check "txl_eval, 1 rank" evaluate eval_np1 1
+check "txl_eval, 2 ranks" evaluate eval_np2 2
+check "txl_eval 2 ranks == 1 rank" same_eval_loss
 
 # A killed rank ends the job. Rank 1 is found among this run's processes by the
 # OMPI_COMM_WORLD_RANK in its environment and killed by PID once training is under way.
