@@ -1,0 +1,249 @@
+// Configuration: YAML merge keys, preset files, command line, key validation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "txl/train/command_line.h"
+#include "txl/train/preset_file.h"
+#include "txl/train/train_config.h"
+#include "txl/train/yaml_merge.h"
+
+namespace txl {
+namespace {
+
+// The message of the txl::Error `fn` throws ("" when it throws none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(YamlMerge, MergeKeysFillMissingKeysOnly) {
+  const YAML::Node n = resolve_merge_keys(YAML::Load(R"(
+base: &base {a: 1, b: 2, nested: {x: 1}}
+other: &other {b: 20, c: 30}
+one:
+  <<: *base
+  b: 3
+many:
+  <<: [*base, *other]
+  a: 9
+quoted:
+  "<<": *base
+)"));
+  EXPECT_EQ(n["one"]["a"].as<int>(), 1);
+  EXPECT_EQ(n["one"]["b"].as<int>(), 3);  // explicit key wins
+  EXPECT_FALSE(n["one"]["<<"]);
+  EXPECT_EQ(n["one"]["nested"]["x"].as<int>(), 1);
+  EXPECT_EQ(n["many"]["a"].as<int>(), 9);
+  EXPECT_EQ(n["many"]["b"].as<int>(), 2);   // earlier source wins
+  EXPECT_EQ(n["many"]["c"].as<int>(), 30);  // later source fills gaps
+  EXPECT_TRUE(n["quoted"]["<<"]);           // a quoted "<<" is an ordinary key
+  EXPECT_FALSE(n["quoted"]["a"]);
+}
+
+TEST(YamlMerge, NestedMergesAndNoAliasing) {
+  const YAML::Node n = resolve_merge_keys(YAML::Load(R"(
+default:
+  train: &train {lr: 0.01, tgt_len: 192}
+  eval: &eval {tgt_len: 64}
+fast:
+  train:
+    <<: *train
+    lr: 0.02
+  eval: *eval
+)"));
+  EXPECT_DOUBLE_EQ(n["fast"]["train"]["lr"].as<double>(), 0.02);
+  EXPECT_EQ(n["fast"]["train"]["tgt_len"].as<int>(), 192);
+  EXPECT_DOUBLE_EQ(n["default"]["train"]["lr"].as<double>(), 0.01);  // the anchor is not modified
+}
+
+TEST(YamlMerge, MergingAScalarIsAnError) {
+  EXPECT_NE(error_of([] { resolve_merge_keys(YAML::Load("a: {<<: 3}")); }).find("merge key"), std::string::npos);
+}
+
+TEST(ClosestName, EditDistance) {
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3);
+  EXPECT_EQ(edit_distance("", "abc"), 3);
+  EXPECT_EQ(edit_distance("lr", "lr"), 0);
+  EXPECT_EQ(closest_name("lrr", {"lr", "mom", "clip"}), "lr");
+  EXPECT_EQ(closest_name("mem_lem", {"tgt_len", "mem_len", "ext_len"}), "mem_len");
+}
+
+const char* kPresets = R"(
+default:
+  train: &train
+    data: corpus.h5
+    lr: 0.02
+    tgt_len: 32
+    mem_len: 32
+    batch_size: 8
+  eval: &eval
+    tgt_len: 16
+dgx1_2gpu:
+  train:
+    <<: *train
+    batch_chunk: 2
+  eval: *eval
+)";
+
+TEST(PresetFile, SectionsAndErrors) {
+  const PresetFile f = PresetFile::parse(kPresets, "mem.yaml");
+  EXPECT_EQ(f.presets(), (std::vector<std::string>{"default", "dgx1_2gpu"}));
+  EXPECT_EQ(f.section("dgx1_2gpu", "train")["batch_chunk"].as<int>(), 2);
+  EXPECT_EQ(f.section("dgx1_2gpu", "train")["lr"].as<double>(), 0.02);
+  const std::string e = error_of([&] { f.section("dgx1_2gpus", "train"); });
+  EXPECT_NE(e.find("no preset 'dgx1_2gpus'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'dgx1_2gpu'"), std::string::npos) << e;
+  const PresetFile bad = PresetFile::parse("default: {trian: {lr: 1}}", "bad.yaml");
+  EXPECT_NE(error_of([&] { bad.section("default", "train"); }).find("unknown section 'trian'"), std::string::npos);
+  EXPECT_NE(error_of([] { PresetFile::load("/nonexistent/x.yaml"); }).find("not found"), std::string::npos);
+  EXPECT_NE(error_of([] { PresetFile::parse("a: [1, 2", "broken.yaml"); }).find("broken.yaml: invalid YAML"),
+            std::string::npos);
+}
+
+TrainConfig config_from(const std::string& yaml_train_section, int world = 1) {
+  TrainConfig c;
+  apply_section(c, train_config_keys(), YAML::Load(yaml_train_section), "test.yaml [default.train]");
+  c.finalize(world);
+  return c;
+}
+
+TEST(TrainConfig, AppliesSectionAndOverrides) {
+  const PresetFile f = PresetFile::parse(kPresets, "mem.yaml");
+  TrainConfig c;
+  apply_section(c, train_config_keys(), f.section("dgx1_2gpu", "train"), f.where("dgx1_2gpu", "train"));
+  const CommandLine cl = parse_command_line(
+      {"mem.yaml", "--config", "dgx1_2gpu", "--lr", "0.5", "--roll", "--same_length", "false", "--cutoffs=10,20",
+       "--clamp_len", "-1", "--tie_projs", "[false, true]"},
+      option_types(train_config_keys()));
+  EXPECT_EQ(cl.config_file, "mem.yaml");
+  EXPECT_EQ(cl.preset, "dgx1_2gpu");
+  apply_overrides(c, train_config_keys(), cl);
+  c.finalize(2);
+  EXPECT_DOUBLE_EQ(c.lr, 0.5);
+  EXPECT_TRUE(c.roll);
+  EXPECT_FALSE(c.same_length);
+  EXPECT_EQ(c.cutoffs, (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(c.tie_projs, (std::vector<bool>{false, true}));
+  EXPECT_EQ(c.clamp_len, -1);
+  EXPECT_EQ(c.batch_chunk, 2);
+  EXPECT_EQ(c.tgt_len, 32);
+  EXPECT_EQ(c.eval_tgt_len, 32);  // -1 resolves to tgt_len
+}
+
+TEST(TrainConfig, UnknownKeyNamesTheClosest) {
+  std::string e = error_of([] { config_from("{data: x.h5, lrr: 0.1}"); });
+  EXPECT_NE(e.find("unknown key 'lrr'"), std::string::npos) << e;
+  EXPECT_NE(e.find("closest known key: 'lr'"), std::string::npos) << e;
+  e = error_of([] { parse_command_line({"--mem_lem", "3"}, option_types(train_config_keys())); });
+  EXPECT_NE(e.find("'--mem_lem'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'--mem_len'"), std::string::npos) << e;
+}
+
+TEST(TrainConfig, WrongTypeNamesKeyAndType) {
+  std::string e = error_of([] { config_from("{data: x.h5, lr: fast}"); });
+  EXPECT_NE(e.find("key 'lr' expects a number, got 'fast'"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, n_layer: 2.5}"); });
+  EXPECT_NE(e.find("key 'n_layer' expects an integer"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, roll: maybe}"); });
+  EXPECT_NE(e.find("key 'roll' expects true or false"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, cutoffs: [1, b]}"); });
+  EXPECT_NE(e.find("key 'cutoffs' expects a list of integers"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, work_dir: [a]}"); });
+  EXPECT_NE(e.find("key 'work_dir' expects a string"), std::string::npos) << e;
+  e = error_of([] { parse_command_line({"--lr"}, option_types(train_config_keys())); });
+  EXPECT_NE(e.find("--lr needs a value"), std::string::npos) << e;
+}
+
+TEST(TrainConfig, InconsistentValuesNameTheKey) {
+  std::string e = error_of([] { config_from("{data: x.h5, batch_size: 12, batch_chunk: 5}"); });
+  EXPECT_NE(e.find("batch_size"), std::string::npos) << e;
+  EXPECT_NE(e.find("not divisible"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, batch_size: 12, batch_chunk: 2}", 4); });
+  EXPECT_NE(e.find("ranks x batch_chunk = 4 x 2"), std::string::npos) << e;
+  EXPECT_EQ(error_of([] { config_from("{data: x.h5, batch_size: 16, batch_chunk: 2}", 4); }), "");
+  e = error_of([] { config_from("{data: x.h5, tgt_len: 10, mem_len: 5, eval_tgt_len: 16}"); });
+  EXPECT_NE(e.find("eval_tgt_len"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, fp16: true}"); });
+  EXPECT_NE(e.find("device: cuda"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, precision: bf16}"); });
+  EXPECT_NE(e.find("precision"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, optim: lamb2}"); });
+  EXPECT_NE(e.find("optim: unknown value 'lamb2'"), std::string::npos) << e;
+  e = error_of([] { config_from("{lr: 0.1}"); });
+  EXPECT_NE(e.find("data"), std::string::npos) << e;
+  e = error_of([] { config_from("{data: x.h5, local_batch_size: 3}", 4); });
+  EXPECT_EQ(e, "");
+  EXPECT_EQ(config_from("{data: x.h5, local_batch_size: 3}", 4).batch_size, 12);
+}
+
+TEST(TrainConfig, ResolvedYamlRoundTrips) {
+  TrainConfig a = config_from("{data: x.h5, lr: 0.003, cutoffs: [5, 9], tie_projs: [false, true, true], roll: true}");
+  const std::string text = yaml_to_text(config_to_yaml(a, train_config_keys()));
+  TrainConfig b;
+  apply_section(b, train_config_keys(), YAML::Load(text), "round trip");
+  EXPECT_EQ(yaml_to_text(config_to_yaml(b, train_config_keys())), text);
+  EXPECT_EQ(b.lr, a.lr);
+  EXPECT_EQ(b.cutoffs, a.cutoffs);
+  EXPECT_EQ(b.tie_projs, a.tie_projs);
+}
+
+TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
+  TrainConfig c = config_from("{data: x.h5, adaptive: true, d_model: 64, n_head: 2, d_head: 32, d_inner: 128}");
+  ModelConfig m = c.model_config(1000, {100, 500}, "wt103");
+  EXPECT_EQ(m.cutoffs, (std::vector<int64_t>{100, 500}));
+  EXPECT_EQ(m.tie_projs, (std::vector<bool>{false, true, true}));
+  m = c.model_config(1000, {100, 500}, "lm1b");
+  EXPECT_EQ(m.tie_projs, (std::vector<bool>{false, false, false}));
+  c.adaptive = false;
+  EXPECT_TRUE(c.model_config(1000, {100, 500}, "wt103").cutoffs.empty());
+  c.adaptive = true;
+  c.cutoffs = {10, 2000};
+  EXPECT_NE(error_of([&] { c.model_config(1000, {}, "wt2"); }).find("cutoffs"), std::string::npos);
+}
+
+// Every preset of every shipped configuration file is valid for the rank count its
+// name implies ("..._8gpu_...": 8), in both sections.
+TEST(ShippedConfigs, EveryPresetValidates) {
+  const std::string dir = std::string(TXL_SOURCE_DIR) + "/configs";
+  int files = 0, presets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    const PresetFile f = PresetFile::load(entry.path().string());
+    for (const std::string& preset : f.presets()) {
+      SCOPED_TRACE(entry.path().filename().string() + " " + preset);
+      int world = 1;
+      if (const size_t g = preset.find("gpu"); g != std::string::npos) {
+        size_t b = g;
+        while (b > 0 && std::isdigit(static_cast<unsigned char>(preset[b - 1]))) --b;
+        if (b < g) world = std::stoi(preset.substr(b, g - b));
+      }
+      TrainConfig c;
+      apply_section(c, train_config_keys(), f.section(preset, "train"), f.where(preset, "train"));
+      if (c.data.empty()) c.data = "corpus.h5";
+      if (c.device == "cpu" && c.precision != "fp32") c.device = "cuda";  // GPU presets on a CPU test machine
+      EXPECT_EQ(error_of([&] { c.finalize(world); }), "");
+      ++presets;
+    }
+  }
+  EXPECT_GE(files, 9);
+  EXPECT_GE(presets, 9);
+}
+
+// docs/training.md documents every key.
+TEST(ShippedConfigs, DocsNameEveryKey) {
+  std::ifstream in(std::string(TXL_SOURCE_DIR) + "/docs/training.md");
+  ASSERT_TRUE(in.good());
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& k : train_config_keys()) EXPECT_NE(doc.find("`" + k.name + "`"), std::string::npos) << k.name;
+}
+
+}  // namespace
+}  // namespace txl
