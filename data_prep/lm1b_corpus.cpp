@@ -10,6 +10,7 @@
 #include "txl/data/prep/corpus_writer.h"
 #include "txl/data/prep/line_pipeline.h"
 #include "txl/data/prep/prep.h"
+#include "txl/data/prep/progress.h"
 #include "txl/data/prep/sha256.h"
 #include "txl/data/prep/vocab_file.h"
 
@@ -76,8 +77,14 @@ PrepSummary prepare_lm1b_corpus(const PrepOptions& o, const std::string& tmp_pat
     target.counts = split == "train" ? &counts : nullptr;
     writer.begin_split(split);
     SplitStats stats;
+    // Progress over the whole split (each of the 100 training files alone is short).
+    int64_t total_bytes = 0, done_bytes = 0;
+    for (const std::string& f : files) total_bytes += static_cast<int64_t>(fs::file_size(f));
+    Progress progress(o.progress, fmt::format("lm1b {} ({} files)", split, files.size()), total_bytes);
     for (const std::string& f : files) {
       const EncodeResult r = encode_text_file(f, rules, target, writer, ps);
+      done_bytes += static_cast<int64_t>(fs::file_size(f));
+      progress.update(done_bytes);
       writer.end_shard();
       stats.n_lines += r.lines;
       stats.n_oov += r.oov;
@@ -85,6 +92,7 @@ PrepSummary prepare_lm1b_corpus(const PrepOptions& o, const std::string& tmp_pat
     }
     stats.source = files.size() == 1 ? display_name(files[0], o.data)
                                      : fmt::format("{} ({} files)", display_name(fs::path(files[0]).parent_path().string(), o.data), files.size());
+    progress.finish(done_bytes);
     summary.split_tokens[split] = writer.split_tokens();
     summary.split_oov[split] = stats.n_oov;
     writer.end_split(stats);

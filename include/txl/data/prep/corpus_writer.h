@@ -35,6 +35,8 @@ class CorpusWriter {
   // Creates `path` (truncating it) and writes the descriptive root attributes.
   CorpusWriter(const std::string& path, const CorpusDescription& description);
   ~CorpusWriter();
+  CorpusWriter(const CorpusWriter&) = delete;  // the dataset appenders refer to file_
+  CorpusWriter& operator=(const CorpusWriter&) = delete;
 
   void write_vocabulary(const std::vector<std::string>& symbols, const std::vector<int64_t>& counts);
   // `size_hint` (expected tokens, when known) lets small splits use small chunks.
