@@ -49,8 +49,8 @@ cublasComputeType_t compute_type(GemmPrecision p) {
   switch (p) {
     case GemmPrecision::kFp32: return CUBLAS_COMPUTE_32F;
     case GemmPrecision::kTf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case GemmPrecision::kBf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
-    case GemmPrecision::kFp16: return CUBLAS_COMPUTE_32F_FAST_16F;
+    case GemmPrecision::kBf16:  // operands are packed to half precision first (run_gemm)
+    case GemmPrecision::kFp16: return CUBLAS_COMPUTE_32F;
   }
   return CUBLAS_COMPUTE_32F;
 }
@@ -201,10 +201,7 @@ class CudaOps final : public CudaBackend {
       cuda::launch_scale_matrices(C, m, n, ldc, 0, 1, beta, stream_);
       return;
     }
-    TXL_CUBLAS_CHECK(cublasGemmEx(cublas_, to_cublas(tb), to_cublas(ta), to_int(n, "n"), to_int(m, "m"),
-                                  to_int(k, "k"), &alpha, B, CUDA_R_32F, to_int(ldb, "ldb"), A, CUDA_R_32F,
-                                  to_int(lda, "lda"), &beta, C, CUDA_R_32F, to_int(ldc, "ldc"),
-                                  compute_type(precision_), CUBLAS_GEMM_DEFAULT));
+    run_gemm(ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, false);
   }
 
   void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
@@ -218,10 +215,7 @@ class CudaOps final : public CudaBackend {
       cuda::launch_scale_matrices(C, m, n, ldc, strideC, batch, beta, stream_);
       return;
     }
-    TXL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        cublas_, to_cublas(tb), to_cublas(ta), to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, B,
-        CUDA_R_32F, to_int(ldb, "ldb"), strideB, A, CUDA_R_32F, to_int(lda, "lda"), strideA, &beta, C, CUDA_R_32F,
-        to_int(ldc, "ldc"), strideC, to_int(batch, "batch"), compute_type(precision_), CUBLAS_GEMM_DEFAULT));
+    run_gemm(ta, tb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch, true);
   }
 
   void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override {
@@ -387,6 +381,49 @@ class CudaOps final : public CudaBackend {
   }
 
  private:
+  // One (batched) product on cuBLAS, sizes checked and non-empty. fp32 / tf32: float
+  // operands, the precision is the compute type. bf16 / fp16: both operands are first
+  // packed densely into bfloat16 / float16 copies (round to nearest even) in scratch
+  // memory, then multiplied by cuBLAS's half x half -> float GEMM with float32
+  // accumulation, so the rounding is exactly known (and the GEMM runs on native
+  // half-precision tensor-core kernels).
+  void run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
+                int64_t strideA, const float* B, int64_t ldb, int64_t strideB, float beta, float* C, int64_t ldc,
+                int64_t strideC, int64_t batch, bool batched) {
+    const void* a = A;
+    const void* b = B;
+    cudaDataType_t type = CUDA_R_32F;
+    cublasComputeType_t compute = compute_type(precision_);
+    OpScratch scratch(*arena_);
+    if (precision_ == GemmPrecision::kBf16 || precision_ == GemmPrecision::kFp16) {
+      const bool bf16 = precision_ == GemmPrecision::kBf16;
+      type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+      compute = CUBLAS_COMPUTE_32F;
+      const int64_t a_rows = ta == Trans::kNo ? m : k, a_cols = ta == Trans::kNo ? k : m;
+      const int64_t b_rows = tb == Trans::kNo ? k : n, b_cols = tb == Trans::kNo ? n : k;
+      void* a16 = scratch.allocate(static_cast<size_t>(batch * a_rows * a_cols) * 2);
+      void* b16 = scratch.allocate(static_cast<size_t>(batch * b_rows * b_cols) * 2);
+      cuda::launch_pack_half(A, a_rows, a_cols, lda, strideA, batch, bf16, a16, stream_);
+      cuda::launch_pack_half(B, b_rows, b_cols, ldb, strideB, batch, bf16, b16, stream_);
+      a = a16;
+      b = b16;
+      lda = a_cols;
+      ldb = b_cols;
+      strideA = a_rows * a_cols;
+      strideB = b_rows * b_cols;
+    }
+    if (!batched) {
+      TXL_CUBLAS_CHECK(cublasGemmEx(cublas_, to_cublas(tb), to_cublas(ta), to_int(n, "n"), to_int(m, "m"),
+                                    to_int(k, "k"), &alpha, b, type, to_int(ldb, "ldb"), a, type, to_int(lda, "lda"),
+                                    &beta, C, CUDA_R_32F, to_int(ldc, "ldc"), compute, CUBLAS_GEMM_DEFAULT));
+    } else {
+      TXL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          cublas_, to_cublas(tb), to_cublas(ta), to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, b, type,
+          to_int(ldb, "ldb"), strideB, a, type, to_int(lda, "lda"), strideA, &beta, C, CUDA_R_32F, to_int(ldc, "ldc"),
+          strideC, to_int(batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
+    }
+  }
+
   // Makes this backend's GPU current for the calling thread (ops may be called from
   // several threads, e.g. a communication thread).
   void enter() const {

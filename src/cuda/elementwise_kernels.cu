@@ -1,4 +1,8 @@
-// Elementwise kernels: fill, bias, axpy/scale/add, ReLU, dropout.
+// Elementwise kernels: fill, bias, axpy/scale/add, ReLU, dropout, and the packing of
+// GEMM operands into bfloat16 / float16.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "kernel_utils.cuh"
 #include "kernels.h"
 #include "txl/core/philox.h"
@@ -19,6 +23,22 @@ __global__ void scale_matrices_kernel(float* C, int64_t rows, int64_t cols, int6
     *x = beta == 0.0f ? 0.0f : beta * *x;
   }
 }
+
+template <typename Half, typename Convert>
+__global__ void pack_half_kernel(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
+                                 int64_t batch, Half* dst, Convert convert) {
+  const int64_t n = batch * rows * cols;
+  for (int64_t e = global_thread(); e < n; e += grid_stride()) {
+    const int64_t c = e % cols, r = (e / cols) % rows, b = e / (cols * rows);
+    dst[e] = convert(src[b * stride + r * ld + c]);
+  }
+}
+struct ToBf16 {
+  __device__ __nv_bfloat16 operator()(float x) const { return __float2bfloat16_rn(x); }
+};
+struct ToFp16 {
+  __device__ __half operator()(float x) const { return __float2half_rn(x); }
+};
 
 __global__ void add_bias_kernel(float* y, const float* bias, int64_t n, int64_t cols) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] += bias[i % cols];
@@ -88,6 +108,20 @@ void launch_scale_matrices(float* C, int64_t rows, int64_t cols, int64_t ld, int
   const int64_t n = batch * rows * cols;
   if (n <= 0 || beta == 1.0f) return;
   scale_matrices_kernel<<<grid_for(n), kThreads, 0, stream>>>(C, rows, cols, ld, stride, batch, beta);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_pack_half(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch,
+                      bool bf16, void* dst, cudaStream_t stream) {
+  const int64_t n = batch * rows * cols;
+  if (n <= 0) return;
+  if (bf16) {
+    pack_half_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, rows, cols, ld, stride, batch,
+                                                           static_cast<__nv_bfloat16*>(dst), ToBf16{});
+  } else {
+    pack_half_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, rows, cols, ld, stride, batch,
+                                                           static_cast<__half*>(dst), ToFp16{});
+  }
   TXL_CUDA_LAUNCH_CHECK();
 }
 

@@ -35,6 +35,10 @@ void launch_fill(float* x, int64_t n, float value, cudaStream_t stream);
 // matrix i at C + i*stride); beta == 0 writes zeros without reading C (it may hold NaN).
 void launch_scale_matrices(float* C, int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch,
                            float beta, cudaStream_t stream);
+// dst (dense, batch x rows x cols, bfloat16 when `bf16` else float16, round to nearest
+// even) = the rows x cols matrices at src + i*stride with leading dimension ld.
+void launch_pack_half(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch,
+                      bool bf16, void* dst, cudaStream_t stream);
 void launch_add_bias(float* y, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream);
 void launch_axpy(int64_t n, float alpha, const float* x, float* y, cudaStream_t stream);
 void launch_scale(int64_t n, float alpha, float* x, cudaStream_t stream);

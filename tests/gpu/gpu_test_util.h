@@ -5,7 +5,8 @@
 // TXL_GPU_TESTS_ON_CPU=1 runs the comparison tests with a second CPU backend in place of
 // the CUDA one: the results must then agree exactly, which checks the tests themselves
 // (indexing, poisoning, tolerances) on a machine without a GPU. CUDA-only tests (arena
-// statistics of the device, graphs, NCCL, precision modes) still skip in that mode.
+// statistics of the device, graphs, NCCL) still skip in that mode; the precision tests
+// then run against a CPU backend that rounds GEMM operands (emulated_precision_ops.h).
 #pragma once
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "emulated_precision_ops.h"
 #include "txl/core/ops.h"
 #include "txl/cuda/cuda_ops.h"
 
@@ -70,6 +72,18 @@ class GpuTest : public ::testing::Test {
   bool require_cuda() {
     if (cpu_stand_in() || cuda_device_count() == 0) return false;
     return true;
+  }
+
+  // A second backend under test with GEMMs in precision `p` (in the CPU stand-in mode: a
+  // CPU backend that rounds GEMM operands like the tensor cores).
+  std::unique_ptr<Ops<float>> make_dut(GemmPrecision p) {
+    if (cpu_stand_in()) {
+      if (p == GemmPrecision::kFp32) return make_cpu_ops<float>();
+      return std::make_unique<EmulatedPrecisionOps>(p);
+    }
+    CudaOptions options;
+    options.precision = p;
+    return make_cuda_ops(options);
   }
 
   Ops<float>& cpu() { return *cpu_; }

@@ -4,10 +4,9 @@
 // GEMM precision (all other kernels compute in float32, reductions in float64):
 //   fp32  strict float32 (CUBLAS_COMPUTE_32F; tensor cores off)
 //   tf32  TF32 tensor cores, float32 accumulation (CUBLAS_COMPUTE_32F_FAST_TF32)
-//   bf16  operands rounded to bfloat16 inside cuBLAS, float32 accumulation
-//         (CUBLAS_COMPUTE_32F_FAST_16BF on float32 storage)
-//   fp16  operands rounded to float16 inside cuBLAS, float32 accumulation
-//         (CUBLAS_COMPUTE_32F_FAST_16F); train with dynamic loss scaling (loss_scaler.h)
+//   bf16  operands packed into bfloat16 copies (round to nearest even, scratch memory),
+//         bf16 x bf16 -> float32 GEMM with float32 accumulation (CUBLAS_COMPUTE_32F)
+//   fp16  the same with float16 copies; train with dynamic loss scaling (loss_scaler.h)
 // Weights, activations, gradients and optimizer state stay float32 in every mode: the
 // mixed-precision modes change only what the tensor cores multiply (see docs/gpu.md).
 #pragma once
