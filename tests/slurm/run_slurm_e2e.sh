@@ -7,9 +7,12 @@
 #  2. `sbatch -N 2 slurm/run.sub train`: a 2-rank run of the tiny test model, one rank per
 #     node launched by srun --mpi=pmix; checks the job's output and the train log (2 ranks
 #     on 2 nodes), the checkpoint, and that the parameters equal a `mpirun -np 2` run's,
-#  3. a longer job is interrupted twice, by `scancel --signal=TERM` (the step alone; run.sub
-#     requeues the job itself) and by `scontrol requeue`; it must resume both times, finish,
-#     and end with the parameters of an uninterrupted run,
+#     then `run.sub eval` on 2 ranks of one node reports the loss of a 1-process txl_eval,
+#  3. a longer job is interrupted three times: USR1 to the batch script (what
+#     --signal=B:USR1@180 sends before the time limit), `scancel --signal=TERM` (SIGTERM to
+#     the step alone) -- run.sub requeues the job itself after both -- and `scontrol
+#     requeue`; it must resume every time, finish, and end with the parameters of an
+#     uninterrupted run; a plain `scancel` must cancel for good,
 #  4. SIGKILL to one rank of a running job ends the job within 60 s,
 # then stops the daemons it started (by PID). Prints PASS/FAIL per check and a summary
 # line "slurm e2e: N passed, M failed"; exit 0 when all passed.
@@ -125,6 +128,29 @@ check "sbatch -N 2 slurm/run.sub train: log, 2 ranks on 2 nodes, checkpoint" sho
 check "srun 2-node result == mpirun -np 2 result" same_params "$work/mpirun_np2/checkpoint_last.h5" \
   "$work/short/checkpoint_last.h5"
 
+# Multi-rank evaluation on one node: `sbatch -N 1 --ntasks-per-node=2 run.sub eval` must
+# report the loss of a one-process txl_eval of the same checkpoint.
+json_loss() { grep -o '"loss": *[-0-9.eE+]*' "$1" 2>/dev/null | head -n 1 | sed 's/.*: *//'; }
+eval_job() {
+  cd "$root" || return 1
+  local out=$work/eval.out
+  if ! WORK_DIR=$work/short EVAL_ARGS="--json $work/eval_slurm.json" timeout 120 \
+       sbatch --wait -N 1 --ntasks-per-node=2 -o "$out" slurm/run.sub eval >/dev/null; then
+    tail -n 20 "$out"
+    return 1
+  fi
+  grep -q "run.sub: eval finished" "$out" || { echo "  no 'eval finished' in $out"; return 1; }
+  grep -q '"world": *2' "$work/eval_slurm.json" || { echo "  txl_eval did not run on 2 ranks"; return 1; }
+  "$bin/txl_eval" "$config" --work_dir "$work/short" --data "$corpus" --json "$work/eval_single.json" \
+    >"$work/eval_single.out" 2>&1 || { tail -n 20 "$work/eval_single.out"; return 1; }
+  local a b
+  a=$(json_loss "$work/eval_single.json")
+  b=$(json_loss "$work/eval_slurm.json")
+  echo "  loss: 1 process $a, 2 ranks under srun $b"
+  [[ -n "$a" && -n "$b" ]] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (a < 0 ? -a : a)) }'
+}
+check "sbatch -N 1 --ntasks-per-node=2 run.sub eval == one-process txl_eval" eval_job
+
 # ---- 3. interrupted twice, requeued, resumed, finished --------------------------------
 long_steps=${TXL_E2E_LONG_STEPS:-600}
 interrupt() {  # interrupt JOB HOW AFTER_STEP: waits for the step, signals, releases the requeued job
@@ -135,6 +161,7 @@ interrupt() {  # interrupt JOB HOW AFTER_STEP: waits for the step, signals, rele
   restarts=$(job_field "$job" Restarts)
   echo "  $how at step $(last_step "$work/long") (restarts so far: $restarts)"
   case "$how" in
+    usr1) scancel --batch --signal=USR1 "$job" ;;  # what --signal=B:USR1@180 does before the time limit
     scancel) scancel --signal=TERM "$job" ;;
     requeue) scontrol requeue "$job" ;;
   esac
@@ -152,7 +179,8 @@ long_job() {
   job=$(WORK_DIR=$work/long MAX_STEP=$long_steps EVAL_INTERVAL=100 LOG_INTERVAL=10 sbatch --parsable -N 2 -o "$work/long.out" \
         slurm/run.sub train) || return 1
   echo "  job $job"
-  interrupt "$job" scancel 50 || return 1
+  interrupt "$job" usr1 50 || return 1
+  interrupt "$job" scancel $(( $(last_step "$work/long") + 50 )) || return 1
   interrupt "$job" requeue $(( $(last_step "$work/long") + 50 )) || return 1
   wait_for 240 bash -c "scontrol show job $job -o | grep -Eq 'JobState=(COMPLETED|FAILED|CANCELLED|TIMEOUT)'" ||
     { echo "  the job did not finish"; return 1; }
@@ -163,14 +191,32 @@ long_job() {
   local resumed
   resumed=$(grep -c "resumed from" "$work/long/train_log.log")
   echo "  the train log shows $resumed resumptions; last step $(last_step "$work/long")"
-  ((resumed == 2)) && [[ "$(last_step "$work/long")" == "$long_steps" ]] &&
+  ((resumed == 3)) && [[ "$(last_step "$work/long")" == "$long_steps" ]] &&
     grep -q "run.sub: train finished" "$work/long.out"
 }
-check "SIGTERM (scancel) + scontrol requeue: requeued, resumed twice, finished" long_job
+check "USR1 to the batch script, SIGTERM to the step, scontrol requeue: resumed 3 times, finished" long_job
 check "mpirun -np 2 uninterrupted run of the same length" reference long_reference "$long_steps" \
   --eval_interval 100 --log_interval 10
 check "interrupted-and-resumed result == uninterrupted result" same_params \
   "$work/long_reference/checkpoint_last.h5" "$work/long/checkpoint_last.h5"
+
+# A plain scancel cancels: the job must not come back.
+cancelled_job() {
+  cd "$root" || return 1
+  rm -rf "$work/cancelled"
+  local job
+  job=$(WORK_DIR=$work/cancelled MAX_STEP=100000 EVAL_INTERVAL=0 LOG_INTERVAL=5 sbatch --parsable -N 2 \
+        -o "$work/cancelled.out" slurm/run.sub train) || return 1
+  wait_for 120 bash -c "[[ \$(grep -o '\"step\":[0-9]*' '$work/cancelled/train_log.jsonl' 2>/dev/null | tail -n 1 | cut -d: -f2) -ge 5 ]]" ||
+    { echo "  job $job did not start training"; return 1; }
+  scancel "$job"
+  wait_for 60 bash -c "scontrol show job $job -o | grep -q 'JobState=CANCELLED'" ||
+    { echo "  job $job is $(job_field "$job" JobState) after scancel"; return 1; }
+  sleep 3
+  echo "  job $job: $(job_field "$job" JobState), restarts $(job_field "$job" Restarts)"
+  [[ "$(job_field "$job" JobState)" == CANCELLED && "$(job_field "$job" Restarts)" == 0 ]]
+}
+check "plain scancel cancels (no requeue)" cancelled_job
 
 # ---- 4. a killed rank ends the job ------------------------------------------------------
 killed_job() {
