@@ -1,9 +1,9 @@
 #include "txl/data/prep/builder_common.h"
 
+#include <fmt/ranges.h>
+
 #include <filesystem>
 #include <thread>
-
-#include <fmt/ranges.h>
 
 #include "txl/core/error.h"
 
@@ -21,8 +21,7 @@ std::vector<int64_t> recommended_cutoffs(const PrepOptions& o, int64_t n_token) 
   if (o.cutoffs_given) {
     for (size_t i = 0; i < o.cutoffs.size(); ++i) {
       if (o.cutoffs[i] <= 0 || o.cutoffs[i] >= n_token || (i > 0 && o.cutoffs[i] <= o.cutoffs[i - 1]))
-        failf("--cutoffs: {} is not an increasing list inside (0, n_token = {})", fmt::join(o.cutoffs, ","),
-              n_token);
+        failf("--cutoffs: {} is not an increasing list inside (0, n_token = {})", fmt::join(o.cutoffs, ","), n_token);
     }
     return o.cutoffs;
   }

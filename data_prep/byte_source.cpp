@@ -115,8 +115,8 @@ ZipMemberSource::ZipMemberSource(const std::string& zip_path, const std::string&
   if (chosen->csize == 0xFFFFFFFFu || chosen->usize == 0xFFFFFFFFu)
     failf("{}: zip64 members are not supported; unpack it and pass the file", zip_path);
   if (chosen->method != 0 && chosen->method != 8)
-    failf("{}: member '{}' uses compression method {} (only stored and deflate are supported)", zip_path,
-          chosen->name, chosen->method);
+    failf("{}: member '{}' uses compression method {} (only stored and deflate are supported)", zip_path, chosen->name,
+          chosen->method);
   name_ = zip_path + ":" + chosen->name;
   method_ = chosen->method;
   expected_crc_ = chosen->crc;
@@ -153,7 +153,8 @@ size_t ZipMemberSource::read(char* buffer, size_t n) {
     z.avail_out = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
     while (z.avail_out > 0) {
       if (z.avail_in == 0 && compressed_left_ > 0) {
-        const size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(inflater_->input.size()), compressed_left_));
+        const size_t want =
+            static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(inflater_->input.size()), compressed_left_));
         const size_t got = std::fread(inflater_->input.data(), 1, want, file_);
         if (got < want) failf("{}: truncated zip archive", zip_path_);
         compressed_left_ -= static_cast<int64_t>(got);

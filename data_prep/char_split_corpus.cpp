@@ -261,8 +261,8 @@ PrepSummary prepare_char_split_corpus(const PrepOptions& o, const std::string& t
     const auto p = static_cast<size_t>(current);
     summary.split_tokens[kSplits[p]] = writer.split_tokens();
     summary.split_oov[kSplits[p]] = 0;
-    writer.end_split({0, 0,
-                      fmt::format("{} {} [{}, {})", cs.name, text8 ? "characters" : "bytes", bounds[p], bounds[p + 1])});
+    writer.end_split(
+        {0, 0, fmt::format("{} {} [{}, {})", cs.name, text8 ? "characters" : "bytes", bounds[p], bounds[p + 1])});
   };
   auto open_until = [&](int part) {
     while (current < part) {

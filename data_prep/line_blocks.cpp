@@ -58,7 +58,8 @@ std::vector<std::string_view> split_at_lines(std::string_view block, int parts) 
   std::vector<std::string_view> out;
   size_t begin = 0;
   for (int k = 1; k <= parts && begin < block.size(); ++k) {
-    size_t end = k == parts ? block.size() : std::max(begin, block.size() * static_cast<size_t>(k) / static_cast<size_t>(parts));
+    size_t end =
+        k == parts ? block.size() : std::max(begin, block.size() * static_cast<size_t>(k) / static_cast<size_t>(parts));
     if (end < block.size()) {
       const size_t nl = block.find('\n', end);
       end = nl == std::string_view::npos ? block.size() : nl + 1;

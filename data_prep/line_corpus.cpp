@@ -99,7 +99,8 @@ PrepSummary prepare_line_corpus(const PrepOptions& o, const std::string& tmp_pat
   SymbolMap<int32_t> ids = index_symbols(symbols);
 
   // Pass 1 over valid and test: UTF-8, emptiness, and symbols the vocabulary lacks.
-  for (int s = 1; s < 3; ++s) scans[static_cast<size_t>(s)] = scan_text_file(paths[static_cast<size_t>(s)], rules, false, &ids, ps);
+  for (int s = 1; s < 3; ++s)
+    scans[static_cast<size_t>(s)] = scan_text_file(paths[static_cast<size_t>(s)], rules, false, &ids, ps);
   for (int s = 0; s < 3; ++s) {
     const ScanResult& sc = scans[static_cast<size_t>(s)];
     if (sc.symbols == 0 && (rules.line_end.empty() || sc.lines == 0))
@@ -130,7 +131,8 @@ PrepSummary prepare_line_corpus(const PrepOptions& o, const std::string& tmp_pat
 
   desc.cutoffs = recommended_cutoffs(o, static_cast<int64_t>(symbols.size()));
   for (int s = 0; s < 3; ++s)
-    desc.source_checksums += checksum_line(scans[static_cast<size_t>(s)].sha256, display_name(paths[static_cast<size_t>(s)], o.data));
+    desc.source_checksums +=
+        checksum_line(scans[static_cast<size_t>(s)].sha256, display_name(paths[static_cast<size_t>(s)], o.data));
 
   // Pass 2: encode every split.
   PrepSummary summary;

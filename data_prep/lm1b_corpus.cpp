@@ -90,8 +90,10 @@ PrepSummary prepare_lm1b_corpus(const PrepOptions& o, const std::string& tmp_pat
       stats.n_oov += r.oov;
       checksums += checksum_line(r.sha256, display_name(f, o.data));
     }
-    stats.source = files.size() == 1 ? display_name(files[0], o.data)
-                                     : fmt::format("{} ({} files)", display_name(fs::path(files[0]).parent_path().string(), o.data), files.size());
+    stats.source = files.size() == 1
+                       ? display_name(files[0], o.data)
+                       : fmt::format("{} ({} files)", display_name(fs::path(files[0]).parent_path().string(), o.data),
+                                     files.size());
     progress.finish(done_bytes);
     summary.split_tokens[split] = writer.split_tokens();
     summary.split_oov[split] = stats.n_oov;

@@ -1,6 +1,6 @@
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -72,8 +72,7 @@ int prep_main(int argc, char** argv) {
   app.add_option("--holdout", o.holdout, "enwik8/text8: bytes/characters in each of valid and test")
       ->capture_default_str();
   app.add_option("--threads", o.threads, "worker threads (0: all cores)")->capture_default_str();
-  app.add_option("--progress_interval", o.progress.interval_s, "seconds between progress lines")
-      ->capture_default_str();
+  app.add_option("--progress_interval", o.progress.interval_s, "seconds between progress lines")->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress lines");
   app.add_option("--verify", verify, "check the checksums of an existing corpus file and exit");
   try {
@@ -98,7 +97,8 @@ int prep_main(int argc, char** argv) {
     for (const char* split : {"train", "valid", "test"}) {
       if (!s.split_tokens.count(split)) continue;
       fmt::print(", {} {} tokens", split, s.split_tokens.at(split));
-      if (s.split_oov.count(split) && s.split_oov.at(split) > 0) fmt::print(" ({} mapped to unk)", s.split_oov.at(split));
+      if (s.split_oov.count(split) && s.split_oov.at(split) > 0)
+        fmt::print(" ({} mapped to unk)", s.split_oov.at(split));
     }
     fmt::print(", {:.1f} s\n{}: checksum {}\n", secs, o.out, s.checksum);
     return 0;

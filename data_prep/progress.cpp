@@ -29,8 +29,8 @@ void Progress::update(int64_t done) {
   const std::string rate = human_bytes(secs > 0 ? static_cast<double>(done) / secs : 0.0) + "/s";
   if (total_ > 0) {
     fmt::print(stderr, "txl_prep: {}: {} of {} ({:.0f}%), {}\n", what_, human_bytes(static_cast<double>(done)),
-               human_bytes(static_cast<double>(total_)), 100.0 * static_cast<double>(done) / static_cast<double>(total_),
-               rate);
+               human_bytes(static_cast<double>(total_)),
+               100.0 * static_cast<double>(done) / static_cast<double>(total_), rate);
   } else {
     fmt::print(stderr, "txl_prep: {}: {}, {}\n", what_, human_bytes(static_cast<double>(done)), rate);
   }

@@ -49,12 +49,11 @@ CorpusFile CorpusFile::open(const std::string& path) {
   CorpusFile c(h5::File::open(path));
   const h5::File& f = c.file_;
   if (!f.has_attr("/", "format") || f.attr_string("/", "format") != fmt_::kFormat)
-    failf("{}: not a txl corpus file (no root attribute format = \"{}\"; make one with txl_prep)", path,
-          fmt_::kFormat);
+    failf("{}: not a txl corpus file (no root attribute format = \"{}\"; make one with txl_prep)", path, fmt_::kFormat);
   c.format_version_ = f.attr_int("/", "format_version");
   if (c.format_version_ < 1 || c.format_version_ > fmt_::kVersion)
-    failf("{}: corpus format version {} is not supported (this txl reads version 1 to {})", path,
-          c.format_version_, fmt_::kVersion);
+    failf("{}: corpus format version {} is not supported (this txl reads version 1 to {})", path, c.format_version_,
+          fmt_::kVersion);
   c.dataset_ = f.attr_string("/", "dataset");
   c.vocab_kind_ = f.attr_string("/", "vocab_kind");
   if (c.vocab_kind_ != "word" && c.vocab_kind_ != "char")
@@ -124,8 +123,8 @@ void CorpusFile::read_tokens(const std::string& split_name, int64_t offset, int6
   const int64_t n = n_token();
   for (int64_t i = 0; i < count; ++i) {
     if (out[i] < 0 || out[i] >= n)
-      failf("{}: {}[{}] = {} is outside the vocabulary [0, {}) (corrupt file?)", path(),
-            fmt_::tokens_path(split_name), offset + i, out[i], n);
+      failf("{}: {}[{}] = {} is outside the vocabulary [0, {}) (corrupt file?)", path(), fmt_::tokens_path(split_name),
+            offset + i, out[i], n);
   }
 }
 
@@ -140,8 +139,8 @@ std::vector<int64_t> CorpusFile::read_sentence_offsets(const std::string& split_
   const SplitInfo& s = split(split_name);
   if (layout_ != CorpusLayout::kSentences) failf("{}: split '{}' has no sentence table", path(), split_name);
   if (first < 0 || count < 0 || first + count > s.n_sentences)
-    failf("{}: sentences [{}, {}) requested from split '{}' of {} sentences", path(), first, first + count,
-          split_name, s.n_sentences);
+    failf("{}: sentences [{}, {}) requested from split '{}' of {} sentences", path(), first, first + count, split_name,
+          s.n_sentences);
   std::vector<int64_t> off(static_cast<size_t>(count + 1));
   file_.read_rows<int64_t>(fmt_::sentence_offsets_path(split_name), first, count + 1, off.data());
   for (size_t i = 0; i < off.size(); ++i) {
@@ -159,8 +158,8 @@ std::vector<int64_t> CorpusFile::read_shard_offsets(const std::string& split_nam
   for (size_t i = 0; i < sh.size(); ++i) {
     const bool ends_ok = (i > 0 || sh[i] == 0) && (i + 1 < sh.size() || sh[i] == s.n_sentences);
     if (!ends_ok || sh[i] < 0 || sh[i] > s.n_sentences || (i > 0 && sh[i] < sh[i - 1]))
-      failf("{}: {}[{}] = {} is not a valid shard offset (corrupt file?)", path(),
-            fmt_::shard_offsets_path(split_name), i, sh[i]);
+      failf("{}: {}[{}] = {} is not a valid shard offset (corrupt file?)", path(), fmt_::shard_offsets_path(split_name),
+            i, sh[i]);
   }
   return sh;
 }

@@ -12,16 +12,15 @@ namespace {
 int64_t positive_mod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 }  // namespace
 
-OrderedIterator::OrderedIterator(const CorpusFile& corpus, const std::string& split, int64_t global_batch,
-                                 int world, int rank, int64_t tgt_len, const IteratorOptions& options)
+OrderedIterator::OrderedIterator(const CorpusFile& corpus, const std::string& split, int64_t global_batch, int world,
+                                 int rank, int64_t tgt_len, const IteratorOptions& options)
     : split_(split), global_batch_(global_batch), tgt_len_(tgt_len), options_(options) {
   const std::string& path = corpus.path();
   if (corpus.layout() != CorpusLayout::kStream)
     failf("{}: corpus '{}' stores sentences; use the sentence stream iterator", path, corpus.dataset());
   TXL_CHECK(global_batch > 0 && world > 0 && rank >= 0 && rank < world,
             "data iterator: batch_size {} with rank {} of {}", global_batch, rank, world);
-  TXL_CHECK(global_batch % world == 0, "batch_size {} is not divisible by the number of ranks {}", global_batch,
-            world);
+  TXL_CHECK(global_batch % world == 0, "batch_size {} is not divisible by the number of ranks {}", global_batch, world);
   TXL_CHECK(tgt_len > 0, "tgt_len must be positive (got {})", tgt_len);
   TXL_CHECK(options.ext_len >= 0 && options.warmup_mem_len >= 0, "ext_len and mem_len must not be negative");
   TXL_CHECK(!(options.roll && options.warmup_mem_len > 0),

@@ -14,16 +14,14 @@ void shuffle_in_place(std::vector<int64_t>& v, DataRng& rng) {
 }
 }  // namespace
 
-SentenceStreamIterator::SentenceStreamIterator(const CorpusFile& corpus, const std::string& split,
-                                               int64_t global_batch, int world, int rank, int64_t tgt_len,
-                                               const IteratorOptions& options)
+SentenceStreamIterator::SentenceStreamIterator(const CorpusFile& corpus, const std::string& split, int64_t global_batch,
+                                               int world, int rank, int64_t tgt_len, const IteratorOptions& options)
     : corpus_(corpus), split_(split), global_batch_(global_batch), tgt_len_(tgt_len), options_(options) {
   if (corpus.layout() != CorpusLayout::kSentences)
     failf("{}: corpus '{}' is an ordered token stream; use the ordered iterator", corpus.path(), corpus.dataset());
   TXL_CHECK(global_batch > 0 && world > 0 && rank >= 0 && rank < world,
             "data iterator: batch_size {} with rank {} of {}", global_batch, rank, world);
-  TXL_CHECK(global_batch % world == 0, "batch_size {} is not divisible by the number of ranks {}", global_batch,
-            world);
+  TXL_CHECK(global_batch % world == 0, "batch_size {} is not divisible by the number of ranks {}", global_batch, world);
   TXL_CHECK(tgt_len > 0, "tgt_len must be positive (got {})", tgt_len);
   TXL_CHECK(!options.roll && !options.varlen && options.warmup_mem_len == 0 && options.ext_len == 0,
             "{}: roll, varlen, ext_len and the evaluation warm-up apply to ordered corpora, not to sentence "
@@ -80,7 +78,9 @@ void SentenceStreamIterator::load_shard(int64_t order_index, bool with_tokens) {
   perm_pos_ = 0;
   shard_tokens_.clear();
   shard_has_tokens_ = with_tokens;
-  if (with_tokens) shard_tokens_ = corpus_.read_tokens(split_, shard_sent_off_.front(), shard_sent_off_.back() - shard_sent_off_.front());
+  if (with_tokens)
+    shard_tokens_ =
+        corpus_.read_tokens(split_, shard_sent_off_.front(), shard_sent_off_.back() - shard_sent_off_.front());
 }
 
 bool SentenceStreamIterator::next_sentence(int64_t& sentence) {
@@ -106,8 +106,8 @@ void SentenceStreamIterator::fill_buffer(int64_t local, int64_t sentence) {
   if (sentence >= shard_first && sentence < shard_end) {
     // In the loaded shard: read the whole shard's tokens once (one hyperslab).
     if (!shard_has_tokens_) {
-      shard_tokens_ = corpus_.read_tokens(split_, shard_sent_off_.front(),
-                                          shard_sent_off_.back() - shard_sent_off_.front());
+      shard_tokens_ =
+          corpus_.read_tokens(split_, shard_sent_off_.front(), shard_sent_off_.back() - shard_sent_off_.front());
       shard_has_tokens_ = true;
     }
     const auto s = static_cast<size_t>(sentence - shard_first);
@@ -135,7 +135,8 @@ bool SentenceStreamIterator::advance(Batch* batch) {
         // The last token of a sentence is only a target: move on to the next sentence.
         int64_t s;
         if (!next_sentence(s)) return false;
-        const size_t ls = static_cast<size_t>(s - shard_offsets_[static_cast<size_t>(shard_order_[static_cast<size_t>(order_pos_)])]);
+        const size_t ls =
+            static_cast<size_t>(s - shard_offsets_[static_cast<size_t>(shard_order_[static_cast<size_t>(order_pos_)])]);
         remaining = shard_sent_off_[ls + 1] - shard_sent_off_[ls] + n_markers_;
         if (local >= 0) {
           sentence_[lu] = s;

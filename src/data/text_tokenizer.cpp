@@ -11,9 +11,12 @@ namespace txl::data {
 
 const char* unit_name(SymbolUnit unit) {
   switch (unit) {
-    case SymbolUnit::kWord: return "word";
-    case SymbolUnit::kCodepoint: return "codepoint";
-    case SymbolUnit::kByte: return "byte";
+    case SymbolUnit::kWord:
+      return "word";
+    case SymbolUnit::kCodepoint:
+      return "codepoint";
+    case SymbolUnit::kByte:
+      return "byte";
   }
   return "?";
 }

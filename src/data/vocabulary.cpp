@@ -8,8 +8,7 @@ namespace txl::data {
 
 Vocabulary::Vocabulary(std::vector<std::string> symbols, std::vector<int64_t> counts, TokenizationRules rules)
     : symbols_(std::move(symbols)), counts_(std::move(counts)), rules_(std::move(rules)) {
-  TXL_CHECK(counts_.size() == symbols_.size(), "vocabulary: {} symbols but {} counts", symbols_.size(),
-            counts_.size());
+  TXL_CHECK(counts_.size() == symbols_.size(), "vocabulary: {} symbols but {} counts", symbols_.size(), counts_.size());
   TXL_CHECK(symbols_.size() < (1ull << 31), "vocabulary: {} symbols do not fit 32-bit ids", symbols_.size());
   index_.reserve(symbols_.size());
   for (size_t i = 0; i < symbols_.size(); ++i) {

@@ -23,7 +23,8 @@ void write_splits(const ScratchDir& dir, const std::string& sub, const std::stri
 
 // Runs a failing txl_prep and checks the message, the exit code and that `out` holds
 // exactly what it held before (nothing, or the old content), with no temporary files.
-void expect_prep_error(const ScratchDir& dir, std::vector<std::string> args, const std::vector<std::string>& fragments) {
+void expect_prep_error(const ScratchDir& dir, std::vector<std::string> args,
+                       const std::vector<std::string>& fragments) {
   const std::string out = dir / "out/corpus.h5";
   std::filesystem::create_directories(dir / "out");
   const bool had = std::filesystem::exists(out);

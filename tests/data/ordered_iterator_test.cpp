@@ -1,4 +1,6 @@
 // The HDF5-backed ordered iterator against a direct in-memory computation of SPEC §6.
+#include "txl/data/ordered_iterator.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -7,7 +9,6 @@
 #include "txl/core/error.h"
 #include "txl/data/corpus.h"
 #include "txl/data/data_rng.h"
-#include "txl/data/ordered_iterator.h"
 #include "txl/data/prep/corpus_writer.h"
 
 namespace txl::data {
@@ -18,7 +19,7 @@ constexpr int kVocab = 97;
 
 // A corpus file with random token streams; returns the streams.
 std::map<std::string, std::vector<int32_t>> write_random_corpus(const std::string& path, int64_t n_train,
-                                                                 int64_t n_valid) {
+                                                                int64_t n_valid) {
   std::mt19937 gen(1234);
   std::uniform_int_distribution<int32_t> id(0, kVocab - 1);
   std::map<std::string, std::vector<int32_t>> streams;
@@ -91,7 +92,7 @@ TEST(OrderedIterator, EqualsDirectComputationForEveryRank) {
   ScratchDir dir;
   const auto streams = write_random_corpus(dir / "c.h5", 1003, 211);
   const CorpusFile corpus = CorpusFile::open(dir / "c.h5");
-  const Combo combos[] = {{4, 1, 5, false, 0, 0},  {6, 3, 7, true, 11, 1}, {8, 4, 3, true, 5, 2},
+  const Combo combos[] = {{4, 1, 5, false, 0, 0},  {6, 3, 7, true, 11, 1},  {8, 4, 3, true, 5, 2},
                           {5, 5, 10, true, 42, 3}, {12, 2, 1, false, 0, 0}, {2, 2, 64, true, 7, 0}};
   for (const Combo& c : combos) {
     SCOPED_TRACE(::testing::Message() << "B=" << c.B << " W=" << c.world << " tgt=" << c.tgt_len << " roll=" << c.roll
@@ -272,9 +273,9 @@ TEST(OrderedIterator, RejectsBadGeometry) {
   ScratchDir dir;
   write_random_corpus(dir / "c.h5", 100, 10);
   const CorpusFile corpus = CorpusFile::open(dir / "c.h5");
-  EXPECT_THROW(OrderedIterator(corpus, "train", 6, 4, 0, 5), Error);   // 6 streams over 4 ranks
-  EXPECT_THROW(OrderedIterator(corpus, "valid", 8, 1, 0, 5), Error);   // 10 tokens, 8 streams
-  EXPECT_THROW(OrderedIterator(corpus, "dev", 2, 1, 0, 5), Error);     // no such split
+  EXPECT_THROW(OrderedIterator(corpus, "train", 6, 4, 0, 5), Error);  // 6 streams over 4 ranks
+  EXPECT_THROW(OrderedIterator(corpus, "valid", 8, 1, 0, 5), Error);  // 10 tokens, 8 streams
+  EXPECT_THROW(OrderedIterator(corpus, "dev", 2, 1, 0, 5), Error);    // no such split
   IteratorOptions o;
   o.roll = true;
   o.warmup_mem_len = 4;

@@ -38,8 +38,8 @@ std::string make_zip(const std::string& name, const std::string& content, bool d
     data.resize(z.total_out);
     deflateEnd(&z);
   }
-  const auto crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(content.data()),
-                                               static_cast<uInt>(content.size())));
+  const auto crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(content.data()), static_cast<uInt>(content.size())));
   const uint32_t method = deflated ? 8 : 0;
   std::string zip;
   put32(zip, 0x04034b50);
@@ -102,7 +102,10 @@ TEST(PrepSources, Enwik8RawAndZippedFollowTheRecipeSplit) {
   std::discrete_distribution<int> pick({6, 2, 1, 1});
   for (auto& ch : raw) {
     const int kind = pick(gen);
-    ch = kind == 0 ? static_cast<char>('a' + gen() % 5) : kind == 1 ? '\n' : kind == 2 ? '\r' : static_cast<char>(200 + gen() % 8);  // high bytes: not UTF-8
+    ch = kind == 0   ? static_cast<char>('a' + gen() % 5)
+         : kind == 1 ? '\n'
+         : kind == 2 ? '\r'
+                     : static_cast<char>(200 + gen() % 8);  // high bytes: not UTF-8
   }
   ScratchDir dir;
   write_file(dir / "raw/enwik8", raw);
@@ -164,8 +167,9 @@ TEST(PrepSources, Text8StripsEachPartAndKeepsSpaces) {
 
 TEST(PrepSources, Lm1bLayoutSentencesAndShards) {
   ScratchDir dir;
-  const std::string shards = dir / "lm/1-billion-word-language-modeling-benchmark-r13output/"
-                                   "training-monolingual.tokenized.shuffled/";
+  const std::string shards = dir /
+                             "lm/1-billion-word-language-modeling-benchmark-r13output/"
+                             "training-monolingual.tokenized.shuffled/";
   write_file(dir / "lm/1b_word_vocab.txt", "<S> 0\n</S> 10\n<UNK> 0\nthe 20\ncat 5\ndog 4\nsat 3\n");
   write_file(shards + "news.en-00002-of-00100", "the dog\nthe cat sat the\n");
   write_file(shards + "news.en-00001-of-00100", "the cat\ncat sat on the mat\n\nthe\n");

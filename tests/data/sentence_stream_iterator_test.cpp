@@ -1,5 +1,7 @@
 // lm1b's shuffled sentence streams against the recipe's packing algorithm, written here
 // directly on token lists.
+#include "txl/data/sentence_stream_iterator.h"
+
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -11,7 +13,6 @@
 #include "txl/data/corpus.h"
 #include "txl/data/data_rng.h"
 #include "txl/data/prep/corpus_writer.h"
-#include "txl/data/sentence_stream_iterator.h"
 
 namespace txl::data {
 namespace {
@@ -74,8 +75,9 @@ std::vector<int64_t> epoch_order(const SentenceCorpus& sc, bool shuffle, uint64_
 
 // The recipe's packing: for each batch, streams 0..B-1 take tokens from their current
 // framed sentence; one with <= 1 token left takes the next sentence.
-std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> reference_batches(
-    const SentenceCorpus& sc, const std::vector<int64_t>& order, int64_t B, int64_t tgt) {
+std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> reference_batches(const SentenceCorpus& sc,
+                                                                                     const std::vector<int64_t>& order,
+                                                                                     int64_t B, int64_t tgt) {
   std::vector<std::deque<int32_t>> streams(static_cast<size_t>(B));
   size_t next = 0;
   std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> out;

@@ -1,7 +1,8 @@
+#include "txl/data/text_tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include "txl/core/error.h"
-#include "txl/data/text_tokenizer.h"
 #include "txl/data/vocabulary.h"
 
 namespace txl::data {
@@ -22,7 +23,10 @@ std::vector<std::string> lines(std::string_view text) {
 TEST(TextTokenizer, SplitsOnPythonWhiteSpace) {
   // ASCII separators, NBSP (U+00A0), ideographic space (U+3000) and U+001F all separate
   // words in Python's str.split(); U+200B (zero-width space) does not.
-  EXPECT_EQ(words("  a\tb\x0b" "c\x1f" "d"), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(words("  a\tb\x0b"
+                  "c\x1f"
+                  "d"),
+            (std::vector<std::string>{"a", "b", "c", "d"}));
   EXPECT_EQ(words("x\xc2\xa0y\xe3\x80\x80z"), (std::vector<std::string>{"x", "y", "z"}));
   EXPECT_EQ(words("p\xe2\x80\x8bq"), (std::vector<std::string>{"p\xe2\x80\x8bq"}));
   EXPECT_TRUE(words(" \t ").empty());

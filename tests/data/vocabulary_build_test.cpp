@@ -124,8 +124,8 @@ TEST(VocabularyBuild, GenericPruningAddsUnk) {
   write_file(dir / "g/train.txt", "x y x z\ny x w\n");
   write_file(dir / "g/valid.txt", "x q\n");
   write_file(dir / "g/test.txt", "y\n");
-  const PrepRun r = run_prep({"--dataset", "generic", "--data", dir / "g", "--out", dir / "g.h5", "--eos",
-                              "--min_freq", "2", "--cutoffs", "3"});
+  const PrepRun r = run_prep({"--dataset", "generic", "--data", dir / "g", "--out", dir / "g.h5", "--eos", "--min_freq",
+                              "2", "--cutoffs", "3"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const CorpusFile c = CorpusFile::open(dir / "g.h5");
   // Specials first (<eos>, then <unk> because z and w fell under min_freq), then x 3, y 2.
@@ -142,8 +142,7 @@ TEST(VocabularyBuild, GenericCharacterLevel) {
   write_file(dir / "c/train.txt", "  h\xc3\xa9 h\n\xc3\xa9h \n");
   write_file(dir / "c/valid.txt", "h\n");
   write_file(dir / "c/test.txt", "\xc3\xa9\n");
-  const PrepRun r =
-      run_prep({"--dataset", "generic", "--level", "char", "--data", dir / "c", "--out", dir / "c.h5"});
+  const PrepRun r = run_prep({"--dataset", "generic", "--level", "char", "--data", dir / "c", "--out", dir / "c.h5"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const CorpusFile c = CorpusFile::open(dir / "c.h5");
   EXPECT_TRUE(c.char_level());

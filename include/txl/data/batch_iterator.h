@@ -13,14 +13,14 @@ class CorpusFile;
 
 // One batch for this rank, time-major: row t holds token t of every local stream.
 struct Batch {
-  int64_t len = 0;        // target rows; tokens predicted per stream
-  int64_t ext = 0;        // extra context rows at the top of `data` (ext_len > 0 only)
-  int64_t n_streams = 0;  // local streams (columns)
+  int64_t len = 0;              // target rows; tokens predicted per stream
+  int64_t ext = 0;              // extra context rows at the top of `data` (ext_len > 0 only)
+  int64_t n_streams = 0;        // local streams (columns)
   std::vector<int32_t> data;    // [ext + len, n_streams]
   std::vector<int32_t> target;  // [len, n_streams]; target row t is data row ext + t, shifted by one token
-  bool counted = true;    // false for evaluation warm-up batches (run, but not in the loss)
-  int64_t index = 0;      // batch number within the epoch (0-based)
-  int64_t offset = 0;     // position of data row `ext` in the (prefixed) stream
+  bool counted = true;          // false for evaluation warm-up batches (run, but not in the loss)
+  int64_t index = 0;            // batch number within the epoch (0-based)
+  int64_t offset = 0;           // position of data row `ext` in the (prefixed) stream
 };
 
 // Where an iterator stands: the next batch to be produced. Saved in checkpoints.
@@ -32,17 +32,17 @@ struct StreamPosition {
 };
 
 struct IteratorOptions {
-  uint64_t seed = 0;         // roll offsets, varlen lengths and lm1b shuffling use seed + epoch
+  uint64_t seed = 0;  // roll offsets, varlen lengths and lm1b shuffling use seed + epoch
   // Ordered corpora (SPEC §6):
-  bool roll = false;         // training: rotate each stream by its own random offset every epoch
-  bool varlen = false;       // training: variable batch lengths (see OrderedIterator)
+  bool roll = false;    // training: rotate each stream by its own random offset every epoch
+  bool varlen = false;  // training: variable batch lengths (see OrderedIterator)
   double varlen_std = 5.0;
   int64_t varlen_min_len = 5;
   double varlen_max_deviation = 3.0;
   int64_t warmup_mem_len = 0;  // evaluation: warm-up prefix for a model with this mem_len
   int64_t ext_len = 0;         // extra context rows before each batch
   // Sentence corpora (lm1b):
-  bool shuffle = false;      // training: shuffle shards and sentences every epoch
+  bool shuffle = false;  // training: shuffle shards and sentences every epoch
 };
 
 class BatchIterator {

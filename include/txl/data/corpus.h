@@ -32,10 +32,10 @@ class CorpusFile {
   const std::string& path() const { return file_.path(); }
   const std::string& dataset() const { return dataset_; }        // wt103, wt2, ..., generic
   const std::string& vocab_kind() const { return vocab_kind_; }  // "word" or "char"
-  bool char_level() const { return vocab_kind_ == "char"; }       // report bpc, not ppl
+  bool char_level() const { return vocab_kind_ == "char"; }      // report bpc, not ppl
   int64_t n_token() const { return vocabulary_.size(); }
   const std::vector<int64_t>& cutoffs() const { return cutoffs_; }  // recommended adaptive cutoffs
-  const std::string& checksum() const { return checksum_; }       // "sha256:<hex>" of the contents
+  const std::string& checksum() const { return checksum_; }         // "sha256:<hex>" of the contents
   int64_t format_version() const { return format_version_; }
   CorpusLayout layout() const { return layout_; }
   const Vocabulary& vocabulary() const { return vocabulary_; }

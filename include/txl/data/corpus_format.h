@@ -20,8 +20,8 @@ namespace txl::data::corpus_format {
 
 inline constexpr const char* kFormat = "txl-corpus";
 inline constexpr int64_t kVersion = 1;
-inline constexpr int64_t kTokenChunk = 1 << 20;    // tokens per HDF5 chunk (4 MiB)
-inline constexpr int64_t kOffsetChunk = 1 << 16;   // sentence offsets per chunk
+inline constexpr int64_t kTokenChunk = 1 << 20;   // tokens per HDF5 chunk (4 MiB)
+inline constexpr int64_t kOffsetChunk = 1 << 16;  // sentence offsets per chunk
 
 inline constexpr const char* kLayoutStream = "stream";
 inline constexpr const char* kLayoutSentences = "sentences";

@@ -25,8 +25,8 @@ namespace txl::data {
 
 class SentenceStreamIterator : public BatchIterator {
  public:
-  SentenceStreamIterator(const CorpusFile& corpus, const std::string& split, int64_t global_batch, int world,
-                         int rank, int64_t tgt_len, const IteratorOptions& options = {});
+  SentenceStreamIterator(const CorpusFile& corpus, const std::string& split, int64_t global_batch, int world, int rank,
+                         int64_t tgt_len, const IteratorOptions& options = {});
 
   void start_epoch(int64_t epoch) override;
   bool next(Batch& batch) override;
@@ -37,8 +37,8 @@ class SentenceStreamIterator : public BatchIterator {
   int64_t local_streams() const override { return last_stream_ - first_stream_; }
 
  private:
-  bool advance(Batch* batch);              // one batch; batch == nullptr: lengths only
-  bool next_sentence(int64_t& sentence);   // global sentence index, or false at epoch end
+  bool advance(Batch* batch);             // one batch; batch == nullptr: lengths only
+  bool next_sentence(int64_t& sentence);  // global sentence index, or false at epoch end
   void load_shard(int64_t order_index, bool with_tokens);
   void fill_buffer(int64_t local, int64_t sentence);
 
@@ -52,18 +52,18 @@ class SentenceStreamIterator : public BatchIterator {
   std::vector<int64_t> shard_offsets_;  // sentence index where each shard starts (+ end)
 
   int64_t epoch_ = 0, batch_ = 0;
-  std::vector<int64_t> shard_order_;    // this epoch's shard order
-  int64_t order_pos_ = -1;              // index into shard_order_ of the loaded shard
-  std::vector<int64_t> shard_perm_;     // sentence order within the loaded shard (local indices)
+  std::vector<int64_t> shard_order_;  // this epoch's shard order
+  int64_t order_pos_ = -1;            // index into shard_order_ of the loaded shard
+  std::vector<int64_t> shard_perm_;   // sentence order within the loaded shard (local indices)
   int64_t perm_pos_ = 0;
   std::vector<int64_t> shard_sent_off_;  // token offsets of the loaded shard's sentences (+ end)
   std::vector<int32_t> shard_tokens_;    // tokens of the loaded shard (when loaded with tokens)
   bool shard_has_tokens_ = false;
   bool exhausted_ = false;
 
-  std::vector<int64_t> remaining_;    // per global stream: tokens left in its current sentence
-  std::vector<int64_t> sentence_;     // per local stream: global index of its current sentence
-  std::vector<int64_t> consumed_;     // per local stream: tokens of it already used as data
+  std::vector<int64_t> remaining_;            // per global stream: tokens left in its current sentence
+  std::vector<int64_t> sentence_;             // per local stream: global index of its current sentence
+  std::vector<int64_t> consumed_;             // per local stream: tokens of it already used as data
   std::vector<std::vector<int32_t>> buffer_;  // per local stream: framed sentence (when valid)
   std::vector<char> buffer_valid_;
 };

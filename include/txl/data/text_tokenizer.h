@@ -19,7 +19,7 @@
 namespace txl::data {
 
 enum class SymbolUnit { kWord, kCodepoint, kByte };
-const char* unit_name(SymbolUnit unit);           // "word", "codepoint", "byte"
+const char* unit_name(SymbolUnit unit);          // "word", "codepoint", "byte"
 SymbolUnit parse_unit(const std::string& name);  // throws txl::Error on an unknown name
 
 // How raw text becomes symbols. Stored in the corpus file, so `txl_eval --manual` can
@@ -57,9 +57,7 @@ void append_utf8(std::string& out, char32_t c);
 
 // ---- white space and lines ------------------------------------------------------------------
 bool is_python_space(char32_t c);
-inline bool is_ascii_space(unsigned char b) {
-  return b == ' ' || (b >= '\t' && b <= '\r') || (b >= 0x1C && b <= 0x1F);
-}
+inline bool is_ascii_space(unsigned char b) { return b == ' ' || (b >= '\t' && b <= '\r') || (b >= 0x1C && b <= 0x1F); }
 // Python's str.strip(): white space removed at both ends.
 std::string_view strip_space(std::string_view line);
 // 1-based line number (universal newlines) of the byte at `offset` of `text`.

@@ -16,12 +16,12 @@
 namespace txl::data::prep {
 
 struct CorpusDescription {
-  std::string dataset;                // wt103, wt2, ptb, enwik8, text8, lm1b, generic
-  std::string vocab_kind = "word";    // word | char
-  TokenizationRules rules;            // unit decides char_unit (byte | codepoint)
-  std::vector<int64_t> cutoffs;       // recommended adaptive-softmax cutoffs (may be empty)
-  bool sentences = false;             // layout "sentences" (lm1b) instead of "stream"
-  std::string source_checksums;       // "<sha256>  <file>\n" per source, as sha256sum prints
+  std::string dataset;              // wt103, wt2, ptb, enwik8, text8, lm1b, generic
+  std::string vocab_kind = "word";  // word | char
+  TokenizationRules rules;          // unit decides char_unit (byte | codepoint)
+  std::vector<int64_t> cutoffs;     // recommended adaptive-softmax cutoffs (may be empty)
+  bool sentences = false;           // layout "sentences" (lm1b) instead of "stream"
+  std::string source_checksums;     // "<sha256>  <file>\n" per source, as sha256sum prints
 };
 
 struct SplitStats {

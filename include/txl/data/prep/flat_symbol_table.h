@@ -24,7 +24,8 @@ class FlatSymbolTable {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& slot = slots_[i];
       if (slot.hash == 0) return nullptr;
-      if (slot.hash == h && slot.length == s.size() && std::memcmp(arena_.data() + slot.offset, s.data(), s.size()) == 0)
+      if (slot.hash == h && slot.length == s.size() &&
+          std::memcmp(arena_.data() + slot.offset, s.data(), s.size()) == 0)
         return &slot.value;
     }
   }

@@ -33,10 +33,10 @@ struct SymbolStats {
 struct ScanResult {
   SymbolMap<SymbolStats> counts;  // filled when counting
   int64_t lines = 0;
-  int64_t symbols = 0;            // symbols in the text (line ends not included)
-  int64_t oov = 0;                // symbols absent from `known` (when given)
-  std::string first_oov;          // the earliest of them
-  std::string sha256;             // of the file's bytes
+  int64_t symbols = 0;    // symbols in the text (line ends not included)
+  int64_t oov = 0;        // symbols absent from `known` (when given)
+  std::string first_oov;  // the earliest of them
+  std::string sha256;     // of the file's bytes
 };
 
 // Pass 1: validates UTF-8 (an error names the file, line and byte offset), counts lines
@@ -46,10 +46,10 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
 
 struct EncodeTarget {
   const SymbolMap<int32_t>* ids = nullptr;
-  int32_t unk = -1;                         // id for out-of-vocabulary symbols; -1: an error
-  int32_t line_end = -1;                    // id appended after each line; -1: none
-  bool sentences = false;                   // record each line as a sentence (sentence layout)
-  std::vector<int64_t>* counts = nullptr;   // when set, per-id counts are added here
+  int32_t unk = -1;                        // id for out-of-vocabulary symbols; -1: an error
+  int32_t line_end = -1;                   // id appended after each line; -1: none
+  bool sentences = false;                  // record each line as a sentence (sentence layout)
+  std::vector<int64_t>* counts = nullptr;  // when set, per-id counts are added here
 };
 
 struct EncodeResult {

@@ -11,23 +11,23 @@
 namespace txl::data::prep {
 
 struct PrepOptions {
-  std::string dataset;   // wt103 | wt2 | ptb | enwik8 | text8 | lm1b | generic
-  std::string data;      // directory with the splits (or the enwik8/text8 file itself)
-  std::string out;       // corpus file to write (atomically: temporary name, then rename)
+  std::string dataset;  // wt103 | wt2 | ptb | enwik8 | text8 | lm1b | generic
+  std::string data;     // directory with the splits (or the enwik8/text8 file itself)
+  std::string out;      // corpus file to write (atomically: temporary name, then rename)
   // generic only
-  std::string level = "word";     // word | char
+  std::string level = "word";  // word | char
   bool lower_case = false;
-  bool eos = false;               // append <eos> at every line end
-  int64_t min_freq = 0;           // drop symbols seen fewer times in train (they become <unk>)
-  int64_t max_size = -1;          // keep at most this many non-special symbols (-1: all)
-  std::string vocab_file;         // fixed vocabulary, one symbol per line (first field)
-  std::vector<int64_t> cutoffs;   // recommended adaptive cutoffs to record (overrides defaults)
+  bool eos = false;              // append <eos> at every line end
+  int64_t min_freq = 0;          // drop symbols seen fewer times in train (they become <unk>)
+  int64_t max_size = -1;         // keep at most this many non-special symbols (-1: all)
+  std::string vocab_file;        // fixed vocabulary, one symbol per line (first field)
+  std::vector<int64_t> cutoffs;  // recommended adaptive cutoffs to record (overrides defaults)
   bool cutoffs_given = false;
   // enwik8 / text8
-  int64_t holdout = 5000000;      // units in each of valid and test
+  int64_t holdout = 5000000;  // units in each of valid and test
   // execution
-  int threads = 0;                         // 0: all hardware threads
-  int64_t block_bytes = 32 << 20;          // text read per parallel step
+  int threads = 0;                 // 0: all hardware threads
+  int64_t block_bytes = 32 << 20;  // text read per parallel step
   ProgressSettings progress;
 };
 
@@ -46,8 +46,8 @@ PrepSummary prepare_corpus(const PrepOptions& options);
 int prep_main(int argc, char** argv);
 
 // ---- the builders behind prepare_corpus (one per kind of source) -------------------------
-PrepSummary prepare_line_corpus(const PrepOptions& options, const std::string& tmp_path);    // wt103 wt2 ptb generic
-PrepSummary prepare_lm1b_corpus(const PrepOptions& options, const std::string& tmp_path);    // lm1b
+PrepSummary prepare_line_corpus(const PrepOptions& options, const std::string& tmp_path);  // wt103 wt2 ptb generic
+PrepSummary prepare_lm1b_corpus(const PrepOptions& options, const std::string& tmp_path);  // lm1b
 PrepSummary prepare_char_split_corpus(const PrepOptions& options, const std::string& tmp_path);  // enwik8 text8
 
 }  // namespace txl::data::prep
