@@ -1,0 +1,125 @@
+// Forward + backward time of a whole Transformer-XL step on the CPU backend (float), by
+// default the WikiText-103 base shape: 16 layers, d_model 512, 8 heads of 64, d_inner
+// 2048, tgt_len = mem_len = 192, n_token 267735, cutoffs [19997, 39997, 199997],
+// div_val 1, tie_weight, tie_projs [F, T, T, T]. Warm-up steps first (they also fill the
+// memory), then the median of the timed steps. GFLOP/s counts 3x the model's forward
+// FLOPs (TransformerXL::flops_per_token_fwd: backward ~ 2x forward).
+//
+// Tokens are drawn log-uniformly over the vocabulary (P(id < k) ~ log k / log n_token),
+// a Zipf-like mix that sends most targets to the shortlist, as real text does.
+#include <omp.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "txl/model/transformer_xl.h"
+
+namespace {
+
+std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0.0, std::log(static_cast<double>(n_token)));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids)
+    id = static_cast<int32_t>(std::min<int64_t>(n_token - 1, static_cast<int64_t>(std::exp(u(rng))) - 1));
+  return ids;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    CLI::App app{"Forward+backward time of one Transformer-XL step on the CPU (float)"};
+    txl::ModelConfig cfg;
+    cfg.n_token = 267735;
+    cfg.n_layer = 16;
+    cfg.n_head = 8;
+    cfg.d_head = 64;
+    cfg.d_model = 512;
+    cfg.d_inner = 2048;
+    cfg.cutoffs = {19997, 39997, 199997};
+    cfg.div_val = 1;
+    cfg.tie_weight = true;
+    cfg.tie_projs = {false, true, true, true};
+    cfg.tgt_len = 192;
+    cfg.mem_len = 192;
+    cfg.dropout = 0.1;
+    cfg.dropatt = 0.0;
+    int64_t batch = 1;
+    int warmup = 1, steps = 3;
+    bool train_dropout = true;
+    app.add_option("--n-layer", cfg.n_layer, "layers")->check(CLI::PositiveNumber);
+    app.add_option("--d-model", cfg.d_model, "model width")->check(CLI::PositiveNumber);
+    app.add_option("--n-head", cfg.n_head, "heads")->check(CLI::PositiveNumber);
+    app.add_option("--d-head", cfg.d_head, "head width")->check(CLI::PositiveNumber);
+    app.add_option("--d-inner", cfg.d_inner, "feed-forward width")->check(CLI::PositiveNumber);
+    app.add_option("--tgt-len", cfg.tgt_len, "tokens per stream and step")->check(CLI::PositiveNumber);
+    app.add_option("--mem-len", cfg.mem_len, "memory length")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch", batch, "streams")->check(CLI::PositiveNumber);
+    app.add_option("--warmup", warmup, "untimed steps (fill the memory)")->check(CLI::NonNegativeNumber);
+    app.add_option("--steps", steps, "timed steps (median reported)")->check(CLI::PositiveNumber);
+    app.add_flag("!--no-dropout", train_dropout, "run without dropout (default: training mode, dropout 0.1)");
+    CLI11_PARSE(app, argc, argv);
+
+    auto ops = txl::make_cpu_ops<float>();
+    txl::TransformerXL<float> model(cfg, *ops);
+    model.init_params(1);
+    const int64_t qlen = cfg.tgt_len, n = qlen * batch;
+    std::printf("backend %s, %d threads; n_layer %ld d_model %ld n_head %ld d_head %ld d_inner %ld n_token %ld\n",
+                ops->name(), omp_get_max_threads(), static_cast<long>(cfg.n_layer), static_cast<long>(cfg.d_model),
+                static_cast<long>(cfg.n_head), static_cast<long>(cfg.d_head), static_cast<long>(cfg.d_inner),
+                static_cast<long>(cfg.n_token));
+    std::printf("tgt_len %ld mem_len %ld batch %ld, %.1f M parameters, dropout %s\n", static_cast<long>(qlen),
+                static_cast<long>(cfg.mem_len), static_cast<long>(batch),
+                static_cast<double>(model.params().total_numel()) * 1e-6, train_dropout ? "on" : "off");
+
+    std::mt19937_64 rng(7);
+    txl::Memory<float> mem;
+    const txl::Tensor<float> dnll =
+        txl::to_device(*ops, std::vector<float>(static_cast<size_t>(n), 1.0f / static_cast<float>(n)), {qlen, batch});
+    std::vector<double> fwd_ms, step_ms;
+    double loss = 0;
+    for (int s = 0; s < warmup + steps; ++s) {
+      const auto data = zipf_like_tokens(n, cfg.n_token, rng), target = zipf_like_tokens(n, cfg.n_token, rng);
+      const txl::StepContext ctx{train_dropout, 1, static_cast<uint64_t>(s), 0, 0};
+      model.params().zero_grad(*ops);
+      const auto t0 = std::chrono::steady_clock::now();
+      const txl::Tensor<float>& nll = model.forward(data.data(), target.data(), qlen, batch, mem, ctx);
+      ops->synchronize();
+      const auto t1 = std::chrono::steady_clock::now();
+      loss = ops->sum(nll.data(), nll.numel()) / static_cast<double>(n);
+      model.backward(dnll);
+      ops->synchronize();
+      const auto t2 = std::chrono::steady_clock::now();
+      if (s >= warmup) {
+        fwd_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        step_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
+      }
+      std::printf("step %d%s: %.1f ms (forward %.1f ms), loss %.4f, memory %ld\n", s, s < warmup ? " (warm-up)" : "",
+                  std::chrono::duration<double, std::milli>(t2 - t0).count(),
+                  std::chrono::duration<double, std::milli>(t1 - t0).count(), loss, static_cast<long>(mem.mlen));
+    }
+    const double ms = median(step_ms), fms = median(fwd_ms);
+    const double flops_tok = model.flops_per_token_fwd(batch);
+    const double tok_s = static_cast<double>(n) / (ms * 1e-3);
+    std::printf("median of %d steps: %.1f ms/step (forward %.1f ms, backward %.1f ms), %.0f tok/s\n", steps, ms, fms,
+                ms - fms, tok_s);
+    std::printf("model FLOPs: %.1f MFLOP/token forward, %.1f GFLOP/step fwd+bwd; achieved %.1f GFLOP/s "
+                "(forward alone %.1f GFLOP/s)\n",
+                flops_tok * 1e-6, 3 * flops_tok * static_cast<double>(n) * 1e-9, 3 * flops_tok * tok_s * 1e-9,
+                flops_tok * static_cast<double>(n) / (fms * 1e-3) * 1e-9);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
