@@ -118,6 +118,11 @@ std::vector<bool> yaml_to_bool_list(const YAML::Node& v, const std::string& key,
   return out;
 }
 
+std::string shortest_text(double x) {
+  if (std::isinf(x)) return x > 0 ? ".inf" : "-.inf";
+  return fmt::format("{}", x);
+}
+
 YAML::Node command_line_value(KeyType type, const std::string& text) {
   const bool is_list = type == KeyType::kIntList || type == KeyType::kFloatList || type == KeyType::kBoolList;
   if (!is_list) return YAML::Node(text);

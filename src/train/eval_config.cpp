@@ -23,7 +23,6 @@ const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
       {"save_data", &C::save_data, "write per-batch latencies (ms) to this file"},
       {"percentiles", &C::percentiles, "latency percentiles to report"},
       {"json", &C::json, "write the results with full precision to this JSON file"},
-      {"log_interval", &C::log_interval, "> 0: a progress line every this many batches"},
       {"device", &C::device, "cpu | cuda"},
       {"precision", &C::precision, "fp32 | tf32 | fp16 | bf16 (GPU only except fp32)"},
       {"fp16", &C::fp16, "same as precision: fp16"},
@@ -63,7 +62,6 @@ void EvalConfig::finalize(int world) {
   require(batch_size % world == 0, "batch_size", fmt::format("{} is not divisible by the {} ranks", batch_size, world));
   require(max_size == -1 || max_size > 0, "max_size", "must be positive or -1 (all)");
   require(repeat >= 1, "repeat", "must be >= 1");
-  require(log_interval >= 0, "log_interval", "must be >= 0");
   for (double p : percentiles) require(p >= 0 && p <= 100, "percentiles", fmt::format("{} is outside [0, 100]", p));
   require(target_perplexity >= 0, "target_perplexity", "must be >= 0");
   require(target_throughput >= 0, "target_throughput", "must be >= 0");

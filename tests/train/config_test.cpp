@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "txl/train/command_line.h"
+#include "txl/train/eval_config.h"
 #include "txl/train/preset_file.h"
 #include "txl/train/train_config.h"
 #include "txl/train/yaml_merge.h"
@@ -243,6 +244,7 @@ TEST(ShippedConfigs, DocsNameEveryKey) {
   ASSERT_TRUE(in.good());
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   for (const auto& k : train_config_keys()) EXPECT_NE(doc.find("`" + k.name + "`"), std::string::npos) << k.name;
+  for (const auto& k : eval_config_keys()) EXPECT_NE(doc.find("`" + k.name + "`"), std::string::npos) << k.name;
 }
 
 }  // namespace

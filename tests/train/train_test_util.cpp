@@ -57,6 +57,26 @@ const std::string& wt2_corpus() {
   return path;
 }
 
+const std::string& other_corpus() {
+  static const std::string path = [] {
+    const fs::path dir = temp_root() / "other_text";
+    fs::create_directories(dir);
+    for (const char* split : {"train", "valid", "test"}) {
+      std::ofstream out(dir / (std::string(split) + ".txt"));
+      for (int i = 0; i < 200; ++i) out << "alpha beta gamma delta " << (i % 7) << " epsilon\n";
+    }
+    data::prep::PrepOptions o;
+    o.dataset = "generic";
+    o.eos = true;
+    o.data = dir.string();
+    o.out = (temp_root() / "other.h5").string();
+    o.progress.enabled = false;
+    data::prep::prepare_corpus(o);
+    return o.out;
+  }();
+  return path;
+}
+
 std::string fresh_dir(const std::string& name) {
   const fs::path p = temp_root() / name;
   fs::remove_all(p);
@@ -82,7 +102,7 @@ TrainConfig tiny_train_config(const std::string& work_dir) {
   c.eval_tgt_len = 16;
   c.batch_size = 8;
   c.batch_chunk = 2;
-  c.eval_batch_size = 8;
+  c.eval_batch_size = 64;  // few, wide validation batches: the final test pass stays short
   c.optim = "lamb";
   c.lr = 0.01;
   c.warmup_step = 3;
@@ -103,7 +123,7 @@ std::string write_preset_file(const TrainConfig& cfg, const std::string& path) {
   root["default"]["eval"]["mem_len"] = 16;
   root["default"]["eval"]["clamp_len"] = -1;
   root["default"]["eval"]["same_length"] = false;
-  root["default"]["eval"]["batch_size"] = 8;
+  root["default"]["eval"]["batch_size"] = 64;
   std::ofstream(path) << yaml_to_text(root);
   return path;
 }

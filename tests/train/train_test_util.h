@@ -15,6 +15,8 @@ namespace txl::test {
 
 // The bundled corpus (data_prep/samples/wikitext-2) as a wt2 corpus file.
 const std::string& wt2_corpus();
+// A small generic corpus with another vocabulary (another checksum than wt2_corpus()).
+const std::string& other_corpus();
 // A fresh empty directory under this process's temporary root (removed at exit).
 std::string fresh_dir(const std::string& name);
 // A small model that steps in milliseconds: 2 layers, d_model 32, adaptive softmax,

@@ -29,6 +29,9 @@ std::vector<int64_t> yaml_to_int_list(const YAML::Node& v, const std::string& ke
 std::vector<double> yaml_to_float_list(const YAML::Node& v, const std::string& key, const std::string& where);
 std::vector<bool> yaml_to_bool_list(const YAML::Node& v, const std::string& key, const std::string& where);
 
+// The shortest decimal text that reads back as exactly `x` ("0.1", not 0.10000000000000001).
+std::string shortest_text(double x);
+
 // A command-line value as a YAML node of the key's type: lists may be written "1,2,3"
 // or "[1, 2, 3]"; everything else stays a plain string scalar (so "a: b" is text).
 YAML::Node command_line_value(KeyType type, const std::string& text);
@@ -69,9 +72,14 @@ struct ConfigKey {
           if constexpr (std::is_same_v<F, std::vector<bool>>) {
             n = YAML::Node(YAML::NodeType::Sequence);
             for (bool b : cfg.*member) n.push_back(b);
-          } else if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<double>>) {
+          } else if constexpr (std::is_same_v<F, std::vector<int64_t>>) {
             n = YAML::Node(YAML::NodeType::Sequence);
             for (auto x : cfg.*member) n.push_back(x);
+          } else if constexpr (std::is_same_v<F, std::vector<double>>) {
+            n = YAML::Node(YAML::NodeType::Sequence);
+            for (double x : cfg.*member) n.push_back(shortest_text(x));
+          } else if constexpr (std::is_same_v<F, double>) {
+            n = shortest_text(cfg.*member);
           } else {
             n = cfg.*member;
           }

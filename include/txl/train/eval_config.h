@@ -28,7 +28,6 @@ struct EvalConfig {
   std::string save_data;  // file for the per-batch latencies
   std::vector<double> percentiles = {90, 95, 99};
   std::string json;       // file for the results with full precision
-  int64_t log_interval = 0;  // > 0: a progress line every this many batches
   std::string device = "cpu";
   std::string precision = "fp32";
   bool fp16 = false;
