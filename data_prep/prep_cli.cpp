@@ -16,6 +16,7 @@ namespace {
 const std::set<std::string> kDatasets = {"wt103", "wt2", "ptb", "enwik8", "text8", "lm1b", "generic"};
 
 void check_options(const PrepOptions& o) {
+  if (o.dataset.empty()) fail("--dataset is required (wt103, wt2, ptb, enwik8, text8, lm1b or generic); see --help");
   if (!kDatasets.count(o.dataset))
     failf("--dataset '{}' is unknown (expected wt103, wt2, ptb, enwik8, text8, lm1b or generic)", o.dataset);
   if (o.out.empty()) fail("--out is required");
