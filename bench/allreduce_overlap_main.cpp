@@ -147,53 +147,66 @@ int run(txl::Communicator& comm, int argc, char** argv) {
     comm_times.push_back(seconds_since(t0));
   }
   const double t_comm = mean_over_ranks(comm, median(comm_times));
-  const auto t0 = std::chrono::steady_clock::now();
-  simulated_backward(grad.data(), slices, rank, 64, nullptr);
-  const double per_round = mean_over_ranks(comm, seconds_since(t0)) / 64.0;
-  const int rounds = std::max(1, static_cast<int>(std::lround(compute_ratio * t_comm / per_round)));
+  // Rounds of arithmetic per element so that backward alone takes compute_ratio * t_comm:
+  // a first guess, then two corrections (few rounds are memory-bound, many compute-bound).
+  int rounds = 64;
+  for (int pass = 0; pass < 3; ++pass) {
+    comm.barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    simulated_backward(grad.data(), slices, rank, rounds, nullptr);
+    const double t = mean_over_ranks(comm, seconds_since(t0));
+    rounds = std::max(1, static_cast<int>(std::lround(rounds * compute_ratio * t_comm / t)));
+  }
 
+  // Every mode's reducer; the modes take turns step by step, so that a change in the
+  // machine's load during the run affects all of them alike.
+  std::vector<std::string> mode_names = {"compute", "after"};
+  for (std::string rest = modes; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    mode_names.push_back(rest.substr(0, comma));
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  std::vector<std::unique_ptr<txl::BucketedGradReducer>> reducers;
+  for (const std::string& mode : mode_names) {
+    if (mode == "compute") {
+      reducers.push_back(nullptr);
+      continue;
+    }
+    txl::GradReducerOptions options;
+    options.bucket_mb = mode == "after" ? 0.0 : bucket_mb;
+    options.progress = mode == "after" ? txl::GradProgress::kAfterBackward : txl::parse_grad_progress(mode);
+    reducers.push_back(std::make_unique<txl::BucketedGradReducer>(comm, grad.data(), slices, options));
+  }
+  std::vector<std::vector<double>> times(mode_names.size());
+  for (int s = 0; s < steps + 1; ++s) {  // step 0 warms up
+    for (size_t m = 0; m < mode_names.size(); ++m) {
+      txl::BucketedGradReducer* reducer = reducers[m].get();
+      comm.barrier();
+      const auto start = std::chrono::steady_clock::now();
+      if (reducer) reducer->begin(true);
+      simulated_backward(grad.data(), slices, rank, rounds, reducer);
+      if (reducer) reducer->finish();
+      if (s > 0) times[m].push_back(seconds_since(start));
+      if (reducer) {  // the reduced gradient must be the sum over ranks
+        for (int64_t i = 0; i < total; i += 9973) {
+          float expected = 0.0f;
+          for (int r = 0; r < comm.size(); ++r) expected += simulated_grad(r, i, rounds);
+          TXL_CHECK(std::fabs(grad[static_cast<size_t>(i)] - expected) <= 1e-5f * std::fabs(expected),
+                    "mode {}: element {} is {} after the all-reduce, expected {}", mode_names[m], i,
+                    grad[static_cast<size_t>(i)], expected);
+        }
+      }
+    }
+  }
   struct Result {
     std::string mode;
     double seconds;
     int buckets;
   };
   std::vector<Result> results;
-  auto time_mode = [&](const std::string& mode) {
-    std::unique_ptr<txl::BucketedGradReducer> reducer;
-    if (mode != "compute") {
-      txl::GradReducerOptions options;
-      options.bucket_mb = mode == "after" ? 0.0 : bucket_mb;
-      options.progress = mode == "after" ? txl::GradProgress::kAfterBackward : txl::parse_grad_progress(mode);
-      reducer = std::make_unique<txl::BucketedGradReducer>(comm, grad.data(), slices, options);
-    }
-    std::vector<double> times;
-    for (int s = 0; s < steps + 1; ++s) {  // the first step warms up
-      comm.barrier();
-      const auto start = std::chrono::steady_clock::now();
-      if (reducer) reducer->begin(true);
-      simulated_backward(grad.data(), slices, rank, rounds, reducer.get());
-      if (reducer) reducer->finish();
-      if (s > 0) times.push_back(seconds_since(start));
-    }
-    if (reducer) {  // the reduced gradient must be the sum over ranks
-      for (int64_t i = 0; i < total; i += 9973) {
-        float expected = 0.0f;
-        for (int r = 0; r < comm.size(); ++r) expected += simulated_grad(r, i, rounds);
-        TXL_CHECK(std::fabs(grad[static_cast<size_t>(i)] - expected) <= 1e-5f * std::fabs(expected),
-                  "mode {}: element {} is {} after the all-reduce, expected {}", mode, i, grad[static_cast<size_t>(i)],
-                  expected);
-      }
-    }
-    results.push_back({mode, mean_over_ranks(comm, median(times)),
-                       reducer ? static_cast<int>(reducer->buckets().size()) : 0});
-  };
-  time_mode("compute");
-  time_mode("after");
-  std::string rest = modes;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    time_mode(rest.substr(0, comma));
-    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  for (size_t m = 0; m < mode_names.size(); ++m) {
+    results.push_back({mode_names[m], mean_over_ranks(comm, median(times[m])),
+                       reducers[m] ? static_cast<int>(reducers[m]->buckets().size()) : 0});
   }
 
   if (rank == 0) {
