@@ -159,7 +159,7 @@ void Trainer::open_work_dir() {
 
 std::string Trainer::describe_start() const {
   int64_t n_params = model_->params().total_numel();
-  return fmt::format("| model: {} parameters, {} layers, d_model {} | corpus {} ({}, vocabulary {}) | backend {}",
+  return fmt::format("model: {} parameters, {} layers, d_model {} | corpus {} ({}, vocabulary {}) | backend {}",
                      n_params, model_cfg_.n_layer, model_cfg_.d_model, cfg_.data, corpus_->dataset(),
                      corpus_->n_token(), ops_->name());
 }

@@ -121,6 +121,8 @@ TEST_F(TrainProgram, RestartRefusesAnotherModelAndLeavesBothDirsAlone) {
   EXPECT_NE(e.find("batch_size is 8 in the checkpoint but 16 now"), std::string::npos) << e;
   e = train_error({"--work_dir", other, "--restart", work, "--optim", "adam"});
   EXPECT_NE(e.find("'lamb' optimizer state"), std::string::npos) << e;
+  e = train_error({"--work_dir", other, "--restart", work, "--data", test::other_corpus()});
+  EXPECT_NE(e.find("was trained on another corpus"), std::string::npos) << e;
   // A fresh run into a work dir with a checkpoint is refused.
   e = train_error({});
   EXPECT_NE(e.find("already holds checkpoint_last.h5"), std::string::npos) << e;
