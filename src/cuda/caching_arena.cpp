@@ -116,17 +116,17 @@ bool CachingArena::release_cached_dedicated() {
 }
 
 void* CachingArena::take_new_block(size_t size) {
-  if (size > chunk_bytes_ / 2) {  // big blocks own a raw block (and can be given back)
-    void* p = reserve_raw(size);
-    if (p) dedicated_.emplace(p, size);
-    return p;
-  }
-  for (Chunk& c : chunks_) {  // first fit in the remainders of existing chunks
+  for (Chunk& c : chunks_) {  // first fit in the remainders of existing chunks (incl. a preallocated one)
     if (c.size - c.used >= size) {
       void* p = c.base + c.used;
       c.used += size;
       return p;
     }
+  }
+  if (size > chunk_bytes_ / 2) {  // big blocks own a raw block (and can be given back)
+    void* p = reserve_raw(size);
+    if (p) dedicated_.emplace(p, size);
+    return p;
   }
   void* base = reserve_raw(chunk_bytes_);
   if (!base) return nullptr;

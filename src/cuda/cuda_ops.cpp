@@ -129,6 +129,10 @@ class CudaOps final : public CudaBackend {
     // Destructors never throw: errors are reported and ignored.
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
+    for (Staging& st : staging_) {
+      cudaEventDestroy(st.done);
+      cudaFreeHost(st.host);
+    }
     plan_items_ = Tensor<cuda::MultiTensorItem>();
     plan_begin_ = Tensor<int32_t>();
     result_ = Tensor<double>();
@@ -157,12 +161,51 @@ class CudaOps final : public CudaBackend {
     return "cuda-float";
   }
 
+  // Small uploads (token ids, index permutations: a few per step) go through pinned
+  // staging buffers and return without waiting for the GPU; the staging buffer is reused
+  // once its copy has completed. Large uploads (checkpoints) copy synchronously.
   void upload(void* dst, const void* host_src, size_t bytes) override {
     if (bytes == 0) return;
     enter();
-    TXL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
-    // The host buffer may be pageable and may be reused as soon as we return.
-    TXL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    TXL_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+    TXL_CHECK(capture == cudaStreamCaptureStatusNone,
+              "upload: not allowed while a CUDA graph is captured (upload the inputs before replay())");
+    if (bytes > kStagingMaxBytes) {
+      TXL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+      TXL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffer may be reused at once
+      return;
+    }
+    Staging* slot = nullptr;
+    for (Staging& st : staging_) {
+      if (st.bytes < bytes) continue;
+      const cudaError_t q = cudaEventQuery(st.done);
+      if (q == cudaSuccess) {
+        slot = &st;
+        break;
+      }
+      if (q != cudaErrorNotReady) TXL_CUDA_CHECK(q);
+      (void)cudaGetLastError();  // "not ready" is not an error: do not leave it behind
+    }
+    if (!slot && staging_.size() >= kStagingMaxSlots) {  // many uploads in flight: wait instead
+      TXL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (Staging& st : staging_)
+        if (st.bytes >= bytes) {
+          slot = &st;
+          break;
+        }
+    }
+    if (!slot) {
+      Staging st;
+      st.bytes = std::max<size_t>(bytes, size_t{64} << 10);
+      TXL_CUDA_CHECK(cudaHostAlloc(&st.host, st.bytes, cudaHostAllocDefault));
+      TXL_CUDA_CHECK(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming));
+      staging_.push_back(st);
+      slot = &staging_.back();
+    }
+    std::memcpy(slot->host, host_src, bytes);
+    TXL_CUDA_CHECK(cudaMemcpyAsync(dst, slot->host, bytes, cudaMemcpyHostToDevice, stream_));
+    TXL_CUDA_CHECK(cudaEventRecord(slot->done, stream_));
   }
   void download(void* host_dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
@@ -474,6 +517,14 @@ class CudaOps final : public CudaBackend {
     return plan_;
   }
 
+  struct Staging {  // pinned host buffer for one upload in flight
+    void* host = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr;
+  };
+  static constexpr size_t kStagingMaxBytes = size_t{8} << 20;
+  static constexpr size_t kStagingMaxSlots = 16;
+
   int device_;
   GemmPrecision precision_;
   std::unique_ptr<cuda::CachingArena> arena_;  // first member destroyed last: tensors below use it
@@ -482,6 +533,7 @@ class CudaOps final : public CudaBackend {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   Tensor<double> result_;  // device scalar for sum / sum_squares
+  std::vector<Staging> staging_;
   std::vector<FlatSlice> plan_slices_;
   cuda::MultiTensorPlan plan_;
   Tensor<cuda::MultiTensorItem> plan_items_;

@@ -1,0 +1,440 @@
+// GPU throughput of a whole Transformer-XL on the CUDA backend, on synthetic tokens (no
+// corpus needed), for the shapes of the `trainbench` presets:
+//
+//   gpu_bench train --model wt103_base --batch 16 --precision bf16
+//       full training steps as txl_train does them: forward, backward, global-norm
+//       clipping (0.25), LAMB; fp16 with dynamic loss scaling.
+//   gpu_bench eval --model wt103_base --batch 1,2,4,8,16,32
+//       evaluation steps (no dropout) at the preset's eval lengths (wt103 base: tgt_len
+//       64, mem_len 640, clamp_len 400, same_length), memory carried between steps.
+//   gpu_bench gemm --precision tf32
+//       cuBLAS rate of the model's GEMM shapes (a ceiling for the whole step).
+//
+// Reported: ms/step (median of the timed steps, after warm-up steps that also fill the
+// memory), tok/s, the arena's peak of live device memory and the device memory in use,
+// and MFU = achieved FLOP/s / peak FLOP/s of the GPU for the GEMM precision. Training
+// counts 3x the forward FLOPs per token (TransformerXL::flops_per_token_fwd; backward ~
+// 2x forward), evaluation 1x; docs/gpu.md lists the formula and the peaks.
+//
+// Tokens are drawn log-uniformly over the vocabulary (P(id < k) ~ log k / log n_token),
+// a Zipf-like mix that sends most targets to the shortlist, as real text does.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "txl/core/loss_scaler.h"
+#include "txl/model/transformer_xl.h"
+#include "txl/train/optimizer.h"
+#if defined(TXL_WITH_CUDA)
+#include <cuda_runtime.h>
+
+#include "txl/cuda/cuda_ops.h"
+#endif
+
+namespace {
+
+#if defined(TXL_WITH_CUDA)
+using txl::ModelConfig;
+using Clock = std::chrono::steady_clock;
+
+// The shapes of configs/<name>.yaml (model and the `eval` section), WikiText-103
+// vocabulary and the recipe's adaptive-softmax settings.
+struct Preset {
+  ModelConfig model;
+  int64_t eval_tgt_len, eval_mem_len, eval_clamp_len;
+};
+
+Preset preset(const std::string& name) {
+  Preset p;
+  ModelConfig& c = p.model;
+  c.n_token = 267735;
+  c.cutoffs = {19997, 39997, 199997};
+  c.tie_weight = true;
+  c.tie_projs = {false, true, true, true};
+  if (name == "wt103_base") {
+    c.n_layer = 16;
+    c.d_model = 512;
+    c.n_head = 8;
+    c.d_head = 64;
+    c.d_inner = 2048;
+    c.div_val = 1;
+    c.dropout = 0.1;
+    c.dropatt = 0.0;
+    c.tgt_len = 192;
+    c.mem_len = 192;
+    p.eval_tgt_len = 64;
+    p.eval_mem_len = 640;
+    p.eval_clamp_len = 400;
+  } else if (name == "wt103_large") {
+    c.n_layer = 18;
+    c.d_model = 1024;
+    c.n_head = 16;
+    c.d_head = 64;
+    c.d_inner = 4096;
+    c.div_val = 4;
+    c.dropout = 0.2;
+    c.dropatt = 0.2;
+    c.tgt_len = 384;
+    c.mem_len = 384;
+    c.init.init_std = 0.005;
+    p.eval_tgt_len = 128;
+    p.eval_mem_len = 1600;
+    p.eval_clamp_len = 1000;
+  } else {
+    txl::failf("--model: unknown value '{}' (wt103_base | wt103_large)", name);
+  }
+  return p;
+}
+
+std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0.0, std::log(static_cast<double>(n_token)));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids)
+    id = static_cast<int32_t>(std::min<int64_t>(n_token - 1, static_cast<int64_t>(std::exp(u(rng))) - 1));
+  return ids;
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const size_t i = static_cast<size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
+  return v[i];
+}
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// Dense tensor-core (or FP32 core) peak of the GPU in FLOP/s; 0 when unknown.
+double peak_flops(const std::string& gpu, txl::GemmPrecision p) {
+  const bool hopper = gpu.find("H100") != std::string::npos || gpu.find("H200") != std::string::npos ||
+                      gpu.find("GH200") != std::string::npos;
+  const bool pcie = gpu.find("PCIe") != std::string::npos;
+  const bool a100 = gpu.find("A100") != std::string::npos;
+  switch (p) {
+    case txl::GemmPrecision::kFp32: return hopper ? (pcie ? 51.2e12 : 66.9e12) : a100 ? 19.5e12 : 0.0;
+    case txl::GemmPrecision::kTf32: return hopper ? (pcie ? 378e12 : 494.7e12) : a100 ? 156e12 : 0.0;
+    case txl::GemmPrecision::kBf16:
+    case txl::GemmPrecision::kFp16: return hopper ? (pcie ? 756e12 : 989.4e12) : a100 ? 312e12 : 0.0;
+  }
+  return 0.0;
+}
+
+struct Device {
+  std::string name;
+  double total_gib = 0.0;
+};
+Device device_info(int index) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return {};
+  return {prop.name, static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0)};
+}
+double device_used_gib() {
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0.0;
+  return static_cast<double>(total - free) / (1024.0 * 1024.0 * 1024.0);
+}
+
+struct Common {
+  std::string model = "wt103_base";
+  std::string precision = "tf32";
+  int warmup = -1;  // -1: enough to fill the memory, plus 2
+  int steps = 20;
+  double peak_tflops = 0.0;  // 0: from the device name
+  std::string json;
+  int device = 0;
+};
+
+nlohmann::json base_record(const Common& o, const Device& dev, txl::Ops<float>& ops, const ModelConfig& cfg,
+                           const txl::TransformerXL<float>& model) {
+  return nlohmann::json{{"model", o.model},
+                        {"precision", o.precision},
+                        {"backend", ops.name()},
+                        {"gpu", dev.name},
+                        {"gpu_memory_gib", dev.total_gib},
+                        {"parameters", model.params().total_numel()},
+                        {"n_layer", cfg.n_layer},
+                        {"d_model", cfg.d_model}};
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  std::ofstream f(path, std::ios::app);
+  if (!f) txl::failf("--json: cannot write {}", path);
+  f << j.dump() << "\n";
+}
+
+double mfu(double flops_per_s, const Common& o, const Device& dev, txl::GemmPrecision p) {
+  const double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : peak_flops(dev.name, p);
+  return peak > 0 ? flops_per_s / peak : std::nan("");
+}
+
+int run_train(const Common& o, int64_t batch) {
+  Preset pr = preset(o.model);
+  ModelConfig& cfg = pr.model;
+  txl::CudaOptions options;
+  options.device = o.device;
+  options.precision = txl::parse_gemm_precision(o.precision);
+  auto ops = txl::make_cuda_ops(options);
+  txl::CudaBackend& backend = *txl::as_cuda_backend(*ops);
+  const Device dev = device_info(o.device);
+  txl::TransformerXL<float> model(cfg, *ops);
+  model.init_params(1111);
+  auto optimizer = txl::make_optimizer<float>(txl::OptimizerSettings{"lamb", 0.0, 0.0}, model.params(), *ops);
+  txl::LossScalerOptions ls;
+  ls.enabled = options.precision == txl::GemmPrecision::kFp16;
+  txl::DynamicLossScaler scaler(ls);
+
+  const int64_t qlen = cfg.tgt_len, n = qlen * batch;
+  const int warmup = o.warmup >= 0 ? o.warmup : static_cast<int>((cfg.mem_len + qlen - 1) / qlen) + 2;
+  std::printf("train %s: %s on %s, batch %ld x tgt_len %ld (mem_len %ld), %.1f M parameters, %d warm-up + %d timed steps\n",
+              o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(batch), static_cast<long>(qlen),
+              static_cast<long>(cfg.mem_len), static_cast<double>(model.params().total_numel()) * 1e-6, warmup,
+              o.steps);
+  std::fflush(stdout);
+  std::mt19937_64 rng(7);
+  txl::Memory<float> mem;
+  txl::Tensor<float> dnll = ops->empty({qlen, batch});
+  std::vector<double> step_ms;
+  double loss = 0.0;
+  int64_t skipped = 0;
+  for (int s = 0; s < warmup + o.steps; ++s) {
+    if (s == warmup) backend.arena().reset_peak();
+    const auto data = zipf_like_tokens(n, cfg.n_token, rng), target = zipf_like_tokens(n, cfg.n_token, rng);
+    txl::StepContext ctx;
+    ctx.train = true;
+    ctx.seed = 1111;
+    ctx.step = static_cast<uint64_t>(s + 1);
+    const auto t0 = Clock::now();
+    model.params().zero_grad(*ops);
+    const txl::Tensor<float>& nll = model.forward(data.data(), target.data(), qlen, batch, mem, ctx);
+    loss = ops->sum(nll.data(), n) / static_cast<double>(n);
+    ops->fill(dnll.data(), n, static_cast<float>(scaler.scale() / static_cast<double>(n)));
+    model.backward(dnll);
+    const double sq = ops->sum_squares(model.params().flat_grads().data(), model.params().total_numel());
+    const double scale = scaler.scale();  // the factor in this step's gradients
+    if (scaler.update_from_sum_squares(sq)) {
+      const double norm = std::sqrt(sq) / scale;
+      const double clip = std::min(1.0, 0.25 / (norm + 1e-6));
+      optimizer->step(0.01, clip / scale);
+    } else {
+      ++skipped;
+    }
+    ops->synchronize();
+    const double ms = ms_since(t0);
+    if (s >= warmup) step_ms.push_back(ms);
+    if (s < warmup || s == warmup + o.steps - 1)
+      std::printf("  step %d%s: %.2f ms, loss %.4f\n", s + 1, s < warmup ? " (warm-up)" : "", ms, loss);
+  }
+  const double ms = percentile(step_ms, 0.5);
+  const double tok_s = static_cast<double>(n) / (ms * 1e-3);
+  const double flops_tok = 3.0 * model.flops_per_token_fwd(batch);
+  const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
+  const auto st = backend.arena().stats();
+  std::printf("RESULT train %s %s batch %ld: %.2f ms/step, %.0f tok/s, %.1f TFLOP/s, MFU %.1f%%, peak live %.2f GiB, "
+              "arena %.2f GiB, device used %.2f GiB%s\n",
+              o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
+              100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
+              device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
+  nlohmann::json j = base_record(o, dev, *ops, cfg, model);
+  j.update({{"mode", "train"},
+            {"batch", batch},
+            {"tgt_len", qlen},
+            {"mem_len", cfg.mem_len},
+            {"ms_per_step", ms},
+            {"ms_p90", percentile(step_ms, 0.9)},
+            {"tokens_per_s", tok_s},
+            {"flops_per_token", flops_tok},
+            {"mfu", std::isnan(util) ? nlohmann::json(nullptr) : nlohmann::json(util)},
+            {"peak_live_gib", static_cast<double>(st.peak_in_use) / (1u << 30)},
+            {"arena_reserved_gib", static_cast<double>(st.reserved) / (1u << 30)},
+            {"final_loss", loss},
+            {"skipped_steps", skipped}});
+  write_json(o.json, j);
+  return 0;
+}
+
+int run_eval(const Common& o, const std::vector<int64_t>& batches) {
+  Preset pr = preset(o.model);
+  ModelConfig& cfg = pr.model;
+  txl::CudaOptions options;
+  options.device = o.device;
+  options.precision = txl::parse_gemm_precision(o.precision);
+  auto ops = txl::make_cuda_ops(options);
+  txl::CudaBackend& backend = *txl::as_cuda_backend(*ops);
+  const Device dev = device_info(o.device);
+  txl::TransformerXL<float> model(cfg, *ops);
+  model.init_params(1111);
+  model.set_lengths(pr.eval_tgt_len, 0, pr.eval_mem_len, true, pr.eval_clamp_len);
+  const int64_t qlen = pr.eval_tgt_len;
+  const int warmup = o.warmup >= 0 ? o.warmup : static_cast<int>((pr.eval_mem_len + qlen - 1) / qlen) + 2;
+  std::printf("eval %s: %s on %s, tgt_len %ld mem_len %ld clamp_len %ld same_length, %d warm-up + %d timed steps\n",
+              o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(qlen),
+              static_cast<long>(pr.eval_mem_len), static_cast<long>(pr.eval_clamp_len), warmup, o.steps);
+  std::fflush(stdout);
+  std::mt19937_64 rng(7);
+  for (int64_t batch : batches) {
+    const int64_t n = qlen * batch;
+    txl::Memory<float> mem;
+    std::vector<double> step_ms;
+    double loss = 0.0;
+    backend.arena().reset_peak();
+    for (int s = 0; s < warmup + o.steps; ++s) {
+      const auto data = zipf_like_tokens(n, cfg.n_token, rng), target = zipf_like_tokens(n, cfg.n_token, rng);
+      const auto t0 = Clock::now();
+      const txl::Tensor<float>& nll = model.forward(data.data(), target.data(), qlen, batch, mem, txl::StepContext{});
+      loss = ops->sum(nll.data(), n) / static_cast<double>(n);  // synchronises
+      const double ms = ms_since(t0);
+      if (s >= warmup) step_ms.push_back(ms);
+    }
+    const double ms = percentile(step_ms, 0.5);
+    const double tok_s = static_cast<double>(n) / (ms * 1e-3);
+    const double flops_tok = model.flops_per_token_fwd(batch);
+    const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
+    const auto st = backend.arena().stats();
+    std::printf("RESULT eval %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak live "
+                "%.2f GiB, loss %.3f\n",
+                o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, percentile(step_ms, 0.9),
+                percentile(step_ms, 0.99), tok_s, 100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), loss);
+    std::fflush(stdout);
+    nlohmann::json j = base_record(o, dev, *ops, cfg, model);
+    j.update({{"mode", "eval"},
+              {"type", "eager"},
+              {"batch", batch},
+              {"tgt_len", qlen},
+              {"mem_len", pr.eval_mem_len},
+              {"ms_per_step", ms},
+              {"ms_p90", percentile(step_ms, 0.9)},
+              {"ms_p99", percentile(step_ms, 0.99)},
+              {"tokens_per_s", tok_s},
+              {"flops_per_token", flops_tok},
+              {"mfu", std::isnan(util) ? nlohmann::json(nullptr) : nlohmann::json(util)},
+              {"peak_live_gib", static_cast<double>(st.peak_in_use) / (1u << 30)}});
+    write_json(o.json, j);
+  }
+  return 0;
+}
+
+// cuBLAS rate of the largest GEMMs of a training step of the model (forward shapes:
+// tokens x d_model x {3HD, d_inner}, and the shortlist logits).
+int run_gemm(const Common& o, int64_t batch) {
+  Preset pr = preset(o.model);
+  const ModelConfig& cfg = pr.model;
+  txl::CudaOptions options;
+  options.device = o.device;
+  options.precision = txl::parse_gemm_precision(o.precision);
+  auto ops = txl::make_cuda_ops(options);
+  const Device dev = device_info(o.device);
+  const int64_t tokens = batch * cfg.tgt_len, M = cfg.d_model, HD = cfg.n_head * cfg.d_head, F = cfg.d_inner;
+  const int64_t head = cfg.cutoffs.at(0) + static_cast<int64_t>(cfg.cutoffs.size());
+  struct Shape {
+    const char* what;
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{"qkv", tokens, 3 * HD, M}, {"ff1", tokens, F, M}, {"ff2", tokens, M, F},
+                          {"head logits", tokens, head, M}};
+  std::mt19937_64 rng(3);
+  for (const Shape& s : shapes) {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> a(static_cast<size_t>(s.m * s.k)), b(static_cast<size_t>(s.n * s.k));
+    for (float& x : a) x = d(rng);
+    for (float& x : b) x = d(rng);
+    auto A = txl::to_device(*ops, a, {s.m, s.k}), B = txl::to_device(*ops, b, {s.n, s.k});
+    txl::Tensor<float> C = ops->empty({s.m, s.n});
+    auto once = [&] {
+      ops->gemm(txl::Trans::kNo, txl::Trans::kYes, s.m, s.n, s.k, 1.0f, A.data(), s.k, B.data(), s.k, 0.0f, C.data(),
+                s.n);
+    };
+    for (int i = 0; i < 3; ++i) once();
+    ops->synchronize();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.steps; ++i) once();
+    ops->synchronize();
+    const double ms = ms_since(t0) / o.steps;
+    const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
+    const double util = mfu(flops / (ms * 1e-3), o, dev, options.precision);
+    std::printf("RESULT gemm %s %s %ldx%ldx%ld: %.3f ms, %.1f TFLOP/s, %.1f%% of peak\n", s.what, o.precision.c_str(),
+                static_cast<long>(s.m), static_cast<long>(s.n), static_cast<long>(s.k), ms, flops / (ms * 1e-3) * 1e-12,
+                100.0 * util);
+    write_json(o.json, nlohmann::json{{"mode", "gemm"},
+                                      {"what", s.what},
+                                      {"precision", o.precision},
+                                      {"gpu", dev.name},
+                                      {"m", s.m},
+                                      {"n", s.n},
+                                      {"k", s.k},
+                                      {"ms", ms},
+                                      {"tflops", flops / (ms * 1e-3) * 1e-12}});
+  }
+  return 0;
+}
+
+#endif  // TXL_WITH_CUDA
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    CLI::App app{"Training / evaluation throughput of Transformer-XL on the CUDA backend (synthetic tokens)"};
+    app.require_subcommand(1);
+#if defined(TXL_WITH_CUDA)
+    Common o;
+    int64_t train_batch = 16;
+    std::string eval_batches = "1,2,4,8,16,32";
+    std::string eval_type = "eager";
+    auto add_common = [&](CLI::App* sub) {
+      sub->add_option("--model", o.model, "wt103_base | wt103_large (the shapes of configs/<model>.yaml)");
+      sub->add_option("--precision", o.precision, "GEMM precision: fp32 | tf32 | bf16 | fp16");
+      sub->add_option("--warmup", o.warmup, "untimed steps (default: fill the memory, plus 2)");
+      sub->add_option("--steps", o.steps, "timed steps")->check(CLI::PositiveNumber);
+      sub->add_option("--peak-tflops", o.peak_tflops, "peak of the GPU for MFU (default: from its name)");
+      sub->add_option("--json", o.json, "append one JSON record per result to this file");
+      sub->add_option("--device", o.device, "CUDA device index");
+    };
+    CLI::App* train = app.add_subcommand("train", "training steps (forward, backward, clipping, LAMB)");
+    add_common(train);
+    train->add_option("--batch", train_batch, "streams per GPU")->check(CLI::PositiveNumber);
+    CLI::App* eval = app.add_subcommand("eval", "evaluation steps at the preset's eval lengths");
+    add_common(eval);
+    eval->add_option("--batch", eval_batches, "comma-separated batch sizes");
+    eval->add_option("--type", eval_type, "eager (graph: see docs/gpu.md)");
+    CLI::App* gemm = app.add_subcommand("gemm", "cuBLAS rate of the model's GEMM shapes");
+    add_common(gemm);
+    gemm->add_option("--batch", train_batch, "streams (tokens = batch x tgt_len)")->check(CLI::PositiveNumber);
+    CLI11_PARSE(app, argc, argv);
+
+    if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
+    if (*train) return run_train(o, train_batch);
+    if (*gemm) return run_gemm(o, train_batch);
+    if (eval_type != "eager")
+      txl::failf("--type {}: only eager is measured here; CUDA-graph replay of the evaluation step needs the model's "
+                 "device-side inputs (docs/gpu.md)",
+                 eval_type);
+    std::vector<int64_t> batches;
+    size_t pos = 0;
+    while (pos <= eval_batches.size()) {
+      const size_t comma = eval_batches.find(',', pos);
+      const std::string item = eval_batches.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      try {
+        batches.push_back(std::stol(item));
+      } catch (const std::exception&) {
+        txl::failf("--batch: '{}' is not a list of positive integers", eval_batches);
+      }
+      if (batches.back() <= 0) txl::failf("--batch: '{}' is not a list of positive integers", eval_batches);
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    return run_eval(o, batches);
+#else
+    CLI11_PARSE(app, argc, argv);
+    txl::fail("gpu_bench: this build has no CUDA backend (configure with -DTXL_CUDA=ON)");
+#endif
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
