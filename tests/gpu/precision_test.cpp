@@ -1,6 +1,6 @@
 // GEMM precision modes: TF32, bf16 and fp16 tensor-core math with float32 accumulation
-// stay within the expected error of their operand rounding, and really are in use (the
-// error is above float32 level).
+// stay within the expected error of their operand rounding, and bf16/fp16 really are in
+// use (the error is above float32 level).
 #include "gpu_test_util.h"
 
 namespace txl {
@@ -53,7 +53,11 @@ TEST_F(GpuPrecision, MixedPrecisionGemmsWithinOperandRounding) {
       ops->gemm(Trans::kNo, Trans::kYes, m, n, k, 1.0f, Ad.data(), k, Bd.data(), k, 0.0f, Cd.data(), n);
       const double err = rel_error(read(*ops, Cd), read(cpu(), Cc));
       EXPECT_LE(err, mode.tol) << mode.name << " m=" << m << " n=" << n << " k=" << k;
-      EXPECT_GT(err, 1e-6) << mode.name << ": no sign of reduced-precision operands";
+      // bf16/fp16 operands are always rounded (explicit copies); TF32 only *allows*
+      // cuBLAS to use tensor cores, which it may not do for small products.
+      if (mode.p != GemmPrecision::kTf32) {
+        EXPECT_GT(err, 1e-6) << mode.name << ": no sign of reduced-precision operands";
+      }
     }
     // Batched (attention) products use the same mode.
     const int64_t batch = 8, q = 20, kl = 36, d = 64;
@@ -67,7 +71,9 @@ TEST_F(GpuPrecision, MixedPrecisionGemmsWithinOperandRounding) {
                               0.0f, Sd.data(), kl, q * kl, batch);
     const double err = rel_error(read(*ops, Sd), read(cpu(), Sc));
     EXPECT_LE(err, mode.tol) << mode.name << " batched";
-    EXPECT_GT(err, 1e-6) << mode.name << " batched";
+    if (mode.p != GemmPrecision::kTf32) {
+      EXPECT_GT(err, 1e-6) << mode.name << " batched";
+    }
   }
 }
 
