@@ -32,6 +32,11 @@ std::vector<int64_t> recommended_cutoffs(const PrepOptions& o, int64_t n_token) 
   return defaults;
 }
 
+bool vocabulary_counts_all_splits(const PrepOptions& o) {
+  if (o.dataset == "generic") return o.vocab_splits == "all";
+  return o.dataset == "ptb" || o.dataset == "wt2" || o.dataset == "enwik8" || o.dataset == "text8";
+}
+
 std::string checksum_line(const std::string& sha256, const std::string& name) { return sha256 + "  " + name + "\n"; }
 
 SymbolMap<int32_t> index_symbols(const std::vector<std::string>& symbols) {

@@ -6,8 +6,9 @@
 //    carry no token).
 //  - text8: each part is stripped of white space at both ends (Python's str.strip() on
 //    the part), spaces inside are symbols; line breaks (none in the real file) are dropped.
-// Vocabulary: symbols of the training part by descending count, ties in first-seen
-// order; enwik8 symbols are the byte values in decimal ("32"), as in the recipe's files.
+// Vocabulary: symbols of all three parts by descending count, ties in first-seen order
+// (the recipe counts train, valid and test for both); enwik8 symbols are the byte
+// values in decimal ("32"), as in the recipe's files.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -194,32 +195,33 @@ PrepSummary prepare_char_split_corpus(const PrepOptions& o, const std::string& t
           text8 ? "characters" : "bytes", o.holdout);
   const int64_t train_end = total - 2 * o.holdout, valid_end = total - o.holdout;
 
-  // Pass 2: count the training part's symbols (first seen = token index).
+  // Pass 2: count the symbols of all three parts, as the recipe does for enwik8 and text8
+  // (first seen = token index over train, valid, test in that order), so no symbol of
+  // valid or test is missing from the vocabulary. The stored counts are the training
+  // part's own.
   struct Stat {
-    int64_t count = 0, first = 0;
+    int64_t count = 0, train_count = 0, first = 0;
   };
   std::unordered_map<char32_t, Stat> stats;
-  int64_t train_tokens = 0;
+  std::array<int64_t, 3> part_tokens{};
   {
     PartSplitter splitter(train_end, valid_end, text8, text8);
-    bool in_train = true;
+    int64_t index = 0;
     read_units(cs, o.progress, "counting", [&](const std::vector<char32_t>& units) {
       for (const char32_t c : units) {
         splitter.feed(c, [&](int part, char32_t t) {
-          if (part > 0) {
-            in_train = false;
-            return;
-          }
           Stat& s = stats[t];
-          if (s.count++ == 0) s.first = train_tokens;
-          ++train_tokens;
+          if (s.count++ == 0) s.first = index;
+          if (part == 0) ++s.train_count;
+          ++part_tokens[static_cast<size_t>(part)];
+          ++index;
         });
-        if (!in_train) return false;
       }
       return true;
     });
   }
-  if (train_tokens == 0) failf("{}: split 'train' is empty (no tokens)", cs.path);
+  for (size_t p = 0; p < 3; ++p)
+    if (part_tokens[p] == 0) failf("{}: split '{}' is empty (no tokens)", cs.path, kSplits[p]);
   std::vector<std::pair<char32_t, Stat>> ordered(stats.begin(), stats.end());
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
     return a.second.count != b.second.count ? a.second.count > b.second.count : a.second.first < b.second.first;
@@ -234,7 +236,7 @@ PrepSummary prepare_char_split_corpus(const PrepOptions& o, const std::string& t
     ids[c] = id;
     if (c < 128) ascii_ids[c] = id;
     symbols.push_back(symbol_name(c, cs.unit));
-    counts.push_back(s.count);
+    counts.push_back(s.train_count);
   }
 
   CorpusDescription desc;
@@ -283,7 +285,7 @@ PrepSummary prepare_char_split_corpus(const PrepOptions& o, const std::string& t
         if (id < 0) {
           const auto it = ids.find(t);
           if (it == ids.end())
-            failf("{}: symbol '{}' of the {} part does not occur in the training part", cs.path,
+            failf("{}: symbol '{}' of the {} part was not seen when counting (file changed meanwhile?)", cs.path,
                   symbol_name(t, cs.unit), kSplits[part]);
           id = it->second;
         }

@@ -62,8 +62,10 @@ PrepSummary prepare_line_corpus(const PrepOptions& o, const std::string& tmp_pat
   std::vector<std::string> paths;
   for (const char* s : kSplits) paths.push_back(find_split_file(o, s));
 
-  // Pass 1 over train: the vocabulary (specials first, then by descending count, ties in
-  // first-seen order), unless a vocabulary file fixes it.
+  // Pass 1: the vocabulary (specials first, then by descending count, ties in first-seen
+  // order), counted over train or over train, valid and test read in that order (see
+  // vocabulary_counts_all_splits), unless a vocabulary file fixes it.
+  const bool count_all = vocabulary_counts_all_splits(o);
   std::vector<std::string> specials;
   if (!rules.line_end.empty()) specials.push_back(rules.line_end);
   std::vector<std::string> words;  // non-special symbols in id order
@@ -79,7 +81,16 @@ PrepSummary prepare_line_corpus(const PrepOptions& o, const std::string& tmp_pat
     scans[0] = scan_text_file(paths[0], rules, false, &index, ps);
   } else {
     scans[0] = scan_text_file(paths[0], rules, true, nullptr, ps);
-    std::vector<std::pair<std::string, int64_t>> ordered = order_by_count(std::move(scans[0].counts));
+    SymbolMap<SymbolStats> counted = std::move(scans[0].counts);
+    if (count_all) {
+      int64_t bytes_before = scans[0].bytes;
+      for (size_t s = 1; s < 3; ++s) {
+        scans[s] = scan_text_file(paths[s], rules, true, nullptr, ps);
+        add_later_counts(counted, std::move(scans[s].counts), bytes_before);
+        bytes_before += scans[s].bytes;
+      }
+    }
+    std::vector<std::pair<std::string, int64_t>> ordered = order_by_count(std::move(counted));
     for (auto& [symbol, count] : ordered) {
       if (std::find(specials.begin(), specials.end(), symbol) != specials.end()) continue;  // merges into the special
       const bool keep = count >= o.min_freq && (o.max_size < 0 || static_cast<int64_t>(words.size()) < o.max_size);
@@ -98,9 +109,10 @@ PrepSummary prepare_line_corpus(const PrepOptions& o, const std::string& tmp_pat
   std::vector<std::string> symbols = all_symbols();
   SymbolMap<int32_t> ids = index_symbols(symbols);
 
-  // Pass 1 over valid and test: UTF-8, emptiness, and symbols the vocabulary lacks.
-  for (int s = 1; s < 3; ++s)
-    scans[static_cast<size_t>(s)] = scan_text_file(paths[static_cast<size_t>(s)], rules, false, &ids, ps);
+  // Pass 1 over valid and test when the vocabulary did not count them: UTF-8, emptiness,
+  // and symbols the vocabulary lacks.
+  if (!count_all)
+    for (size_t s = 1; s < 3; ++s) scans[s] = scan_text_file(paths[s], rules, false, &ids, ps);
   for (int s = 0; s < 3; ++s) {
     const ScanResult& sc = scans[static_cast<size_t>(s)];
     if (sc.symbols == 0 && (rules.line_end.empty() || sc.lines == 0))

@@ -113,7 +113,23 @@ ScanResult scan_text_file(const std::string& path, const TokenizationRules& rule
     maps[0].for_each([&](std::string_view symbol, const SymbolStats& st) { result.counts.emplace(symbol, st); });
   }
   result.sha256 = hash.hex_digest();
+  result.bytes = reader.bytes_read();
   return result;
+}
+
+void add_later_counts(SymbolMap<SymbolStats>& into, SymbolMap<SymbolStats> later, int64_t offset_shift) {
+  into.reserve(into.size() + later.size());
+  for (auto it = later.begin(); it != later.end();) {
+    auto node = later.extract(it++);
+    SymbolStats st = node.mapped();
+    const auto found = into.find(node.key());
+    if (found != into.end()) {
+      found->second.count += st.count;  // first seen in an earlier file: its position stays
+    } else {
+      st.first_line += offset_shift;
+      into.emplace(std::move(node.key()), st);
+    }
+  }
 }
 
 namespace {

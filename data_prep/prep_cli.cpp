@@ -30,7 +30,13 @@ void check_options(const PrepOptions& o) {
             o.dataset);
     if (!o.vocab_file.empty() && o.dataset != "lm1b")
       failf("--vocab_file applies to --dataset generic and lm1b, not '{}'", o.dataset);
+    if (!o.vocab_splits.empty())
+      failf("--vocab_splits applies to --dataset generic; '{}' fixes it (the recipe's choice)", o.dataset);
   }
+  if (!o.vocab_splits.empty() && o.vocab_splits != "train" && o.vocab_splits != "all")
+    failf("--vocab_splits '{}' is unknown (expected train or all)", o.vocab_splits);
+  if (o.vocab_splits == "all" && !o.vocab_file.empty())
+    fail("--vocab_splits all counts the vocabulary, --vocab_file fixes it: give one of them");
   if (o.level != "word" && o.level != "char") failf("--level '{}' is unknown (expected word or char)", o.level);
   if (o.level == "char" && (o.min_freq > 0 || o.max_size >= 0 || !o.vocab_file.empty()))
     fail("--min_freq, --max_size and --vocab_file apply to --level word");
@@ -65,9 +71,12 @@ int prep_main(int argc, char** argv) {
   app.add_option("--level", o.level, "generic: word or char")->capture_default_str();
   app.add_flag("--lower_case", o.lower_case, "generic: lower-case the text");
   app.add_flag("--eos", o.eos, "generic: add <eos> at the end of every line");
-  app.add_option("--min_freq", o.min_freq, "generic: drop words seen fewer times in train (they become <unk>)");
+  app.add_option("--min_freq", o.min_freq,
+                 "generic: drop words counted fewer times (in the --vocab_splits; they become <unk>)");
   app.add_option("--max_size", o.max_size, "generic: keep at most this many words (the rest become <unk>)");
   app.add_option("--vocab_file", o.vocab_file, "generic, lm1b: vocabulary file, one symbol per line (first field)");
+  app.add_option("--vocab_splits", o.vocab_splits,
+                 "generic: count the vocabulary over train only (default) or all of train, valid, test");
   app.add_option("--cutoffs", o.cutoffs, "recommended adaptive-softmax cutoffs to record (e.g. 20000,40000)")
       ->delimiter(',');
   app.add_option("--holdout", o.holdout, "enwik8/text8: bytes/characters in each of valid and test")

@@ -60,6 +60,9 @@ TEST(BadInput, EmptySplit) {
   expect_prep_error(dir, {"--dataset", "wt2", "--data", dir / "d"}, {dir / "d/valid.txt", "split 'valid' is empty"});
   write_splits(dir, "g", "a b\n", "a\n", " \n\t\n");  // white space only, no --eos: no tokens
   expect_prep_error(dir, {"--dataset", "generic", "--data", dir / "g"}, {dir / "g/test.txt", "empty"});
+  write_file(dir / "t/text8", "abcdefg   xyz");  // holdout 3: valid is white space only, stripped away
+  expect_prep_error(dir, {"--dataset", "text8", "--holdout", "3", "--data", dir / "t"},
+                    {dir / "t/text8", "split 'valid' is empty"});
 }
 
 TEST(BadInput, NonUtf8WordCorpus) {
@@ -86,6 +89,14 @@ TEST(BadInput, BadOptions) {
   expect_prep_error(dir, {"--dataset", "wt99", "--data", dir / "d"}, {"wt99"});
   expect_prep_error(dir, {"--dataset", "wt103", "--lower_case", "--data", dir / "d"}, {"--dataset generic"});
   expect_prep_error(dir, {"--dataset", "generic", "--cutoffs", "5", "--data", dir / "d"}, {"--cutoffs"});
+  expect_prep_error(dir, {"--dataset", "generic", "--vocab_splits", "valid", "--data", dir / "d"},
+                    {"--vocab_splits 'valid'", "train or all"});
+  expect_prep_error(dir, {"--dataset", "wt103", "--vocab_splits", "all", "--data", dir / "d"},
+                    {"--vocab_splits", "wt103"});
+  write_file(dir / "v.txt", "a\nb\n");
+  expect_prep_error(
+      dir, {"--dataset", "generic", "--vocab_splits", "all", "--vocab_file", dir / "v.txt", "--data", dir / "d"},
+      {"--vocab_splits all", "--vocab_file"});
 }
 
 std::string good_corpus(const ScratchDir& dir) {

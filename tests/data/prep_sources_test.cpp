@@ -126,9 +126,11 @@ TEST(PrepSources, Enwik8RawAndZippedFollowTheRecipeSplit) {
     };
     const std::string train = no_newlines(raw.substr(0, 2000)), valid = no_newlines(raw.substr(2000, 500)),
                       test = no_newlines(raw.substr(2500));
-    const std::vector<unsigned char> train_units(train.begin(), train.end());
+    // The recipe counts enwik8's symbols over train, valid and test in that order.
+    const std::string all = train + valid + test;
+    const std::vector<unsigned char> all_units(all.begin(), all.end());
     std::vector<std::string> want;
-    for (unsigned char u : order_units(train_units)) want.push_back(std::to_string(u));
+    for (unsigned char u : order_units(all_units)) want.push_back(std::to_string(u));
     EXPECT_EQ(c.vocabulary().symbols(), want);
     EXPECT_EQ(c.read_tokens("train", 0, c.split("train").n_tokens), encode_units(train, c, true));
     EXPECT_EQ(c.read_tokens("valid", 0, c.split("valid").n_tokens), encode_units(valid, c, true));
@@ -141,7 +143,7 @@ TEST(PrepSources, Enwik8RawAndZippedFollowTheRecipeSplit) {
 
 TEST(PrepSources, Text8StripsEachPartAndKeepsSpaces) {
   // 60 characters, holdout 15: parts [0,30) [30,45) [45,60), each stripped at both ends.
-  const std::string raw = std::string(" vapid thrill of the sea dark ") + "  the valid par" + " tail of test  ";
+  const std::string raw = std::string(" vapid thrill of the sea dark ") + "  the vivid jaw" + " tail of quiz  ";
   ASSERT_EQ(raw.size(), 60u);
   ScratchDir dir;
   write_file(dir / "t/text8.zip", make_zip("text8", raw, true));
@@ -154,15 +156,37 @@ TEST(PrepSources, Text8StripsEachPartAndKeepsSpaces) {
     return s;
   };
   const std::string train = strip(raw.substr(0, 30)), valid = strip(raw.substr(30, 15)), test = strip(raw.substr(45));
-  const std::vector<char> units(train.begin(), train.end());
+  const std::string all = train + valid + test;  // counted in this order, as the recipe does
+  const std::vector<char> units(all.begin(), all.end());
   std::vector<std::string> want;
   for (char u : order_units(units)) want.push_back(std::string(1, u));
   EXPECT_EQ(c.vocabulary().symbols(), want);
   EXPECT_EQ(c.vocabulary().symbol(0), " ");
+  // j, w (valid) and q, u, z (test) are not in train, yet are symbols: nothing is unknown.
+  for (const char* s : {"j", "w", "q", "u", "z"}) EXPECT_GE(c.vocabulary().find(s), 0) << s;
   EXPECT_EQ(c.read_tokens("train", 0, c.split("train").n_tokens), encode_units(train, c, false));
   EXPECT_EQ(c.read_tokens("valid", 0, c.split("valid").n_tokens), encode_units(valid, c, false));
   EXPECT_EQ(c.read_tokens("test", 0, c.split("test").n_tokens), encode_units(test, c, false));
   EXPECT_EQ(c.vocabulary().encode("a list"), encode_units("a list", c, false));
+}
+
+TEST(PrepSources, Enwik8BytesAbsentFromTrainAreCounted) {
+  // Train uses bytes a, b; valid adds 0xC8 (twice), test adds 'z' and one more 0xC8.
+  // All parts counted in order: a 4, b 3, 0xC8 3 (b first seen earlier), z 1.
+  const std::string raw = std::string("abab\naab") + "\xc8\n\xc8" + "z\xc8\n";
+  ASSERT_EQ(raw.size(), 14u);
+  ScratchDir dir;
+  write_file(dir / "e/enwik8", raw);
+  const PrepRun r = run_prep({"--dataset", "enwik8", "--data", dir / "e", "--out", dir / "e.h5", "--holdout", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.find("mapped to unk"), std::string::npos) << r.out;
+  const CorpusFile c = CorpusFile::open(dir / "e.h5");
+  EXPECT_EQ(c.vocabulary().symbols(), (std::vector<std::string>{"97", "98", "200", "122"}));
+  // Stored counts are the training part's.
+  EXPECT_EQ(c.vocabulary().counts(), (std::vector<int64_t>{4, 3, 0, 0}));
+  EXPECT_EQ(c.read_tokens("train", 0, 7), (std::vector<int32_t>{0, 1, 0, 1, 0, 0, 1}));
+  EXPECT_EQ(c.read_tokens("valid", 0, 2), (std::vector<int32_t>{2, 2}));
+  EXPECT_EQ(c.read_tokens("test", 0, 2), (std::vector<int32_t>{3, 2}));
 }
 
 TEST(PrepSources, Lm1bLayoutSentencesAndShards) {

@@ -37,6 +37,7 @@ struct ScanResult {
   int64_t oov = 0;        // symbols absent from `known` (when given)
   std::string first_oov;  // the earliest of them
   std::string sha256;     // of the file's bytes
+  int64_t bytes = 0;      // size of the file
 };
 
 // Pass 1: validates UTF-8 (an error names the file, line and byte offset), counts lines
@@ -62,6 +63,11 @@ struct EncodeResult {
 // Pass 2: appends the file's ids (and sentences) to the writer's open split.
 EncodeResult encode_text_file(const std::string& path, const TokenizationRules& rules, const EncodeTarget& target,
                               CorpusWriter& writer, const PipelineSettings& settings);
+
+// Adds the counts of a later file to those of the files before it (`into`): symbols new
+// to `into` are placed after all of its symbols in first-seen order by shifting their
+// first-seen line offsets by `offset_shift` (the byte size of the earlier files).
+void add_later_counts(SymbolMap<SymbolStats>& into, SymbolMap<SymbolStats> later, int64_t offset_shift);
 
 // Symbols by descending count, ties in first-seen order (the recipe's Counter.most_common).
 std::vector<std::pair<std::string, int64_t>> order_by_count(SymbolMap<SymbolStats> counts);

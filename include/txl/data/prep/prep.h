@@ -18,9 +18,10 @@ struct PrepOptions {
   std::string level = "word";  // word | char
   bool lower_case = false;
   bool eos = false;              // append <eos> at every line end
-  int64_t min_freq = 0;          // drop symbols seen fewer times in train (they become <unk>)
+  int64_t min_freq = 0;          // drop symbols counted fewer times (they become <unk>)
   int64_t max_size = -1;         // keep at most this many non-special symbols (-1: all)
   std::string vocab_file;        // fixed vocabulary, one symbol per line (first field)
+  std::string vocab_splits;      // splits counted for the vocabulary: train | all ("": train)
   std::vector<int64_t> cutoffs;  // recommended adaptive cutoffs to record (overrides defaults)
   bool cutoffs_given = false;
   // enwik8 / text8
