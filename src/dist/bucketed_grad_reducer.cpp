@@ -183,6 +183,7 @@ void BucketedGradReducer::finish() {
 }
 
 void BucketedGradReducer::communication_thread() {
+  MpiCommunicator::set_background_waits(true);
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_ready_.wait(lock, [this] { return stop_ || !queue_.empty(); });

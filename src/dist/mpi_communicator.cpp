@@ -94,14 +94,24 @@ bool MpiCommunicator::test(MPI_Request& request) {
   return done != 0;
 }
 
+namespace {
+// How this thread waits for a request (see MpiCommunicator::set_background_waits).
+thread_local bool t_background_waits = false;
+}  // namespace
+
+void MpiCommunicator::set_background_waits(bool background) { t_background_waits = background; }
+
 void MpiCommunicator::wait(MPI_Request& request, const char* what) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  // Spin first (short collectives finish here), then yield the core, then sleep briefly:
-  // a rank waiting for a peer that writes a checkpoint should not burn a core for minutes.
+  // The calling thread is the one the job waits for: spin first (short collectives finish
+  // here), then yield the core, then sleep briefly, so that a rank waiting for a peer
+  // that writes a checkpoint does not burn a core for minutes. A background thread (the
+  // gradient reducer's) shares its core with compute: it only polls between short sleeps.
+  const bool background = t_background_waits;
   for (int64_t iteration = 0;; ++iteration) {
     if (test(request)) return;
-    if (iteration < 1000) continue;
+    if (!background && iteration < 1000) continue;
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (timeout_s_ > 0.0 && waited > timeout_s_) {
       std::fprintf(stderr,
@@ -110,7 +120,9 @@ void MpiCommunicator::wait(MPI_Request& request, const char* what) {
                    rank_, node_name_.c_str(), what, timeout_s_);
       abort(1);
     }
-    if (waited < 0.01) {
+    if (background) {
+      std::this_thread::sleep_for(std::chrono::microseconds(waited < 1.0 ? 20 : 1000));
+    } else if (waited < 0.01) {
       std::this_thread::yield();
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(waited < 1.0 ? 50 : 1000));

@@ -71,6 +71,7 @@ check "np2 local_batch_size 2 == np1" same_params np1 np2_local2
 # Multi-rank evaluation: txl_eval on 2 ranks splits each batch's streams and reduces the
 # loss; it must report the loss of one process (relative difference <= 1e-6).
 evaluate() {  # evaluate NAME RANKS
+  rm -f "$work/$1.json"
   local launcher=()
   (($2 > 1)) && launcher=(mpiexec -n "$2")
   timeout 300 "${launcher[@]}" "$bin/txl_eval" --model "$work/np1/checkpoint_last.h5" --data "$corpus" --split valid \

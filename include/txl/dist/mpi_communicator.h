@@ -41,6 +41,9 @@ class MpiCommunicator final : public Communicator {
   bool test(MPI_Request& request);
   // Waits for the request with the collective deadline; `what` names it in the timeout message.
   void wait(MPI_Request& request, const char* what);
+  // Waits of the calling thread poll between short sleeps instead of spinning first: for
+  // a communication thread that shares its core with the backward computation.
+  static void set_background_waits(bool background);
 
   // Thread support MPI granted (MPI_THREAD_SINGLE ... MPI_THREAD_MULTIPLE).
   int thread_level() const { return thread_level_; }
