@@ -65,6 +65,15 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     failf("config: dataset: '{}' but {} holds the '{}' corpus", cfg_.dataset, cfg_.data, corpus_->dataset());
   for (const char* split : {"train", "valid"})
     if (!corpus_->has_split(split)) failf("{}: the corpus has no '{}' split", cfg_.data, split);
+  std::optional<TrainingCheckpoint> ckpt;
+  if (!restart_path.empty()) {
+    // The corpus first: a model of another corpus fails later checks less clearly.
+    ckpt.emplace(TrainingCheckpoint::open(restart_path));
+    const std::string saved_checksum = ckpt->info().corpus_checksum;
+    if (saved_checksum != corpus_->checksum())
+      failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
+            saved_checksum, cfg_.data, corpus_->checksum());
+  }
 
   model_cfg_ = cfg_.model_config(corpus_->n_token(), corpus_->cutoffs(), corpus_->dataset());
   model_ = std::make_unique<TransformerXL<float>>(model_cfg_, *ops_);
@@ -90,21 +99,17 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   info_.dataset = corpus_->dataset();
   info_.seed = cfg_.seed;
 
-  if (!restart_path.empty()) {
-    const TrainingCheckpoint ckpt = TrainingCheckpoint::open(restart_path);
-    const CheckpointInfo saved_info = ckpt.info();
-    if (saved_info.corpus_checksum != corpus_->checksum())
-      failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
-            saved_info.corpus_checksum, cfg_.data, corpus_->checksum());
+  if (ckpt) {
+    const CheckpointInfo saved_info = ckpt->info();
     TrainConfig saved;
     apply_section(saved, train_config_keys(), YAML::Load(saved_info.config_yaml), restart_path + " [config]");
     check_same_data_order(cfg_, saved, restart_path);
-    ckpt.load_model(*model_);
-    ckpt.load_optimizer(*optimizer_);
-    state_ = ckpt.state();
+    ckpt->load_model(*model_);
+    ckpt->load_optimizer(*optimizer_);
+    state_ = ckpt->state();
     scheduler_->set_plateau(state_.plateau);
     if (scaler_.enabled()) scaler_.load(state_.loss_scale);
-    memories_ = ckpt.load_memories(layout_, cfg_.batch_chunk, *ops_);
+    memories_ = ckpt->load_memories(layout_, cfg_.batch_chunk, *ops_);
     restarted_ = true;
     restart_path_ = restart_path;
   } else {

@@ -57,6 +57,21 @@ const std::string& wt2_corpus() {
   return path;
 }
 
+const std::string& wt2_train_vocabulary_corpus() {
+  static const std::string path = [] {
+    data::prep::PrepOptions o;
+    o.dataset = "generic";
+    o.eos = true;
+    o.vocab_splits = "train";
+    o.data = std::string(TXL_SOURCE_DIR) + "/data_prep/samples/wikitext-2";
+    o.out = (temp_root() / "wt2_train_vocab.h5").string();
+    o.progress.enabled = false;
+    data::prep::prepare_corpus(o);
+    return o.out;
+  }();
+  return path;
+}
+
 const std::string& other_corpus() {
   static const std::string path = [] {
     const fs::path dir = temp_root() / "other_text";

@@ -15,6 +15,9 @@ namespace txl::test {
 
 // The bundled corpus (data_prep/samples/wikitext-2) as a wt2 corpus file.
 const std::string& wt2_corpus();
+// The same bundled text as a generic word corpus whose vocabulary is counted over the
+// training split only (<eos> at line ends; valid/test words unseen in train are <unk>).
+const std::string& wt2_train_vocabulary_corpus();
 // A small generic corpus with another vocabulary (another checksum than wt2_corpus()).
 const std::string& other_corpus();
 // A fresh empty directory under this process's temporary root (removed at exit).
