@@ -12,6 +12,7 @@
 
 #include "train_test_util.h"
 #include "txl/train/programs.h"
+#include "txl/train/trainer.h"
 #include "txl/train/training_checkpoint.h"
 
 namespace txl {
@@ -199,6 +200,32 @@ TEST_F(TrainProgram, KillNineThenRestartMatchesAnUninterruptedRun) {
   }
   ASSERT_EQ(steps.size(), 60u);
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i], static_cast<int64_t>(i + 1));
+}
+
+// Benchmark mode: a missed target_perplexity or target_throughput makes the exit code 2.
+TEST_F(TrainProgram, MissedBenchmarkTargetsExitWithTwo) {
+  EXPECT_EQ(run_train_program({config_file_, "--max_step", "4", "--target_perplexity", "1.5"}, *comm_),
+            kExitTargetMissed);
+  const std::string work = dir_ + "/work";
+  std::vector<json> summary;
+  for (const std::string& line : test::read_lines(work + "/train_log.jsonl")) {
+    const json r = json::parse(line);
+    if (r["type"] == "summary") summary.push_back(r);
+  }
+  ASSERT_EQ(summary.size(), 1u);
+  EXPECT_FALSE(summary[0]["passed"].get<bool>());
+  EXPECT_EQ(run_train_program({config_file_, "--work_dir", dir_ + "/w2", "--max_step", "4", "--target_throughput",
+                               "1e12", "--target_perplexity", "1e9"},
+                              *comm_),
+            kExitTargetMissed);
+  EXPECT_EQ(run_train_program({config_file_, "--work_dir", dir_ + "/w3", "--max_step", "4", "--target_perplexity",
+                               "1e9", "--target_throughput", "1"},
+                              *comm_),
+            kExitOk);
+  const std::string ckpt = work + "/checkpoint_best.h5";
+  EXPECT_EQ(run_eval_program({"--model", ckpt, "--max_size", "2", "--target_perplexity", "1.5"}, *comm_),
+            kExitTargetMissed);
+  EXPECT_EQ(run_eval_program({"--model", ckpt, "--max_size", "2", "--target_perplexity", "1e9"}, *comm_), kExitOk);
 }
 
 TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
