@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# SLURM end-to-end test on one machine (about a minute):
+# SLURM end-to-end test on one machine (about 2 minutes):
 #   tests/slurm/run_slurm_e2e.sh BIN_DIR [WORK_DIR]
 # BIN_DIR holds txl_train, txl_prep and txl_checkpoint_diff (e.g. build/bin). Needs root
 # the first time (apt-get install slurmctld slurmd slurm-client).
 #  1. starts a private cluster of two emulated nodes (tests/slurm/cluster.sh),
-#  2. `sbatch -N 2 slurm/run.sub train`: a 2-rank run of the tiny test model, one rank per
-#     node launched by srun --mpi=pmix; checks the job's output and the train log (2 ranks
-#     on 2 nodes), the checkpoint, and that the parameters equal a `mpirun -np 2` run's,
+#  2. `sbatch -N 2 slurm/run.sub train`: a 2-rank run of the tiny preset (configs/tiny.yaml,
+#     its `smoke` variant), one rank per node launched by srun --mpi=pmix; checks the job's
+#     output and the train log (2 ranks on 2 nodes), the checkpoint, and that the
+#     parameters equal a `mpirun -np 2` run's,
 #     then `run.sub eval` on 2 ranks of one node reports the loss of a 1-process txl_eval,
 #  3. a longer job is interrupted three times: USR1 to the batch script (what
 #     --signal=B:USR1@180 sends before the time limit), `scancel --signal=TERM` (SIGTERM to
@@ -22,7 +23,11 @@ bin=$(cd "${1:?usage: $0 BIN_DIR [WORK_DIR]}" && pwd)
 work=${2:-$(mktemp -d /tmp/txl-slurm-e2e.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-config=${TXL_E2E_CONFIG:-$root/tests/dist/equivalence.yaml}
+# The short job runs the tiny preset's smoke variant; the longer jobs a smaller model whose
+# steps take milliseconds, so that they can be interrupted at chosen steps.
+tiny_config=$root/configs/tiny.yaml
+tiny_preset=smoke
+config=$root/tests/dist/equivalence.yaml
 start_time=$SECONDS
 
 for tool in txl_train txl_prep txl_checkpoint_diff; do
@@ -67,7 +72,7 @@ export SLURM_CONF=$cluster/slurm.conf
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl=self,tcp
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1 TXL_COLLECTIVE_TIMEOUT_S=120
-export TXL_BIN=$bin TXL_ROOT=$root CONFIG=$config
+export TXL_BIN=$bin TXL_ROOT=$root CONFIG=$config PRESET=default
 
 corpus=$work/corpus.h5
 "$bin/txl_prep" --dataset wt2 --data "$root/data_prep/samples/wikitext-2" --out "$corpus" >"$work/prep.log" 2>&1 ||
@@ -99,20 +104,21 @@ same_params() {  # same_params A.h5 B.h5
 }
 
 # ---- 2. a short training job on two nodes -------------------------------------------
-reference() {  # reference NAME MAX_STEP [ARGS...]: the same training with mpirun -np 2, no SLURM
-  local name=$1 steps=$2
-  shift 2
+reference() {  # reference NAME CONFIG PRESET MAX_STEP [ARGS...]: the same training with mpirun -np 2
+  local name=$1 file=$2 preset=$3 steps=$4
+  shift 4
   rm -rf "${work:?}/$name"
-  timeout 300 mpiexec -n 2 "$bin/txl_train" "$config" --data "$corpus" --work_dir "$work/$name" --max_step "$steps" \
-    --restart auto "$@" >"$work/$name.out" 2>&1 || { tail -n 20 "$work/$name.out"; return 1; }
+  timeout 300 mpiexec -n 2 "$bin/txl_train" "$file" --config "$preset" --data "$corpus" --work_dir "$work/$name" \
+    --max_step "$steps" --restart auto "$@" >"$work/$name.out" 2>&1 || { tail -n 20 "$work/$name.out"; return 1; }
 }
-check "mpirun -np 2 reference run" reference mpirun_np2 8
+check "mpirun -np 2 reference run (tiny preset)" reference mpirun_np2 "$tiny_config" "$tiny_preset" 10
 
 short_job() {
   cd "$root" || return 1
   local out=$work/short.out
   rm -rf "$work/short"
-  if ! WORK_DIR=$work/short MAX_STEP=8 timeout 180 sbatch --wait -N 2 -o "$out" slurm/run.sub train >/dev/null; then
+  if ! CONFIG=$tiny_config PRESET=$tiny_preset WORK_DIR=$work/short MAX_STEP=10 timeout 180 \
+       sbatch --wait -N 2 -o "$out" slurm/run.sub train >/dev/null; then
     echo "  the job failed:"
     tail -n 20 "$out"
     return 1
@@ -122,7 +128,7 @@ short_job() {
     { echo "  the train log does not show 2 ranks on 2 nodes"; grep "ranks\|rank" "$work/short/train_log.log" | head -3; return 1; }
   grep -q "End of training" "$work/short/train_log.log" || { echo "  the train log has no end line"; return 1; }
   [[ -f "$work/short/checkpoint_last.h5" ]] || { echo "  no checkpoint_last.h5"; return 1; }
-  [[ "$(last_step "$work/short")" == 8 ]] || { echo "  last step $(last_step "$work/short"), expected 8"; return 1; }
+  [[ "$(last_step "$work/short")" == 10 ]] || { echo "  last step $(last_step "$work/short"), expected 10"; return 1; }
 }
 check "sbatch -N 2 slurm/run.sub train: log, 2 ranks on 2 nodes, checkpoint" short_job
 check "srun 2-node result == mpirun -np 2 result" same_params "$work/mpirun_np2/checkpoint_last.h5" \
@@ -134,14 +140,16 @@ json_loss() { grep -o '"loss": *[-0-9.eE+]*' "$1" 2>/dev/null | head -n 1 | sed 
 eval_job() {
   cd "$root" || return 1
   local out=$work/eval.out
-  if ! WORK_DIR=$work/short EVAL_ARGS="--json $work/eval_slurm.json" timeout 120 \
+  rm -f "$work/eval_slurm.json" "$work/eval_single.json"
+  if ! CONFIG=$tiny_config PRESET=$tiny_preset WORK_DIR=$work/short EVAL_ARGS="--json $work/eval_slurm.json" timeout 120 \
        sbatch --wait -N 1 --ntasks-per-node=2 -o "$out" slurm/run.sub eval >/dev/null; then
     tail -n 20 "$out"
     return 1
   fi
   grep -q "run.sub: eval finished" "$out" || { echo "  no 'eval finished' in $out"; return 1; }
   grep -q '"world": *2' "$work/eval_slurm.json" || { echo "  txl_eval did not run on 2 ranks"; return 1; }
-  "$bin/txl_eval" "$config" --work_dir "$work/short" --data "$corpus" --json "$work/eval_single.json" \
+  "$bin/txl_eval" "$tiny_config" --config "$tiny_preset" --work_dir "$work/short" --data "$corpus" \
+    --json "$work/eval_single.json" \
     >"$work/eval_single.out" 2>&1 || { tail -n 20 "$work/eval_single.out"; return 1; }
   local a b
   a=$(json_loss "$work/eval_single.json")
@@ -195,7 +203,7 @@ long_job() {
     grep -q "run.sub: train finished" "$work/long.out"
 }
 check "USR1 to the batch script, SIGTERM to the step, scontrol requeue: resumed 3 times, finished" long_job
-check "mpirun -np 2 uninterrupted run of the same length" reference long_reference "$long_steps" \
+check "mpirun -np 2 uninterrupted run of the same length" reference long_reference "$config" default "$long_steps" \
   --eval_interval 100 --log_interval 10
 check "interrupted-and-resumed result == uninterrupted result" same_params \
   "$work/long_reference/checkpoint_last.h5" "$work/long/checkpoint_last.h5"
