@@ -5,7 +5,8 @@
 #     all parameters <= 1e-6), with and without batch_chunk, with local_batch_size, with
 #     dropout and attention dropout on;
 #  2. multi-rank evaluation: txl_eval on 2 ranks gives the loss of 1 rank;
-#  3. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
+#  3. ranks with different configurations stop at start-up, naming the rank;
+#  4. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
 # Usage: tests/dist/run_equivalence.sh BIN_DIR [WORK_DIR]
 # Prints one line per check and "equivalence: N passed, M failed"; exit 0 when all passed.
 set -uo pipefail
@@ -88,6 +89,19 @@ same_eval_loss() {
 check "txl_eval, 1 rank" evaluate eval_np1 1
 check "txl_eval, 2 ranks" evaluate eval_np2 2
 check "txl_eval 2 ranks == 1 rank" same_eval_loss
+
+# Ranks started with different configurations stop at start-up with a message naming
+# the rank (MPMD launch: rank 1 gets another seed).
+mismatched_config() {
+  rm -rf "$work/mismatch"
+  local out=$work/mismatch.out rc=0
+  timeout 120 mpiexec -n 1 "$bin/txl_train" "$config" --data "$corpus" --work_dir "$work/mismatch" --seed 1 : \
+    -n 1 "$bin/txl_train" "$config" --data "$corpus" --work_dir "$work/mismatch" --seed 2 >"$out" 2>&1 || rc=$?
+  echo "  exit code $rc: $(grep -m 1 'differs between ranks' "$out")"
+  ((rc != 0)) && grep -q "configuration differs between ranks: rank(s) 1" "$out" &&
+    [[ ! -e "$work/mismatch/checkpoint_last.h5" ]]
+}
+check "different configs on two ranks stop the job at start-up" mismatched_config
 
 # A killed rank ends the job. Rank 1 is found among this run's processes by the
 # OMPI_COMM_WORLD_RANK in its environment and killed by PID once training is under way.
