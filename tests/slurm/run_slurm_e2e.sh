@@ -9,6 +9,7 @@
 #     output and the train log (2 ranks on 2 nodes), the checkpoint, and that the
 #     parameters equal a `mpirun -np 2` run's,
 #     then `run.sub eval` on 2 ranks of one node reports the loss of a 1-process txl_eval,
+#     and `srun --mpi=none|pmi2` fails with one line naming `srun --mpi=pmix`,
 #  3. a longer job is interrupted three times: USR1 to the batch script (what
 #     --signal=B:USR1@180 sends before the time limit), `scancel --signal=TERM` (SIGTERM to
 #     the step alone) -- run.sub requeues the job itself after both -- and `scontrol
@@ -158,6 +159,21 @@ eval_job() {
   [[ -n "$a" && -n "$b" ]] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * (a < 0 ? -a : a)) }'
 }
 check "sbatch -N 1 --ntasks-per-node=2 run.sub eval == one-process txl_eval" eval_job
+
+# srun without PMIx (--mpi=none, or pmi2 which Debian's Open MPI lacks): one clear line.
+no_pmix() {
+  local how out rc
+  for how in none pmi2; do
+    out=$work/no_pmix_$how.out
+    rc=0
+    timeout 60 srun -N 2 -n 2 --mpi="$how" "$bin/txl_train" "$config" --data "$corpus" --work_dir "$work/no_pmix" \
+      >"$out" 2>&1 || rc=$?
+    echo "  srun --mpi=$how: exit $rc: $(grep -m 1 '^error:' "$out")"
+    ((rc != 0)) || return 1
+    [[ $(grep -c "srun --mpi=pmix" "$out") == 1 ]] || { cat "$out"; return 1; }
+  done
+}
+check "srun --mpi=none / pmi2: one line naming srun --mpi=pmix" no_pmix
 
 # ---- 3. interrupted twice, requeued, resumed, finished --------------------------------
 long_steps=${TXL_E2E_LONG_STEPS:-600}
