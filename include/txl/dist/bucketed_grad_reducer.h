@@ -13,7 +13,12 @@
 //    every on_grad_ready call (MPI communicators only).
 //  - kAfterBackward: no overlap, one all-reduce per bucket in finish() (bucket_mb <= 0
 //    gives one bucket: the classic "all-reduce after backward").
-// docs/distributed.md and docs/benchmarks.md record which one hides more communication.
+// kAuto is kThread unless TXL_GRAD_PROGRESS says otherwise; docs/benchmarks.md has the
+// measurements behind that choice.
+//
+// Buckets start in the order their last gradients are reported, so every rank must report
+// in the same order (the model's backward is deterministic); buckets never reported go,
+// in bucket order, at finish().
 //
 // Call pattern per optimizer step with batch_chunk chunks: begin(false), the chunk's
 // backward, [finish()], ... for all but the last chunk, then begin(true), backward,
