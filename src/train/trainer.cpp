@@ -118,6 +118,12 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     state_.plateau = scheduler_->plateau();
   }
   model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  // Every replica starts from rank 0's parameters (fresh or restored) and reads the same
+  // corpus file: a rank with another file would silently train on other data. (The host
+  // communicator checks the text; comm_ may be NCCL, which moves device buffers.)
+  require_same_on_all_ranks(comm, "corpus file (checksum)", corpus_->checksum());
+  Tensor<float>& flat_params = model_->params().flat_params();
+  comm_->broadcast(flat_params.data(), flat_params.bytes(), 0);
   reducer_ = make_grad_reducer(*comm_, model_->params(), cfg_.bucket_mb);
 
   data::IteratorOptions topt;
