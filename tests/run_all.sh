@@ -31,7 +31,8 @@ tally() {  # tally LOGFILE: adds ctest's "N tests failed out of M" to the totals
   skipped=$((skipped + s))
 }
 
-section() { printf '\n==== %s ====\n' "$*"; }
+start=$SECONDS
+section() { printf '\n==== %s (at %d s) ====\n' "$*" $((SECONDS - start)); }
 
 section "dependencies"
 launch/install_deps.sh --test || { echo "error: installing dependencies failed"; exit 1; }
@@ -67,5 +68,5 @@ if [[ -x tests/slurm/run_slurm_e2e.sh ]]; then
 fi
 
 echo
-echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
+echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped ($((SECONDS - start)) s)"
 [[ $failed -eq 0 ]]

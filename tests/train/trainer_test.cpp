@@ -89,8 +89,12 @@ TEST(TrainerSchedule, LoggedRatesFollowTheSchedule) {
   c.log_interval = 1;
   c.eval_interval = 0;
   c.batch_chunk = 1;
+  c.save_all = true;
+  c.peak_tflops = 0.001;  // 1 GFLOP/s: MFU is reported
   Trainer t(finalized(c), "", "", *comm);
   t.run();
+  EXPECT_TRUE(fs::exists(dir + "/checkpoint_10.h5"));  // save_all: one per evaluation
+  EXPECT_TRUE(fs::exists(dir + "/checkpoint_best.h5"));
   ScheduleSettings s;
   s.kind = "cosine";
   s.lr = c.lr;
@@ -103,6 +107,7 @@ TEST(TrainerSchedule, LoggedRatesFollowTheSchedule) {
   for (const json& r : train) {
     const int64_t step = r["step"];
     EXPECT_DOUBLE_EQ(r["lr"].get<double>(), ref.rate(step)) << "step " << step;
+    EXPECT_GT(r["mfu"].get<double>(), 0.0);
   }
   EXPECT_DOUBLE_EQ(ref.rate(1), c.lr / 4);  // the warm-up is visible in the log
   EXPECT_EQ(records(dir, "eval").size(), 1u);  // eval_interval 0: one validation at the end
