@@ -4,9 +4,10 @@
 //   gpu_bench train --model wt103_base --batch 16 --precision bf16
 //       full training steps as txl_train does them: forward, backward, global-norm
 //       clipping (0.25), LAMB; fp16 with dynamic loss scaling.
-//   gpu_bench eval --model wt103_base --batch 1,2,4,8,16,32
+//   gpu_bench eval --model wt103_base --batch 1,2,4,8,16,32 [--type graph]
 //       evaluation steps (no dropout) at the preset's eval lengths (wt103 base: tgt_len
-//       64, mem_len 640, clamp_len 400, same_length), memory carried between steps.
+//       64, mem_len 640, clamp_len 400, same_length), memory carried between steps;
+//       --type graph replays the decoder layers from a CUDA graph (EvalStep).
 //   gpu_bench gemm --precision tf32
 //       cuBLAS rate of the model's GEMM shapes (a ceiling for the whole step).
 //
@@ -30,11 +31,13 @@
 #include <vector>
 
 #include "txl/core/loss_scaler.h"
+#include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/train/optimizer.h"
 #if defined(TXL_WITH_CUDA)
 #include <cuda_runtime.h>
 
+#include "txl/cuda/cuda_graph.h"
 #include "txl/cuda/cuda_ops.h"
 #endif
 
@@ -258,7 +261,7 @@ int run_train(const Common& o, int64_t batch) {
   return 0;
 }
 
-int run_eval(const Common& o, const std::vector<int64_t>& batches) {
+int run_eval(const Common& o, const std::vector<int64_t>& batches, const std::string& type) {
   Preset pr = preset(o.model);
   ModelConfig& cfg = pr.model;
   txl::CudaOptions options;
@@ -272,21 +275,25 @@ int run_eval(const Common& o, const std::vector<int64_t>& batches) {
   model.set_lengths(pr.eval_tgt_len, 0, pr.eval_mem_len, true, pr.eval_clamp_len);
   const int64_t qlen = pr.eval_tgt_len;
   const int warmup = o.warmup >= 0 ? o.warmup : static_cast<int>((pr.eval_mem_len + qlen - 1) / qlen) + 2;
-  std::printf("eval %s: %s on %s, tgt_len %ld mem_len %ld clamp_len %ld same_length, %d warm-up + %d timed steps\n",
-              o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(qlen),
-              static_cast<long>(pr.eval_mem_len), static_cast<long>(pr.eval_clamp_len), warmup, o.steps);
+  const bool graph = type == "graph";
+  std::printf(
+      "eval %s: %s on %s, tgt_len %ld mem_len %ld clamp_len %ld same_length, %s steps, %d warm-up + %d timed steps\n",
+      o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(qlen), static_cast<long>(pr.eval_mem_len),
+      static_cast<long>(pr.eval_clamp_len), type.c_str(), warmup, o.steps);
   std::fflush(stdout);
   std::mt19937_64 rng(7);
   for (int64_t batch : batches) {
     const int64_t n = qlen * batch;
     txl::Memory<float> mem;
+    // graph: the decoder layers are recorded once the memory is full, then replayed.
+    txl::EvalStep<float> step(model, graph ? std::make_unique<txl::CudaGraph>(*ops) : nullptr);
     std::vector<double> step_ms;
     double loss = 0.0;
     backend.arena().reset_peak();
     for (int s = 0; s < warmup + o.steps; ++s) {
       const auto data = zipf_like_tokens(n, cfg.n_token, rng), target = zipf_like_tokens(n, cfg.n_token, rng);
       const auto t0 = Clock::now();
-      const txl::Tensor<float>& nll = model.forward(data.data(), target.data(), qlen, batch, mem, txl::StepContext{});
+      const txl::Tensor<float>& nll = step.forward(data.data(), target.data(), qlen, batch, mem, txl::StepContext{});
       loss = ops->sum(nll.data(), n) / static_cast<double>(n);  // synchronises
       const double ms = ms_since(t0);
       if (s >= warmup) step_ms.push_back(ms);
@@ -296,14 +303,16 @@ int run_eval(const Common& o, const std::vector<int64_t>& batches) {
     const double flops_tok = model.flops_per_token_fwd(batch);
     const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
     const auto st = backend.arena().stats();
-    std::printf("RESULT eval %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak live "
-                "%.2f GiB, loss %.3f\n",
-                o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, percentile(step_ms, 0.9),
-                percentile(step_ms, 0.99), tok_s, 100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), loss);
+    std::printf("RESULT eval %s %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak "
+                "live %.2f GiB, loss %.3f, %ld replays\n",
+                o.model.c_str(), o.precision.c_str(), type.c_str(), static_cast<long>(batch), ms,
+                percentile(step_ms, 0.9), percentile(step_ms, 0.99), tok_s, 100.0 * util,
+                static_cast<double>(st.peak_in_use) / (1u << 30), loss, static_cast<long>(step.replays()));
     std::fflush(stdout);
     nlohmann::json j = base_record(o, dev, *ops, cfg, model);
     j.update({{"mode", "eval"},
-              {"type", "eager"},
+              {"type", type},
+              {"graph_replays", step.replays()},
               {"batch", batch},
               {"tgt_len", qlen},
               {"mem_len", pr.eval_mem_len},
@@ -401,7 +410,7 @@ int main(int argc, char** argv) {
     CLI::App* eval = app.add_subcommand("eval", "evaluation steps at the preset's eval lengths");
     add_common(eval);
     eval->add_option("--batch", eval_batches, "comma-separated batch sizes");
-    eval->add_option("--type", eval_type, "eager (graph: see docs/gpu.md)");
+    eval->add_option("--type", eval_type, "eager | graph (decoder layers replayed from a CUDA graph)");
     CLI::App* gemm = app.add_subcommand("gemm", "cuBLAS rate of the model's GEMM shapes");
     add_common(gemm);
     gemm->add_option("--batch", train_batch, "streams (tokens = batch x tgt_len)")->check(CLI::PositiveNumber);
@@ -410,10 +419,7 @@ int main(int argc, char** argv) {
     if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
     if (*train) return run_train(o, train_batch);
     if (*gemm) return run_gemm(o, train_batch);
-    if (eval_type != "eager")
-      txl::failf("--type {}: only eager is measured here; CUDA-graph replay of the evaluation step needs the model's "
-                 "device-side inputs (docs/gpu.md)",
-                 eval_type);
+    if (eval_type != "eager" && eval_type != "graph") txl::failf("--type: unknown value '{}' (eager | graph)", eval_type);
     std::vector<int64_t> batches;
     size_t pos = 0;
     while (pos <= eval_batches.size()) {
@@ -428,7 +434,7 @@ int main(int argc, char** argv) {
       if (comma == std::string::npos) break;
       pos = comma + 1;
     }
-    return run_eval(o, batches);
+    return run_eval(o, batches, eval_type);
 #else
     CLI11_PARSE(app, argc, argv);
     txl::fail("gpu_bench: this build has no CUDA backend (configure with -DTXL_CUDA=ON)");

@@ -114,6 +114,7 @@ if want bench; then
   run_bench 120 train --model wt103_large --batch 4 --precision bf16 --warmup 3 --steps 8
   run_bench 120 train --model wt103_large --batch 8 --precision bf16 --warmup 3 --steps 8
   run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20
+  run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20 --type graph
   grep '^RESULT' "$out/bench.log" || true
 fi
 
@@ -139,6 +140,26 @@ e2e() {  # prints "e2e: OK", "e2e: SKIPPED" or "e2e: FAILED ..."
       return 0
     fi
   done
+  # txl_eval on the GPU, eager and graph (the decoder layers replayed from a CUDA graph):
+  # the same loss within fp32 rounding.
+  local type
+  for type in eager graph; do
+    if ! timeout 120 "$bin/txl_eval" --model "$work/cuda/checkpoint_last.h5" --device cuda --type "$type" \
+        --split test --batch_size 4 --tgt_len 32 --mem_len 64 --max_size 20 --json "$work/eval_$type.json"; then
+      echo "e2e: FAILED (txl_eval --type $type)"
+      rm -rf "$work"
+      return 0
+    fi
+  done
+  python3 - "$work/eval_eager.json" "$work/eval_graph.json" <<'PY' || { rm -rf "$work"; return 0; }
+import json, sys
+e, g = (json.load(open(p))["results"]["test"] for p in sys.argv[1:3])
+rel = abs(g["loss"] - e["loss"]) / e["loss"]
+print(f"txl_eval test loss eager {e['loss']:.6f} graph {g['loss']:.6f} (rel {rel:.1e}), graph replays {g['graph_replays']}")
+if rel > 1e-5 or g["graph_replays"] < 10:
+    print("e2e: FAILED (graph evaluation must replay and match eager within 1e-5)")
+    sys.exit(1)
+PY
   python3 - "$work/cpu/train_log.jsonl" "$work/cuda/train_log.jsonl" <<'PY'
 import json, sys
 def curve(path):

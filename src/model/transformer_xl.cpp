@@ -73,6 +73,14 @@ const T* TransformerXL<T>::position_embedding_for(int64_t klen) {
 template <typename T>
 const Tensor<T>& TransformerXL<T>::forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch,
                                            Memory<T>& mem, const StepContext& ctx) {
+  forward_embed(data, target, qlen, batch, mem, ctx);
+  forward_layers(mem);
+  return forward_loss();
+}
+
+template <typename T>
+void TransformerXL<T>::forward_embed(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch,
+                                     const Memory<T>& mem, const StepContext& ctx) {
   TXL_CHECK(qlen > 0 && batch > 0, "forward: empty batch (qlen {}, batch {})", qlen, batch);
   TXL_CHECK(ctx.batch_global == 0 || (ctx.batch_offset >= 0 && ctx.batch_offset + batch <= ctx.batch_global),
             "forward: local streams [{}, {}) outside the global batch of {}", ctx.batch_offset,
@@ -88,6 +96,7 @@ const Tensor<T>& TransformerXL<T>::forward(const int32_t* data, const int32_t* t
                 shape_string(mem.layers[l].shape()), shape_string({mlen, batch, M}));
   }
   have_forward_ = false;
+  stage_ = Stage::kEmbedded;
 
   StepGeometry& g = geometry_;
   g.qlen = qlen;
@@ -101,47 +110,80 @@ const Tensor<T>& TransformerXL<T>::forward(const int32_t* data, const int32_t* t
   ids_.assign(data, data + N);
   targets_.assign(target, target + N);
 
-  // Layer inputs: memory rows first; the new rows are filled by the previous layer.
+  // Layer inputs: memory rows first (copied in forward_layers); the new rows of layer 0
+  // are the embedding, those of layer L > 0 the output of layer L-1.
   layer_in_.resize(n_layer);
-  for (size_t l = 0; l < n_layer; ++l) {
-    ensure(ops_, layer_in_[l], {g.key_rows(), M});
-    if (mlen > 0) ops_.copy(layer_in_[l].data(), mem.layers[l].data(), mem.layers[l].bytes());
-  }
+  for (size_t l = 0; l < n_layer; ++l) ensure(ops_, layer_in_[l], {g.key_rows(), M});
 
   word_emb_.forward(ops_, store_, ids_, emb_out_);
   if (embedding_hook_) embedding_hook_(ops_, emb_out_);
   drop_emb_ = stream_dropout(ctx, cfg_.dropout, dropout_site::kWordEmbedding, qlen, batch, M);
   apply_dropout(ops_, drop_emb_, emb_out_.data(), layer_in_[0].data() + NM * M);
 
-  const T* pos = position_embedding_for(g.klen);
+  pos_ = position_embedding_for(g.klen);
   drop_pos_ = shared_dropout(ctx, cfg_.dropout, dropout_site::kPositionEmbedding, g.klen * M);
   if (drop_pos_.active) {
     ensure(ops_, pos_drop_, {g.klen, M});
-    apply_dropout(ops_, drop_pos_, pos, pos_drop_.data());
-    pos = pos_drop_.data();
+    apply_dropout(ops_, drop_pos_, pos_, pos_drop_.data());
+    pos_ = pos_drop_.data();
   }
-
   ensure(ops_, core_out_, {N, M});
+}
+
+template <typename T>
+void TransformerXL<T>::forward_layers(Memory<T>& mem) {
+  TXL_CHECK(stage_ == Stage::kEmbedded, "forward_layers: call forward_embed first");
+  const StepGeometry& g = geometry_;
+  TXL_CHECK(mem.mlen == g.mlen, "forward_layers: the memory changed since forward_embed ({} rows, then {})", g.mlen,
+            mem.mlen);
+  const int64_t M = cfg_.d_model, NM = g.memory_rows();
+  const size_t n_layer = static_cast<size_t>(cfg_.n_layer);
+  for (size_t l = 0; l < n_layer; ++l)
+    if (g.mlen > 0) ops_.copy(layer_in_[l].data(), mem.layers[l].data(), mem.layers[l].bytes());
+
   for (size_t l = 0; l < n_layer; ++l) {
     T* out = l + 1 < n_layer ? layer_in_[l + 1].data() + NM * M : core_out_.data();
-    layers_[l].forward(ops_, store_, ws_, g, layer_in_[l].data(), pos, out);
+    layers_[l].forward(ops_, store_, ws_, g, layer_in_[l].data(), pos_, out);
   }
-  drop_core_ = stream_dropout(ctx, cfg_.dropout, dropout_site::kCoreOutput, qlen, batch, M);
+  drop_core_ = stream_dropout(g.ctx, cfg_.dropout, dropout_site::kCoreOutput, g.qlen, g.batch, M);
   apply_dropout(ops_, drop_core_, core_out_.data(), core_out_.data());
 
-  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
-  nll_ = nll_flat_.reshaped({qlen, batch});
-
-  // New memory: rows [begin, end) of concat(mem_L, hid_L) = layer_in_[L].
-  const MemoryWindow w = memory_window(mlen, qlen, cfg_.mem_len, cfg_.ext_len);
+  // New memory: rows [begin, end) of concat(mem_L, hid_L) = layer_in_[L]. Written into the
+  // memory's own buffers when their shape is unchanged (in place: a recorded step stays valid).
+  const MemoryWindow w = memory_window(g.mlen, g.qlen, cfg_.mem_len, cfg_.ext_len);
   mem.layers.resize(n_layer);
   for (size_t l = 0; l < n_layer; ++l) {
-    ensure(ops_, mem.layers[l], {w.length(), batch, M});
-    ops_.copy(mem.layers[l].data(), layer_in_[l].data() + w.begin * batch * M, mem.layers[l].bytes());
+    ensure(ops_, mem.layers[l], {w.length(), g.batch, M});
+    ops_.copy(mem.layers[l].data(), layer_in_[l].data() + w.begin * g.batch * M, mem.layers[l].bytes());
   }
   mem.mlen = w.length();
-  mem.batch = batch;
+  mem.batch = g.batch;
+  stage_ = Stage::kLayersDone;
+}
 
+template <typename T>
+void TransformerXL<T>::forward_layers_replayed(Memory<T>& mem) {
+  TXL_CHECK(stage_ == Stage::kEmbedded, "forward_layers_replayed: call forward_embed first");
+  const StepGeometry& g = geometry_;
+  const MemoryWindow w = memory_window(g.mlen, g.qlen, cfg_.mem_len, cfg_.ext_len);
+  const Shape shape{w.length(), g.batch, cfg_.d_model};
+  TXL_CHECK(w.length() == g.mlen && mem.mlen == g.mlen && mem.layers.size() == static_cast<size_t>(cfg_.n_layer),
+            "forward_layers_replayed: the memory ({} rows) does not keep its length ({} -> {} rows) in this step",
+            mem.mlen, g.mlen, w.length());
+  for (const Tensor<T>& t : mem.layers)
+    TXL_CHECK(t.shape() == shape, "forward_layers_replayed: a memory layer has shape {}, expected {}",
+              shape_string(t.shape()), shape_string(shape));
+  drop_core_ = stream_dropout(g.ctx, cfg_.dropout, dropout_site::kCoreOutput, g.qlen, g.batch, cfg_.d_model);
+  TXL_CHECK(!drop_core_.active, "forward_layers_replayed: a step with dropout cannot be replayed");
+  stage_ = Stage::kLayersDone;
+}
+
+template <typename T>
+const Tensor<T>& TransformerXL<T>::forward_loss() {
+  TXL_CHECK(stage_ == Stage::kLayersDone, "forward_loss: call forward_embed and forward_layers first");
+  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
+  nll_ = nll_flat_.reshaped({geometry_.qlen, geometry_.batch});
+  stage_ = Stage::kNone;
   have_forward_ = true;
   return nll_;
 }

@@ -1,16 +1,20 @@
 #include "txl/train/backend.h"
 
 #include "txl/core/error.h"
+#include "txl/core/recording_ops.h"
 #if defined(TXL_WITH_CUDA)
+#include "txl/cuda/cuda_graph.h"
 #include "txl/cuda/cuda_ops.h"
 #endif
 
 namespace txl {
 
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::string& precision, int local_rank) {
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::string& precision, int local_rank,
+                                         bool graphs) {
   if (device == "cpu") {
     if (precision != "fp32")
       failf("precision: {} needs device: cuda (the CPU backend computes in fp32 only)", precision);
+    if (graphs) return std::make_unique<RecordingOps<float>>(make_cpu_ops<float>());
     return make_cpu_ops<float>();
   }
   if (device != "cuda") failf("device: unknown value '{}' (cpu | cuda)", device);
@@ -25,6 +29,14 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::s
   (void)local_rank;
   fail("device: cuda, but this build has no CUDA backend (configure with cmake -DTXL_CUDA=ON on a machine with nvcc)");
 #endif
+}
+
+std::unique_ptr<StepGraph> make_step_graph(Ops<float>& ops) {
+  if (auto recorded = make_recorded_step_graph(ops)) return recorded;
+#if defined(TXL_WITH_CUDA)
+  if (as_cuda_backend(ops) != nullptr) return std::make_unique<CudaGraph>(ops);
+#endif
+  failf("step graphs need a CUDA backend or a recording CPU backend; backend '{}' is neither", ops.name());
 }
 
 }  // namespace txl

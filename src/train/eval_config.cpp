@@ -26,6 +26,7 @@ const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
       {"device", &C::device, "cpu | cuda"},
       {"precision", &C::precision, "fp32 | tf32 | fp16 | bf16 (GPU only except fp32)"},
       {"fp16", &C::fp16, "same as precision: fp16"},
+      {"type", &C::type, "eager | graph (replay the decoder layers from a CUDA graph; recorded op calls on the CPU)"},
       {"target_perplexity", &C::target_perplexity, "benchmark: exit 2 if the ppl (bpc) is higher (0: off)"},
       {"target_throughput", &C::target_throughput, "benchmark: exit 2 if tok/s is lower (0: off)"},
   };
@@ -51,6 +52,8 @@ void EvalConfig::finalize(int world) {
           fmt::format("unknown value '{}' (fp32 | tf32 | fp16 | bf16)", precision));
   require(device == "cuda" || precision == "fp32", "precision",
           fmt::format("{} needs device: cuda (the CPU backend computes in fp32 only)", precision));
+  require(type == "eager" || type == "graph", "type",
+          fmt::format("unknown value '{}' (eager | graph; closest: '{}')", type, closest_name(type, {"eager", "graph"})));
   require(split == "valid" || split == "test" || split == "all", "split",
           fmt::format("unknown value '{}' (valid | test | all; closest: '{}')", split,
                       closest_name(split, {"valid", "test", "all"})));

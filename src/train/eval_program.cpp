@@ -93,21 +93,23 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     for (const std::string& s : e.splits())
       if (!corpus.has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
 
-  auto ops = make_backend(e.device, e.precision, comm.local_rank());
+  const bool graph = e.type == "graph";
+  auto ops = make_backend(e.device, e.precision, comm.local_rank(), graph);
   ModelConfig mc = read_model_config(ckpt.file());
   mc.dropout = 0.0;  // evaluation: no dropout (also not applied with ctx.train = false)
   mc.dropatt = 0.0;
   TransformerXL<float> model(mc, *ops);
   ckpt.load_model(model);
+  EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
   const bool char_level = corpus.char_level();
   const bool writer = comm.rank() == 0;
   auto say = [&](const std::string& line) {
     if (writer) std::cout << line << std::endl;
   };
 
-  say(fmt::format("Evaluating with bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}{} on {} ({})", e.batch_size,
-                  e.tgt_len, e.ext_len, e.mem_len, e.clamp_len, e.same_length ? " same_length" : "", data_path,
-                  ops->name()));
+  say(fmt::format("Evaluating with bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}{} on {} ({}, {} steps)",
+                  e.batch_size, e.tgt_len, e.ext_len, e.mem_len, e.clamp_len, e.same_length ? " same_length" : "",
+                  data_path, ops->name(), e.type));
   EvalSettings s;
   s.tgt_len = e.tgt_len;
   s.ext_len = e.ext_len;
@@ -133,7 +135,7 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
       it = data::make_batch_iterator(corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
     }
     for (int64_t r = 0; r < e.repeat; ++r) {
-      rep.result = evaluate(model, *it, s, batch_global, comm);
+      rep.result = evaluate(model, *it, s, batch_global, comm, &step);
       for (double l : rep.result.latencies) rep.latencies_ms.push_back(1000.0 * l);
       rep.seconds += rep.result.seconds;
       rep.tokens_processed += rep.result.tokens_processed;
@@ -146,7 +148,7 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
   int exit_code = kExitOk;
   json out = {{"model", ckpt_path}, {"data", data_path}, {"batch_size", e.batch_size}, {"tgt_len", e.tgt_len},
               {"ext_len", e.ext_len}, {"mem_len", e.mem_len}, {"clamp_len", e.clamp_len},
-              {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision},
+              {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision}, {"type", e.type},
               {"world", comm.size()}, {"results", json::object()}};
   for (const SplitReport& rep : reports) {
     const double loss = rep.result.loss();
@@ -158,6 +160,9 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     say(format_split_line(rep.name, loss, char_level));
     say(std::string(100, '='));
     say(fmt::format("Throughput Avg: {:.2f} tok/s", throughput));
+    if (step.graphed())
+      say(fmt::format("Graph: decoder layers replayed in {} of {} batches ({} recorded ops)", rep.result.graph_replays,
+                      rep.result.batches, step.graph_nodes()));
     say(fmt::format("Latency Avg: {:.2f} ms", mean_ms));
     json pct = json::object();
     for (double p : e.percentiles) {
@@ -167,7 +172,7 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     }
     json r = {{"loss", loss}, {"tokens", rep.result.tokens}, {"batches", rep.result.batches},
               {"throughput_tok_s", throughput}, {"latency_avg_ms", mean_ms}, {"latency_percentiles_ms", pct},
-              {"repeat", e.repeat}, {"seconds", rep.seconds}};
+              {"repeat", e.repeat}, {"seconds", rep.seconds}, {"graph_replays", rep.result.graph_replays}};
     if (char_level) r["bpc"] = bits_per_character(loss);
     else r["ppl"] = perplexity(loss);
     out["results"][rep.name] = r;

@@ -5,10 +5,13 @@
 namespace txl {
 
 EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const EvalSettings& s, int64_t batch_global,
-                    Communicator& comm) {
+                    Communicator& comm, EvalStep<float>* step) {
   using Clock = std::chrono::steady_clock;
   Ops<float>& ops = model.ops();
   model.set_lengths(s.tgt_len, s.ext_len, s.mem_len, s.same_length, s.clamp_len);
+  EvalStep<float> eager(model, nullptr);
+  EvalStep<float>& forward = step ? *step : eager;
+  const int64_t replays_before = forward.replays();
   Memory<float> mem;
   StepContext ctx;
   ctx.train = false;
@@ -24,7 +27,8 @@ EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const 
   while ((s.max_batches < 0 || counted_batches < s.max_batches) && it.next(batch)) {
     TXL_CHECK(batch.ext == 0, "evaluation: extended context (ext_len > 0) is not supported");
     const auto t0 = Clock::now();
-    const Tensor<float>& nll = model.forward(batch.data.data(), batch.target.data(), batch.len, batch.n_streams, mem, ctx);
+    const Tensor<float>& nll =
+        forward.forward(batch.data.data(), batch.target.data(), batch.len, batch.n_streams, mem, ctx);
     const double sum = ops.sum(nll.data(), nll.numel());  // synchronises: the latency includes the device work
     r.latencies.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     const double tokens = static_cast<double>(batch.len * batch.n_streams);
@@ -45,6 +49,7 @@ EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const 
   r.tokens = static_cast<int64_t>(local[1]);
   r.tokens_processed = static_cast<int64_t>(local[2]);
   r.seconds = seconds;
+  r.graph_replays = forward.replays() - replays_before;
   return r;
 }
 

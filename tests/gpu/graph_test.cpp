@@ -1,7 +1,9 @@
 // CUDA graph capture of a step: replays match eager runs, see new inputs uploaded into
-// the same buffers, allocate nothing, and a step that synchronises is refused cleanly.
+// the same buffers, allocate nothing, and a step that synchronises is refused cleanly;
+// the model's graphed evaluation (EvalStep, `txl_eval --type graph`) equals the CPU's.
 #include "gpu_test_util.h"
 #include "txl/cuda/cuda_graph.h"
+#include "txl/model/eval_step.h"
 
 namespace txl {
 namespace {
@@ -71,6 +73,55 @@ TEST_F(GpuGraph, SynchronisingStepIsRefusedAndBackendStaysUsable) {
   EXPECT_THROW(graph.replay(), Error);
   ops.fill(x.data(), 1000, 3.0f);
   EXPECT_EQ(ops.sum(x.data(), 1000), 3000.0);
+}
+
+TEST_F(GpuGraph, GraphedEvaluationMatchesTheCpu) {
+  if (!require_cuda()) GTEST_SKIP() << "skipped: needs the CUDA backend";
+  Ops<float>& ops = dut();
+  CudaBackend& backend = *as_cuda_backend(ops);
+  ModelConfig cfg;
+  cfg.n_token = 300;
+  cfg.n_layer = 3;
+  cfg.n_head = 4;
+  cfg.d_head = 8;
+  cfg.d_model = 32;
+  cfg.d_inner = 64;
+  cfg.div_val = 2;
+  cfg.cutoffs = {50, 150};
+  cfg.tgt_len = 8;
+  cfg.mem_len = 16;
+  cfg.same_length = true;
+  cfg.clamp_len = 12;
+  cfg.dropout = 0.0;
+  cfg.dropatt = 0.0;
+  cfg.init.init_std = 0.1;
+  TransformerXL<float> ref(cfg, cpu()), dev(cfg, ops);
+  ref.init_params(5);
+  const auto params = read(cpu(), ref.params().flat_params());
+  ops.upload(dev.params().flat_params().data(), params.data(), params.size() * sizeof(float));
+  EvalStep<float> cpu_step(ref, nullptr), gpu_step(dev, std::make_unique<CudaGraph>(ops));
+
+  const int64_t batch = 3;
+  Memory<float> mem_cpu, mem_gpu;
+  for (int step = 0; step < 9; ++step) {
+    const int64_t qlen = step == 6 ? 5 : 8;  // one shorter batch in the middle
+    const auto data = randint(qlen * batch, 0, 300), target = randint(qlen * batch, 0, 300);
+    StepContext ctx;
+    const auto c = read(cpu(), cpu_step.forward(data.data(), target.data(), qlen, batch, mem_cpu, ctx));
+    const auto before = backend.arena().stats();
+    const auto g = read(ops, gpu_step.forward(data.data(), target.data(), qlen, batch, mem_gpu, ctx));
+    EXPECT_LE(rel_error(g, c), kTol) << "step " << step;
+    for (size_t l = 0; l < mem_cpu.layers.size(); ++l)
+      EXPECT_LE(rel_error(read(ops, mem_gpu.layers[l]), read(cpu(), mem_cpu.layers[l])), kTol)
+          << "memory of layer " << l << ", step " << step;
+    if (step == 5) {
+      EXPECT_EQ(backend.arena().stats().raw_reservations, before.raw_reservations);
+    }
+  }
+  // Memory 0 -> 8 -> 16 rows, steady from step 2: recorded at step 3 (replays 3, 4, 5),
+  // eager at 6 (short) and 7, recorded again at 8.
+  EXPECT_EQ(gpu_step.captures(), 2);
+  EXPECT_EQ(gpu_step.replays(), 4);
 }
 
 TEST(CudaGraphApi, RejectsNonCudaBackend) {

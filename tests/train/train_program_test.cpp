@@ -254,6 +254,28 @@ TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
   EXPECT_GT(r["results"]["test"]["tokens"].get<int64_t>(), 0);
   // 5 counted batches per repetition plus the warm-up batches (32 / 16 = 2), twice, per split.
   EXPECT_EQ(test::read_lines(dir_ + "/lat.txt").size(), 1u + 2u * 2u * 7u);
+  EXPECT_EQ(r["type"], "eager");
+  EXPECT_EQ(r["results"]["test"]["graph_replays"].get<int64_t>(), 0);
+
+  // --type graph: the decoder layers are recorded once the memory is full and replayed;
+  // the loss is exactly the eager one (the same kernels on the same buffers).
+  const std::string graph_json = dir_ + "/eval_graph.json";
+  ASSERT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--split", "test", "--tgt_len", "16", "--mem_len", "32",
+                                          "--clamp_len", "-1", "--same_length", "--batch_size", "8", "--max_size",
+                                          "5", "--type", "graph", "--json", graph_json},
+                             &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("Graph: decoder layers replayed in 4 of 7 batches"), std::string::npos) << out;
+  std::ifstream in_graph(graph_json);
+  const json g = json::parse(in_graph);
+  EXPECT_EQ(g["type"], "graph");
+  EXPECT_EQ(g["results"]["test"]["loss"].get<double>(), loss);
+  EXPECT_EQ(g["results"]["test"]["graph_replays"].get<int64_t>(), 4);
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--type", "graf"}, &out), 1);
+  EXPECT_NE(out.find("error: eval config: type: unknown value 'graf' (eager | graph; closest: 'graph')"),
+            std::string::npos)
+      << out;
 
   // --manual: the text is tokenised with the corpus vocabulary.
   ASSERT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--manual",

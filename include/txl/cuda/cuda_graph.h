@@ -1,6 +1,7 @@
 // CudaGraph: records the ops that one step enqueues on a CUDA backend's stream into a
 // CUDA graph, then replays the whole step with one launch (the counterpart of the
-// recipe's TorchScript inference path; `txl_eval --type graph`).
+// recipe's TorchScript inference path; `txl_eval --type graph` through EvalStep). The
+// StepGraph for CUDA backends; its CPU twin is RecordedStepGraph (recording_ops.h).
 //
 // A replay re-runs the recorded kernels with the recorded pointers and scalars, so:
 //  - run the step once eagerly before capture: every persistent buffer (activations kept
@@ -18,24 +19,25 @@
 
 #include <functional>
 
+#include "txl/core/step_graph.h"
 #include "txl/cuda/cuda_ops.h"
 
 namespace txl {
 
-class CudaGraph {
+class CudaGraph final : public StepGraph {
  public:
   explicit CudaGraph(Ops<float>& cuda_ops);  // throws when `cuda_ops` is not a CUDA backend
-  ~CudaGraph();
+  ~CudaGraph() override;
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
 
   // Records what `step` enqueues (nothing executes) and instantiates the graph. Replaces
   // a previous capture.
-  void capture(const std::function<void()>& step);
+  void capture(const std::function<void()>& step) override;
   // Launches the recorded step on the backend's stream (asynchronous).
-  void replay();
-  bool captured() const { return exec_ != nullptr; }
-  size_t num_nodes() const;  // kernels, copies and memsets in the graph
+  void replay() override;
+  bool captured() const override { return exec_ != nullptr; }
+  size_t num_nodes() const override;  // kernels, copies and memsets in the graph
 
  private:
   void reset();

@@ -53,6 +53,23 @@ class TransformerXL {
   // dnll [qlen, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
   // params() grads. grad_ready(id) is called exactly once per parameter, as soon as its
   // gradient is final for this backward (in registration order); may be empty.
+  // forward() in its three stages. forward_layers (memory rows in, every decoder layer,
+  // the new memory written in place) has fixed shapes and pointers from step to step once
+  // the memory is full, so evaluation can record it in a StepGraph and replay it
+  // (EvalStep, eval_step.h); the stages around it do host work (token ids, the loss
+  // head's cluster partition) and run eagerly. `mem` must be the same object in
+  // forward_embed and forward_layers.
+  void forward_embed(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch, const Memory<T>& mem,
+                     const StepContext& ctx);
+  void forward_layers(Memory<T>& mem);
+  const Tensor<T>& forward_loss();
+  // Instead of forward_layers, after a StepGraph replayed a forward_layers recorded for
+  // the same geometry and memory: the host-side part of it (the stage, the memory's row
+  // count), checking that the memory kept its shape (the replay wrote it in place).
+  void forward_layers_replayed(Memory<T>& mem);
+  // The geometry of the step started by the last forward_embed.
+  const StepGeometry& geometry() const { return geometry_; }
+
   void backward(const Tensor<T>& dnll, const std::function<void(int)>& grad_ready = {});
 
   // Forward FLOPs per target token: 2·m·n·k of every GEMM of one step of tgt_len tokens
@@ -89,7 +106,10 @@ class TransformerXL {
   std::function<void(Ops<T>&, Tensor<T>&)> embedding_hook_;
 
   // Forward state kept for backward.
+  enum class Stage { kNone, kEmbedded, kLayersDone };
+  Stage stage_ = Stage::kNone;
   bool have_forward_ = false;
+  const T* pos_ = nullptr;              // position embedding used by this step's layers
   StepGeometry geometry_;
   std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch]
   Tensor<T> emb_out_;                   // [Q*B, M] word embedding (before dropout)

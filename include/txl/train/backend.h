@@ -5,11 +5,19 @@
 #include <string>
 
 #include "txl/core/ops.h"
+#include "txl/core/step_graph.h"
 
 namespace txl {
 
 // `local_rank` picks the GPU (local_rank mod device count). device: cuda in a build
 // without the CUDA backend, or on a machine without a GPU, is a txl::Error saying so.
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::string& precision, int local_rank);
+// `graphs`: the backend must support make_step_graph (the CPU backend is then wrapped in
+// RecordingOps, whose op calls can be recorded and replayed).
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::string& precision, int local_rank,
+                                         bool graphs = false);
+
+// The StepGraph of a backend made with graphs = true: a CUDA graph on a GPU, recorded op
+// calls on the CPU. Any other backend is a txl::Error.
+std::unique_ptr<StepGraph> make_step_graph(Ops<float>& ops);
 
 }  // namespace txl

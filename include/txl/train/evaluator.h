@@ -7,6 +7,7 @@
 
 #include "txl/data/batch_iterator.h"
 #include "txl/dist/communicator.h"
+#include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
 
 namespace txl {
@@ -27,13 +28,16 @@ struct EvalResult {
   int64_t batches = 0;          // batches run (warm-up included)
   double seconds = 0.0;         // wall time of the loop (slowest rank)
   std::vector<double> latencies;  // seconds per batch on this rank (forward until the loss is on the host)
+  int64_t graph_replays = 0;    // batches whose decoder layers were replayed from a graph (this rank)
   double loss() const { return tokens > 0 ? nll_sum / static_cast<double>(tokens) : 0.0; }
 };
 
 // Runs one epoch of `it` from its start. `batch_global` is the global number of streams;
 // this rank's streams start at rank * it.local_streams(). Collective (one all-reduce at
-// the end). The model keeps the lengths of `s` afterwards.
+// the end). The model keeps the lengths of `s` afterwards. `step`: runs the forward
+// passes (an EvalStep of `model` with a StepGraph for `txl_eval --type graph`); null:
+// eager.
 EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const EvalSettings& s, int64_t batch_global,
-                    Communicator& comm);
+                    Communicator& comm, EvalStep<float>* step = nullptr);
 
 }  // namespace txl
