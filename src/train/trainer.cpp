@@ -274,7 +274,10 @@ TrainOutcome Trainer::run() {
   const double final_loss = outcome.test_loss.value_or(state_.best_val_loss);
   const double final_metric = char_level ? bits_per_character(final_loss) : perplexity(final_loss);
   const char* metric_name = char_level ? "bpc" : "ppl";
-  log_.line(fmt::format("| Training throughput: {:.2f} tok/s | final {} {} {:.3f}", outcome.throughput,
+  // A run resumed at its last step logs no training interval: no throughput to report.
+  const std::string throughput_text =
+      throughputs_.empty() ? "n/a (no steps run)" : fmt::format("{:.2f} tok/s", outcome.throughput);
+  log_.line(fmt::format("| Training throughput: {} | final {} {} {:.3f}", throughput_text,
                         outcome.test_loss ? "test" : "valid", metric_name, final_metric));
   json summary = {{"type", "summary"}, {"step", state_.step}, {"throughput", outcome.throughput},
                   {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {metric_name, final_metric}};
