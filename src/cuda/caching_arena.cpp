@@ -179,8 +179,11 @@ void CachingArena::deallocate(void* ptr, size_t bytes) {
   const Live live = it->second;
   live_.erase(it);
   stats_.in_use -= live.size;
-  if (live.pool != 0 && pool_free_.count(live.pool)) {
-    pool_free_[live.pool][live.size].push_back(ptr);
+  // A block freed while a pool is open (during a capture) may be used by the captured
+  // work even if it was allocated before: it stays with that pool as well.
+  const int pool = live.pool != 0 ? live.pool : open_pool_;
+  if (pool != 0 && pool_free_.count(pool)) {
+    pool_free_[pool][live.size].push_back(ptr);
   } else {
     free_[live.size].push_back(ptr);
   }

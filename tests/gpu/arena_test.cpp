@@ -131,7 +131,9 @@ TEST(CachingArena, PrivatePoolKeepsGraphMemoryUntilReleased) {
   CachingArena arena(cuda::make_host_raw_memory(), 0, size_t{1} << 20);
   void* warm = arena.allocate(4096);  // a cached block the capture may take
   arena.deallocate(warm, 4096);
+  void* before = arena.allocate(1024);  // allocated before the capture, freed inside it
   const int pool = arena.open_private_pool();
+  arena.deallocate(before, 1024);  // the captured work may use it: reserved for the pool
   void* t1 = arena.allocate(4096);  // taken from the common cache, now the pool's
   EXPECT_EQ(t1, warm);
   arena.deallocate(t1, 4096);       // freed inside the capture: back to the pool
@@ -145,12 +147,17 @@ TEST(CachingArena, PrivatePoolKeepsGraphMemoryUntilReleased) {
   arena.deallocate(kept, 2048);  // freed after capture while the pool lives: stays reserved
   void* outside2 = arena.allocate(2048);
   EXPECT_NE(outside2, kept);
+  void* outside3 = arena.allocate(1024);
+  EXPECT_NE(outside3, before);
   arena.release_private_pool(pool);
   void* again = arena.allocate(4096);  // pool blocks are common again
   EXPECT_EQ(again, t1);
   void* again2 = arena.allocate(2048);
   EXPECT_EQ(again2, kept);
-  for (auto [p, n] : {std::pair<void*, size_t>{outside, 4096}, {outside2, 2048}, {again, 4096}, {again2, 2048}})
+  void* again3 = arena.allocate(1024);
+  EXPECT_EQ(again3, before);
+  for (auto [p, n] : {std::pair<void*, size_t>{outside, 4096}, {outside2, 2048}, {outside3, 1024}, {again, 4096},
+                      {again2, 2048}, {again3, 1024}})
     arena.deallocate(p, n);
   EXPECT_EQ(arena.stats().in_use, 0u);
   EXPECT_THROW({

@@ -9,8 +9,9 @@
 // that same stream.
 //
 // Private pools serve CUDA Graph capture: while a pool is open, allocations are tagged
-// with it; a tagged block freed later is kept for that pool (a replayed graph writes
-// to it) and returns to the common cache only when the pool is released.
+// with it; a tagged block freed later, or any block freed while the pool is open, is
+// kept for that pool (a replayed graph may write to it) and returns to the common cache
+// only when the pool is released.
 #pragma once
 #include <cstddef>
 #include <cstdint>
