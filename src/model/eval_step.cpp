@@ -23,8 +23,7 @@ const Tensor<T>& EvalStep<T>::forward(const int32_t* data, const int32_t* target
   const Key key = key_of(mem);
   // Only a step that keeps its memory length writes the memory in its own buffers, so
   // only such a step can be replayed (the model checks it again after each replay).
-  const bool steady = key.mlen > 0 && memory_window(key.mlen, key.qlen, model_.config().mem_len,
-                                                    model_.config().ext_len).length() == key.mlen;
+  const bool steady = model_.keeps_memory_length();
   // A recording is valid only while the geometry stays the same from step to step: a
   // different step in between may reallocate buffers it uses (activations, the position
   // embedding), so it is recorded anew afterwards.

@@ -138,8 +138,8 @@ void TransformerXL<T>::forward_layers(Memory<T>& mem) {
             mem.mlen);
   const int64_t M = cfg_.d_model, NM = g.memory_rows();
   const size_t n_layer = static_cast<size_t>(cfg_.n_layer);
-  for (size_t l = 0; l < n_layer; ++l)
-    if (g.mlen > 0) ops_.copy(layer_in_[l].data(), mem.layers[l].data(), mem.layers[l].bytes());
+  if (g.mlen > 0)
+    for (size_t l = 0; l < n_layer; ++l) ops_.copy(layer_in_[l].data(), mem.layers[l].data(), mem.layers[l].bytes());
 
   for (size_t l = 0; l < n_layer; ++l) {
     T* out = l + 1 < n_layer ? layer_in_[l + 1].data() + NM * M : core_out_.data();
@@ -162,14 +162,19 @@ void TransformerXL<T>::forward_layers(Memory<T>& mem) {
 }
 
 template <typename T>
+bool TransformerXL<T>::keeps_memory_length() const {
+  const StepGeometry& g = geometry_;
+  return g.mlen > 0 && memory_window(g.mlen, g.qlen, cfg_.mem_len, cfg_.ext_len).length() == g.mlen;
+}
+
+template <typename T>
 void TransformerXL<T>::forward_layers_replayed(Memory<T>& mem) {
   TXL_CHECK(stage_ == Stage::kEmbedded, "forward_layers_replayed: call forward_embed first");
   const StepGeometry& g = geometry_;
-  const MemoryWindow w = memory_window(g.mlen, g.qlen, cfg_.mem_len, cfg_.ext_len);
-  const Shape shape{w.length(), g.batch, cfg_.d_model};
-  TXL_CHECK(w.length() == g.mlen && mem.mlen == g.mlen && mem.layers.size() == static_cast<size_t>(cfg_.n_layer),
-            "forward_layers_replayed: the memory ({} rows) does not keep its length ({} -> {} rows) in this step",
-            mem.mlen, g.mlen, w.length());
+  const Shape shape{g.mlen, g.batch, cfg_.d_model};
+  TXL_CHECK(keeps_memory_length() && mem.mlen == g.mlen && mem.layers.size() == static_cast<size_t>(cfg_.n_layer),
+            "forward_layers_replayed: the memory ({} rows) does not keep its length ({} rows) in this step", mem.mlen,
+            g.mlen);
   for (const Tensor<T>& t : mem.layers)
     TXL_CHECK(t.shape() == shape, "forward_layers_replayed: a memory layer has shape {}, expected {}",
               shape_string(t.shape()), shape_string(shape));

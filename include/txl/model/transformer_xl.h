@@ -69,6 +69,10 @@ class TransformerXL {
   void forward_layers_replayed(Memory<T>& mem);
   // The geometry of the step started by the last forward_embed.
   const StepGeometry& geometry() const { return geometry_; }
+  // Whether that step keeps the memory's length (a full memory): only then does
+  // forward_layers write the new memory into the same buffers, so only such a step can
+  // be replayed.
+  bool keeps_memory_length() const;
 
   void backward(const Tensor<T>& dnll, const std::function<void(int)>& grad_ready = {});
 
