@@ -39,7 +39,7 @@ launch/install_deps.sh --test || { echo "error: installing dependencies failed";
 
 section "release build"
 mkdir -p build build-asan
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >build/configure.log 2>&1 || { cat build/configure.log; exit 1; }
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTXL_WERROR=ON >build/configure.log 2>&1 || { cat build/configure.log; exit 1; }
 ninja -C build -j "$jobs" || { echo "error: release build failed"; exit 1; }
 
 section "tests (release)"
@@ -47,7 +47,7 @@ ctest --test-dir build --output-on-failure -j "$jobs" 2>&1 | tee build/ctest.log
 tally build/ctest.log
 
 section "sanitizer build (ASan + UBSan, CPU)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" -DTXL_SANITIZE=ON -DTXL_CUDA=OFF \
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" -DTXL_SANITIZE=ON -DTXL_CUDA=OFF -DTXL_WERROR=ON \
   >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
 # The engine's own suites (the trainer's program tests start many processes and are
 # covered by the release pass; under ASan they would dominate the suite's time).

@@ -1,6 +1,6 @@
 // GEMM on the CPU through Eigen: the row-major operands are mapped in place (outer
 // stride = leading dimension), transposes are Eigen expressions, so no copies are made.
-#include <Eigen/Core>
+#include "txl/cpu/eigen_core.h"
 
 #include "txl/core/error.h"
 #include "txl/cpu/cpu_kernels.h"

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include <Eigen/Core>
+#include "txl/cpu/eigen_core.h"
 
 namespace txl::cpu {
 
