@@ -204,8 +204,9 @@ TrainOutcome Trainer::run() {
       if (batches_this_epoch == 0)
         failf("{}: the train split gives no batch of batch_size {} x tgt_len {}", cfg_.data, cfg_.batch_size,
               cfg_.tgt_len);
+      // The memories carry over into the next epoch, as the recipe's do (it keeps one
+      // memory per chunk for the whole run; tests/golden/golden_trajectory_test.cpp).
       train_iter_->start_epoch(train_iter_->position().epoch + 1);
-      for (Memory<float>& m : memories_) m.clear();  // the recipe starts every epoch without memory
       batches_this_epoch = 0;
       continue;
     }
@@ -350,8 +351,10 @@ void Trainer::train_step(const data::Batch& b) {
   const double norm = std::sqrt(sum_squares) * unscale;
   double clip_coef = 1.0;
   if (cfg_.clip > 0 && norm > cfg_.clip) clip_coef = cfg_.clip / (norm + 1e-6);
-  if (apply) optimizer_->step(scheduler_->lr_for_step(state_.step), unscale * clip_coef);
+  last_step_lr_ = scheduler_->lr_for_step(state_.step);
+  if (apply) optimizer_->step(last_step_lr_, unscale * clip_coef);
   last_grad_norm_ = norm;
+  last_step_loss_ = step_loss;
 
   interval_loss_ += step_loss;
   ++interval_steps_;

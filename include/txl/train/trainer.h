@@ -58,6 +58,10 @@ class Trainer {
 
   TransformerXL<float>& model() { return *model_; }
   const TrainingState& state() const { return state_; }
+  // The last step's training loss on this rank (the mean over its tokens) and the
+  // learning rate its update used.
+  double last_step_loss() const { return last_step_loss_; }
+  double last_step_lr() const { return last_step_lr_; }
 
  private:
   void train_step(const data::Batch& batch);
@@ -98,6 +102,7 @@ class Trainer {
   int64_t interval_steps_ = 0, interval_tokens_ = 0;
   double interval_start_ = 0.0;
   double last_grad_norm_ = 0.0;
+  double last_step_loss_ = 0.0, last_step_lr_ = 0.0;
   std::vector<double> throughputs_;
   double flops_per_token_ = 0.0;
 };
