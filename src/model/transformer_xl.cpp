@@ -82,6 +82,8 @@ template <typename T>
 void TransformerXL<T>::forward_embed(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch,
                                      const Memory<T>& mem, const StepContext& ctx) {
   TXL_CHECK(qlen > 0 && batch > 0, "forward: empty batch (qlen {}, batch {})", qlen, batch);
+  TXL_CHECK(ctx.ext_rows >= 0 && ctx.ext_rows < qlen, "forward: {} extended-context rows leave no target of {} rows",
+            ctx.ext_rows, qlen);
   TXL_CHECK(ctx.batch_global == 0 || (ctx.batch_offset >= 0 && ctx.batch_offset + batch <= ctx.batch_global),
             "forward: local streams [{}, {}) outside the global batch of {}", ctx.batch_offset,
             ctx.batch_offset + batch, ctx.batch_global);
@@ -108,7 +110,7 @@ void TransformerXL<T>::forward_embed(const int32_t* data, const int32_t* target,
   const int64_t N = g.query_rows(), NM = g.memory_rows();
 
   ids_.assign(data, data + N);
-  targets_.assign(target, target + N);
+  targets_.assign(target, target + (qlen - ctx.ext_rows) * batch);
 
   // Layer inputs: memory rows first (copied in forward_layers); the new rows of layer 0
   // are the embedding, those of layer L > 0 the output of layer L-1.
@@ -186,8 +188,11 @@ void TransformerXL<T>::forward_layers_replayed(Memory<T>& mem) {
 template <typename T>
 const Tensor<T>& TransformerXL<T>::forward_loss() {
   TXL_CHECK(stage_ == Stage::kLayersDone, "forward_loss: call forward_embed and forward_layers first");
-  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
-  nll_ = nll_flat_.reshaped({geometry_.qlen, geometry_.batch});
+  const StepGeometry& g = geometry_;
+  // Only the rows after the extended context are predicted (the recipe's loss covers the
+  // last rows of the hidden output).
+  crit_.forward(ops_, store_, core_out_.slice(g.ctx.ext_rows * g.batch, g.query_rows()), targets_, nll_flat_);
+  nll_ = nll_flat_.reshaped({g.qlen - g.ctx.ext_rows, g.batch});
   stage_ = Stage::kNone;
   have_forward_ = true;
   return nll_;
@@ -198,13 +203,21 @@ void TransformerXL<T>::backward(const Tensor<T>& dnll, const std::function<void(
   TXL_CHECK(have_forward_, "backward without a preceding forward");
   const StepGeometry& g = geometry_;
   const int64_t N = g.query_rows(), M = cfg_.d_model;
-  TXL_CHECK(dnll.numel() == N, "backward: dnll has {} elements, the forward produced {}", dnll.numel(), N);
+  const int64_t E = g.ctx.ext_rows * g.batch;
+  TXL_CHECK(dnll.numel() == N - E, "backward: dnll has {} elements, the forward produced {}", dnll.numel(), N - E);
   auto ready = [&](const std::vector<int>& ids) {
     if (grad_ready)
       for (int id : ids) grad_ready(id);
   };
 
-  crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  if (E == 0) {
+    crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  } else {  // the extended-context rows get no gradient from the loss
+    crit_.backward(ops_, store_, dnll.reshaped({N - E}), d_predicted_);
+    ensure(ops_, d_hidden_, {N, M});
+    ops_.fill(d_hidden_.data(), E * M, T(0));
+    ops_.copy(d_hidden_.data() + E * M, d_predicted_.data(), d_predicted_.bytes());
+  }
   ready(crit_ids_);
   apply_dropout(ops_, drop_core_, d_hidden_.data(), d_hidden_.data());
 

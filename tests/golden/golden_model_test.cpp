@@ -50,8 +50,9 @@ void check_case(const std::string& name) {
     const GoldenSegment& seg = c.segments[s];
     SCOPED_TRACE("segment " + std::to_string(s));
     const std::vector<int32_t> data = c.data(s), target = c.target(s);
-    ASSERT_EQ(c.data_rows(s), seg.len) << "this check runs cases without extended context";
-    const Tensor<double>& nll = model.forward(data.data(), target.data(), seg.len, c.batch, mem, StepContext{});
+    StepContext ctx;
+    ctx.ext_rows = c.data_rows(s) - seg.len;  // ext_len rows of extended context first
+    const Tensor<double>& nll = model.forward(data.data(), target.data(), c.data_rows(s), c.batch, mem, ctx);
     EXPECT_LT(relative_error(in_recipe_loss_order(to_host(*ops, nll), target, cfg), seg.loss.values), 1e-12)
         << "loss";
 
@@ -84,6 +85,7 @@ TEST(GoldenModel, Attn0AdaptiveTied) { check_case("attn0_adaptive"); }
 TEST(GoldenModel, Attn0DivVal2PreLnSameLengthClamp) { check_case("attn0_divval2_preln_samelength_clamp"); }
 TEST(GoldenModel, Attn0UntiedPlainSoftmax) { check_case("attn0_untied_plain_softmax"); }
 TEST(GoldenModel, Attn0LongMemory) { check_case("attn0_longmem"); }
+TEST(GoldenModel, Attn0ExtendedContext) { check_case("attn0_ext_len"); }
 
 }  // namespace
 }  // namespace txl::test

@@ -45,12 +45,14 @@ class TransformerXL {
   // than training).
   void set_lengths(int64_t tgt_len, int64_t ext_len, int64_t mem_len, bool same_length, int64_t clamp_len);
 
-  // data/target: host int32, time-major [qlen, batch] row-major. Returns the per-token nll
-  // [qlen, batch] (device; valid until the next forward). `mem` is read (old memory, or
-  // empty) and replaced by the new memory (SPEC §3.4).
+  // data: host int32, time-major [qlen, batch] row-major; its first e = ctx.ext_rows rows
+  // are extended context (they pass every layer but predict nothing), target holds the
+  // [qlen - e, batch] targets of the other rows. Returns the per-token nll [qlen - e, batch]
+  // (device; valid until the next forward). `mem` is read (old memory, or empty) and
+  // replaced by the new memory (SPEC §3.4).
   const Tensor<T>& forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch, Memory<T>& mem,
                            const StepContext& ctx);
-  // dnll [qlen, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
+  // dnll [qlen - ext_rows, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
   // params() grads. grad_ready(id) is called exactly once per parameter, as soon as its
   // gradient is final for this backward (in registration order); may be empty.
   // forward() in its three stages. forward_layers (memory rows in, every decoder layer,
@@ -115,7 +117,7 @@ class TransformerXL {
   bool have_forward_ = false;
   const T* pos_ = nullptr;              // position embedding used by this step's layers
   StepGeometry geometry_;
-  std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch]
+  std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch] and [(qlen-ext_rows)*batch]
   Tensor<T> emb_out_;                   // [Q*B, M] word embedding (before dropout)
   std::vector<Tensor<T>> layer_in_;     // per layer [K*B, M]: memory rows, then layer input
   Tensor<T> core_out_;                  // [Q*B, M] last layer output (after final dropout)
@@ -128,6 +130,7 @@ class TransformerXL {
 
   // Backward buffers.
   Tensor<T> d_hidden_, d_other_;  // [Q*B, M] ping-pong gradients between layers
+  Tensor<T> d_predicted_;         // [(Q-E)*B, M] loss-head gradient when E = ext_rows > 0
   Tensor<T> d_emb_;               // [Q*B, M]
 };
 
