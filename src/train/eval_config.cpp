@@ -60,7 +60,7 @@ void EvalConfig::finalize(int world) {
   require(!model.empty() || !work_dir.empty(), "model", "no checkpoint given (--model FILE or --work_dir DIR)");
   require(tgt_len > 0, "tgt_len", "must be positive");
   require(mem_len >= 0, "mem_len", "must be >= 0");
-  require(ext_len == 0, "ext_len", "extended context (ext_len > 0) is not supported; use mem_len");
+  require(ext_len >= 0, "ext_len", "must be >= 0");
   require(batch_size > 0, "batch_size", "must be positive");
   require(batch_size % world == 0, "batch_size", fmt::format("{} is not divisible by the {} ranks", batch_size, world));
   require(max_size == -1 || max_size > 0, "max_size", "must be positive or -1 (all)");

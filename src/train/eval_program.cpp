@@ -128,10 +128,11 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     if (name == "manual") {
       std::vector<int32_t> tokens = corpus.vocabulary().encode(e.manual);
       batch_global = 1;  // the text is one stream
-      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len);
+      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len, e.ext_len);
     } else {
       data::IteratorOptions opt;
       opt.warmup_mem_len = e.mem_len;
+      opt.ext_len = e.ext_len;
       it = data::make_batch_iterator(corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
     }
     for (int64_t r = 0; r < e.repeat; ++r) {

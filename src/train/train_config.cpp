@@ -124,7 +124,7 @@ void TrainConfig::finalize(int world) {
   require(!data.empty(), "data", "no corpus given (set data: PATH or --data PATH)");
   require(tgt_len > 0, "tgt_len", "must be positive");
   require(mem_len >= 0, "mem_len", "must be >= 0");
-  require(ext_len == 0, "ext_len", "extended context (ext_len > 0) is not supported; use mem_len");
+  require(ext_len >= 0, "ext_len", "must be >= 0");
   if (eval_tgt_len < 0) eval_tgt_len = tgt_len;
   require(eval_tgt_len > 0, "eval_tgt_len", "must be positive");
   require(eval_tgt_len <= tgt_len + mem_len, "eval_tgt_len",

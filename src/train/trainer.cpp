@@ -34,6 +34,7 @@ void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, con
   };
   same("batch_size", now.batch_size, saved.batch_size);
   same("tgt_len", now.tgt_len, saved.tgt_len);
+  same("ext_len", now.ext_len, saved.ext_len);
   same("roll", now.roll, saved.roll);
   same("varlen", now.varlen, saved.varlen);
   same("seed", now.seed, saved.seed);
@@ -130,6 +131,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   topt.seed = static_cast<uint64_t>(cfg_.seed);
   topt.roll = cfg_.roll;
   topt.varlen = cfg_.varlen;
+  topt.ext_len = cfg_.ext_len;
   topt.shuffle = true;
   train_iter_ = data::make_batch_iterator(*corpus_, "train", cfg_.batch_size, world, rank, cfg_.tgt_len, topt);
   if (restarted_) train_iter_->seek(state_.position);
@@ -138,6 +140,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
 
   data::IteratorOptions vopt;
   vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+  vopt.ext_len = cfg_.ext_len;
   valid_iter_ = data::make_batch_iterator(*corpus_, "valid", cfg_.eval_batch_size, world, rank, cfg_.eval_tgt_len, vopt);
   flops_per_token_ = model_->flops_per_token_fwd(layout_.chunk_batch);
 }
@@ -250,6 +253,7 @@ TrainOutcome Trainer::run() {
     }
     data::IteratorOptions vopt;
     vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+    vopt.ext_len = cfg_.ext_len;
     auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
                                                cfg_.eval_tgt_len, vopt);
     const EvalResult r = run_validation(*test_iter, -1);
@@ -298,8 +302,8 @@ TrainOutcome Trainer::run() {
 }
 
 void Trainer::train_step(const data::Batch& b) {
-  const int64_t chunks = cfg_.batch_chunk, cb = layout_.chunk_batch, len = b.len;
-  TXL_CHECK(b.ext == 0, "training: extended context (ext_len > 0) is not supported");
+  // Data rows: b.ext rows of extended context, then the len rows whose targets count.
+  const int64_t chunks = cfg_.batch_chunk, cb = layout_.chunk_batch, len = b.len, rows = b.ext + b.len;
   TXL_CHECK(b.n_streams == cb * chunks, "training: batch has {} streams, expected {} x {}", b.n_streams, chunks, cb);
   ++state_.step;
   Ops<float>& ops = *ops_;
@@ -315,23 +319,25 @@ void Trainer::train_step(const data::Batch& b) {
   ctx.seed = static_cast<uint64_t>(cfg_.seed);
   ctx.step = static_cast<uint64_t>(state_.step);
   ctx.batch_global = cfg_.batch_size;
+  ctx.ext_rows = b.ext;
   double step_loss = 0.0;
   for (int64_t c = 0; c < chunks; ++c) {
     const int32_t* data = b.data.data();
     const int32_t* target = b.target.data();
     if (chunks > 1) {  // columns [c*cb, (c+1)*cb) of the time-major [len, local] batch
-      chunk_data_.resize(static_cast<size_t>(len * cb));
+      chunk_data_.resize(static_cast<size_t>(rows * cb));
       chunk_target_.resize(static_cast<size_t>(len * cb));
-      for (int64_t t = 0; t < len; ++t)
-        for (int64_t j = 0; j < cb; ++j) {
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t j = 0; j < cb; ++j)
           chunk_data_[static_cast<size_t>(t * cb + j)] = b.data[static_cast<size_t>(t * b.n_streams + c * cb + j)];
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t j = 0; j < cb; ++j)
           chunk_target_[static_cast<size_t>(t * cb + j)] = b.target[static_cast<size_t>(t * b.n_streams + c * cb + j)];
-        }
       data = chunk_data_.data();
       target = chunk_target_.data();
     }
     ctx.batch_offset = layout_.first_stream + c * cb;
-    const Tensor<float>& nll = model_->forward(data, target, len, cb, memories_[static_cast<size_t>(c)], ctx);
+    const Tensor<float>& nll = model_->forward(data, target, rows, cb, memories_[static_cast<size_t>(c)], ctx);
     step_loss += ops.sum(nll.data(), nll.numel()) / static_cast<double>(len * cb) / static_cast<double>(chunks);
     reducer_->begin(c == chunks - 1);
     model_->backward(dnll_, [this](int id) { reducer_->on_grad_ready(id); });
