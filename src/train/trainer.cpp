@@ -40,6 +40,14 @@ void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, con
   same("seed", now.seed, saved.seed);
 }
 
+// The memory of validation and the final test: the recipe keeps the training attention
+// span (mem_len + tgt_len - eval_tgt_len), except for a model trained without memory,
+// which it evaluates without memory too (it lengthens ext_len instead, which without
+// memory changes nothing).
+int64_t validation_mem_len(const TrainConfig& c) {
+  return c.mem_len == 0 ? 0 : c.mem_len + c.tgt_len - c.eval_tgt_len;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, const std::string& restart_path,
@@ -139,7 +147,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   state_.position = train_iter_->position();
 
   data::IteratorOptions vopt;
-  vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+  vopt.warmup_mem_len = validation_mem_len(cfg_);
   vopt.ext_len = cfg_.ext_len;
   valid_iter_ = data::make_batch_iterator(*corpus_, "valid", cfg_.eval_batch_size, world, rank, cfg_.eval_tgt_len, vopt);
   flops_per_token_ = model_->flops_per_token_fwd(layout_.chunk_batch);
@@ -252,7 +260,7 @@ TrainOutcome Trainer::run() {
       comm_->broadcast(flat.data(), flat.bytes(), 0);
     }
     data::IteratorOptions vopt;
-    vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+    vopt.warmup_mem_len = validation_mem_len(cfg_);
     vopt.ext_len = cfg_.ext_len;
     auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
                                                cfg_.eval_tgt_len, vopt);
@@ -407,7 +415,7 @@ EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches)
   EvalSettings s;
   s.tgt_len = cfg_.eval_tgt_len;
   s.ext_len = cfg_.ext_len;
-  s.mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;  // the recipe keeps the attention span
+  s.mem_len = validation_mem_len(cfg_);
   s.same_length = cfg_.same_length;
   s.clamp_len = cfg_.clamp_len;
   s.max_batches = max_batches;

@@ -6,13 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <random>
 
 #include "train_test_util.h"
 #include "txl/data/batch_iterator.h"
 #include "txl/data/corpus.h"
-#include "txl/data/prep/corpus_writer.h"
 #include "txl/train/backend.h"
 #include "txl/train/evaluator.h"
 #include "txl/train/token_vector_iterator.h"
@@ -22,26 +19,6 @@ namespace txl {
 namespace {
 
 constexpr int kVocab = 30;
-
-// A random corpus in `dir` (created).
-std::string write_random_corpus(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/corpus.h5";
-  std::mt19937 gen(42);
-  std::uniform_int_distribution<int32_t> id(0, kVocab - 1);
-  std::vector<data::prep::SplitContent> splits;
-  for (auto [name, n] : {std::pair<std::string, int>{"train", 400}, {"valid", 130}}) {
-    std::vector<int32_t> t(static_cast<size_t>(n));
-    for (auto& x : t) x = id(gen);
-    splits.push_back({name, t, {}, {}});
-  }
-  std::vector<std::string> symbols;
-  for (int i = 0; i < kVocab; ++i) symbols.push_back(fmt::format("w{}", i));
-  data::prep::CorpusDescription d;
-  d.dataset = "generic";
-  data::prep::write_corpus_file(path, d, symbols, std::vector<int64_t>(kVocab, 1), splits);
-  return path;
-}
 
 TrainConfig small_config(const std::string& corpus, const std::string& work_dir) {
   TrainConfig c;
@@ -113,7 +90,7 @@ double mean(const std::vector<double>& v) {
 // recomputation from the weights the step started from and each chunk's memory.
 TEST(ExtendedContext, TrainerStepsMatchADirectComputation) {
   const std::string dir = test::fresh_dir("ext_train");
-  const TrainConfig c = small_config(write_random_corpus(dir), dir + "/run");
+  const TrainConfig c = small_config(test::random_corpus(dir, kVocab), dir + "/run");
   auto comm = make_single_process_communicator();
   Trainer trainer(c, "", "", *comm);
   auto ops = make_cpu_ops<double>();
@@ -163,7 +140,7 @@ TEST(ExtendedContext, TrainerStepsMatchADirectComputation) {
 // graph (txl_eval --type graph) gives the same bits.
 TEST(ExtendedContext, EvaluationMatchesADirectComputation) {
   const std::string dir = test::fresh_dir("ext_eval");
-  TrainConfig c = small_config(write_random_corpus(dir), dir + "/run");
+  TrainConfig c = small_config(test::random_corpus(dir, kVocab), dir + "/run");
   auto comm = make_single_process_communicator();
   auto fops = make_cpu_ops<float>();
   TransformerXL<float> model(c.model_config(kVocab, {}, "generic"), *fops);
