@@ -10,7 +10,9 @@
 #include "train_test_util.h"
 #include "txl/data/batch_iterator.h"
 #include "txl/data/corpus.h"
+#include "txl/core/error.h"
 #include "txl/train/backend.h"
+#include "txl/train/eval_config.h"
 #include "txl/train/evaluator.h"
 #include "txl/train/token_vector_iterator.h"
 #include "txl/train/trainer.h"
@@ -212,6 +214,27 @@ TEST(ExtendedContext, TextIteratorPrecedesEachBatchWithItsContext) {
   EXPECT_EQ(b.data, std::vector<int32_t>({14, 15, 16, 17, 18}));
   EXPECT_EQ(b.target, std::vector<int32_t>({19}));
   EXPECT_FALSE(it.next(b));
+}
+
+// Both programs take ext_len > 0; a negative one is one line naming the key.
+TEST(ExtendedContext, ConfigurationsAcceptItAndNameABadValue) {
+  TrainConfig t;
+  t.data = "x.h5";
+  t.ext_len = 16;
+  EXPECT_NO_THROW(t.finalize(1));
+  t.ext_len = -1;
+  try {
+    t.finalize(1);
+    ADD_FAILURE() << "ext_len -1 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ext_len"), std::string::npos) << e.what();
+  }
+  EvalConfig e;
+  e.model = "m.h5";
+  e.ext_len = 16;
+  EXPECT_NO_THROW(e.finalize(1));
+  e.ext_len = -2;
+  EXPECT_THROW(e.finalize(1), Error);
 }
 
 }  // namespace
