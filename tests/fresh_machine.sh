@@ -33,25 +33,31 @@ bind() {  # bind SRC DST: bind-mounts a host file system into the root, undone o
   mount --bind "$1" "$2" && mounted+=("$2")
 }
 
+mount_file_systems() {  # once the root exists: what apt, Open MPI and SLURM need inside it
+  ((${#mounted[@]})) && return
+  bind /proc "$target/proc"
+  bind /sys "$target/sys"
+  bind /dev "$target/dev"
+  bind /dev/pts "$target/dev/pts"
+  mkdir -p "$target/dev/shm"
+  mount -t tmpfs tmpfs "$target/dev/shm" && mounted+=("$target/dev/shm")
+  cp /etc/resolv.conf "$target/etc/resolv.conf" 2>/dev/null
+}
+
 if [[ ! -x $target/usr/bin/g++ ]]; then
   echo "[$(stamp)] debootstrap bookworm (minbase) into $target"
   t0=$SECONDS
   debootstrap --variant=minbase bookworm "$target" "$mirror" >"$target.debootstrap.log" 2>&1 ||
     { tail -n 20 "$target.debootstrap.log"; echo "error: debootstrap failed"; exit 1; }
-  cp /etc/resolv.conf "$target/etc/resolv.conf" 2>/dev/null
+  mount_file_systems
   chroot "$target" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
     'apt-get update -qq && apt-get install -y -qq --no-install-recommends g++ git ca-certificates >/dev/null' ||
     { echo "error: installing g++ and git in the root failed"; exit 1; }
   echo "[$(stamp)] base system with g++ and git ready in $((SECONDS - t0)) s"
 fi
 
-bind /proc "$target/proc"
-bind /sys "$target/sys"
-bind /dev "$target/dev"
-bind /dev/pts "$target/dev/pts"
-mkdir -p "$target/dev/shm"
-mount -t tmpfs tmpfs "$target/dev/shm" && mounted+=("$target/dev/shm")
-cp /etc/resolv.conf "$target/etc/resolv.conf" 2>/dev/null
+
+mount_file_systems
 
 # A clean clone of HEAD: what a user gets, without build folders or untracked files.
 rm -rf "$target/root/txl"
