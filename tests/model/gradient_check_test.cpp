@@ -234,10 +234,11 @@ std::vector<GradCase> cases() {
                   c.cutoffs = {10, 20};
                   c.tie_weight = false;
                 }),
-      make_case("Attn3DropoutSameLength",
+      make_case("Attn3DropoutSameLengthExt",
                 [](ModelConfig& c, StepContext& ctx) {
                   c.attn_type = 3;
                   c.same_length = true;
+                  c.ext_len = 2;  // max_klen 11: table rows 2..10 serve the 9 key rows
                   c.dropout = 0.2;
                   c.dropatt = 0.2;
                   ctx = StepContext{true, 31, 4, 0, 0};
