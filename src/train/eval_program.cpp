@@ -100,6 +100,13 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
   mc.dropatt = 0.0;
   TransformerXL<float> model(mc, *ops);
   ckpt.load_model(model);
+  // Lengths this model cannot use (e.g. attn_type 1 with clamp_len beyond its r_emb rows)
+  // fail here, before any data is read.
+  try {
+    model.set_lengths(e.tgt_len, e.ext_len, e.mem_len, e.same_length, e.clamp_len);
+  } catch (const Error& err) {
+    failf("eval config: {}", err.what());
+  }
   EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
   const bool char_level = corpus.char_level();
   const bool writer = comm.rank() == 0;

@@ -22,7 +22,8 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"pre_lnorm", &C::pre_lnorm, "LayerNorm before attention / feed-forward"},
       {"dropout", &C::dropout, "dropout rate"},
       {"dropatt", &C::dropatt, "attention-probability dropout rate"},
-      {"attn_type", &C::attn_type, "attention type (0: relative, Transformer-XL)"},
+      {"attn_type", &C::attn_type, "attention type: 0 relative (Transformer-XL), 1 learned relative (Shaw et al.), 2 absolute sinusoids "
+       "(Vaswani et al.), 3 learned absolute per layer (Al-Rfou et al.)"},
       {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
       {"same_length", &C::same_length, "every query attends to the same number of keys"},
       {"init", &C::init, "normal | uniform"},
@@ -117,7 +118,10 @@ void TrainConfig::finalize(int world) {
   require(div_val >= 1, "div_val", "must be >= 1");
   require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
   require(dropatt >= 0 && dropatt < 1, "dropatt", "must be in [0, 1)");
-  require(attn_type == 0, "attn_type", "only 0 (relative positions, Transformer-XL) is implemented");
+  require(attn_type >= 0 && attn_type <= 3, "attn_type",
+          fmt::format("{} is not one of 0 (relative), 1 (learned relative), 2 (absolute sinusoids), 3 (learned "
+                      "absolute)",
+                      attn_type));
   require(init_std > 0 && proj_init_std > 0 && init_range > 0, "init_std",
           "init_std, proj_init_std and init_range must be positive");
 

@@ -86,6 +86,15 @@ TEST(GoldenModel, Attn0DivVal2PreLnSameLengthClamp) { check_case("attn0_divval2_
 TEST(GoldenModel, Attn0UntiedPlainSoftmax) { check_case("attn0_untied_plain_softmax"); }
 TEST(GoldenModel, Attn0LongMemory) { check_case("attn0_longmem"); }
 TEST(GoldenModel, Attn0ExtendedContext) { check_case("attn0_ext_len"); }
+TEST(GoldenModel, Attn1LearnedRelative) { check_case("attn1"); }
+TEST(GoldenModel, Attn1SameLengthClamp) { check_case("attn1_samelength_clamp"); }
+TEST(GoldenModel, Attn1LongMemory) { check_case("attn1_longmem"); }
+TEST(GoldenModel, Attn2AbsoluteSinusoid) { check_case("attn2"); }
+TEST(GoldenModel, Attn2SameLengthClamp) { check_case("attn2_samelength_clamp"); }
+TEST(GoldenModel, Attn2LongMemory) { check_case("attn2_longmem"); }
+TEST(GoldenModel, Attn3LearnedAbsolute) { check_case("attn3"); }
+TEST(GoldenModel, Attn3SameLengthClamp) { check_case("attn3_samelength_clamp"); }
+TEST(GoldenModel, Attn3LongMemory) { check_case("attn3_longmem"); }
 
 }  // namespace
 }  // namespace txl::test

@@ -194,6 +194,58 @@ std::vector<GradCase> cases() {
                   c.dropatt = 0.3;
                   ctx = StepContext{true, 99, 3, 2, 6};
                 }),
+      // attn_type 1..3 (docs/model.md): learned relative positions, absolute sinusoids,
+      // learned absolute positions. klen is 9 on the checked step (memory 4 + 5 new rows).
+      make_case("Attn1LearnedRelativeClampPreLn",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 1;
+                  c.clamp_len = 3;  // only the last 3 table rows, the first of them repeated
+                  c.pre_lnorm = true;
+                  c.cutoffs = {10, 20};
+                  c.tie_projs = {false, true, true};
+                }),
+      make_case("Attn1KlenBeyondTableDropout",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 1;
+                  c.max_klen = 6;  // klen 9: the table's first row serves the 4 farthest positions
+                  c.same_length = true;
+                  c.dropout = 0.2;
+                  c.dropatt = 0.2;
+                  ctx = StepContext{true, 77, 5, 0, 0};
+                }),
+      make_case("Attn2AbsoluteSinusoidSameLengthClamp",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 2;
+                  c.same_length = true;
+                  c.clamp_len = 3;
+                  c.div_val = 2;
+                  c.cutoffs = {10, 20};
+                }),
+      make_case("Attn2PreLnDropout",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 2;
+                  c.pre_lnorm = true;
+                  c.dropout = 0.2;
+                  c.dropatt = 0.25;
+                  ctx = StepContext{true, 5, 2, 0, 0};
+                }),
+      make_case("Attn3LearnedAbsolutePreLnShortTable",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 3;
+                  c.pre_lnorm = true;
+                  c.max_klen = 7;  // 2 rows for the 4 memory rows: the first one repeated
+                  c.cutoffs = {10, 20};
+                  c.tie_weight = false;
+                }),
+      make_case("Attn3DropoutSameLengthExt",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 3;
+                  c.same_length = true;
+                  c.ext_len = 2;  // max_klen 11: table rows 2..10 serve the 9 key rows
+                  c.dropout = 0.2;
+                  c.dropatt = 0.2;
+                  ctx = StepContext{true, 31, 4, 0, 0};
+                }),
   };
 }
 

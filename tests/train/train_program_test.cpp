@@ -228,6 +228,22 @@ TEST_F(TrainProgram, MissedBenchmarkTargetsExitWithTwo) {
   EXPECT_EQ(run_eval_program({"--model", ckpt, "--max_size", "2", "--target_perplexity", "1e9"}, *comm_), kExitOk);
 }
 
+// An attn_type 1 model (r_emb of tgt_len + mem_len = 32 rows): txl_eval refuses a
+// clamp_len beyond the table at start-up, in one line, and evaluates with a key length
+// beyond the table (the recipe repeats the table's first row for the farthest keys).
+TEST_F(TrainProgram, AttnType1EvalChecksItsTableAtStartUp) {
+  ASSERT_EQ(error_of([&] { run_train_program({config_file_, "--max_step", "2", "--attn_type", "1"}, *comm_); }), "");
+  const std::string ckpt = dir_ + "/work/checkpoint_last.h5";
+  const std::string e = error_of(
+      [&] { run_eval_program({"--model", ckpt, "--clamp_len", "400", "--max_size", "2"}, *comm_); });
+  EXPECT_NE(e.find("eval config: attn_type 1: clamp_len 400 exceeds the 32 rows of r_emb"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_EQ(run_eval_program({"--model", ckpt, "--clamp_len", "-1", "--tgt_len", "16", "--mem_len", "32",
+                              "--max_size", "2", "--split", "valid"},
+                             *comm_),
+            kExitOk);
+}
+
 TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
   ASSERT_EQ(error_of([&] { run_train_program({config_file_, "--max_step", "4"}, *comm_); }), "");
   const std::string ckpt = dir_ + "/work/checkpoint_best.h5", json_path = dir_ + "/eval.json";
