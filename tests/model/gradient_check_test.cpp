@@ -237,6 +237,13 @@ std::vector<GradCase> cases() {
                   c.cutoffs = {10, 20};
                   c.tie_weight = false;
                 }),
+      make_case("Attn1ExtendedContextRows",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 1;
+                  c.ext_len = 2;
+                  ctx.ext_rows = 2;  // the first 2 of the 5 new rows predict nothing
+                  c.cutoffs = {10, 20};
+                }),
       make_case("Attn3DropoutSameLengthExt",
                 [](ModelConfig& c, StepContext& ctx) {
                   c.attn_type = 3;
