@@ -118,6 +118,15 @@ TEST(RecipeOptions, EveryTrainPyOptionIsAcceptedWithItsMeaning) {
   EXPECT_NE(notes.find("multi_gpu dp: txl has no single-process multi-GPU mode"), std::string::npos) << notes;
 }
 
+// docs/recipe-users.md has a row for every train.py option.
+TEST(RecipeOptions, DocsNameEveryTrainPyOption) {
+  std::ifstream in(std::string(TXL_SOURCE_DIR) + "/docs/recipe-users.md");
+  ASSERT_TRUE(in.good());
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const RecipeOption& o : train_py_options())
+    EXPECT_NE(doc.find("| `--" + o.name + "` |"), std::string::npos) << o.name;
+}
+
 TEST(RecipeOptions, ParserSpellings) {
   // '-' for '_', unique prefixes, --key=value, bare flags, several list words.
   TrainConfig c = applied({"--save-all", "--eval_int", "7", "--max_step=9", "--cutoffs", "10", "20", "30", "--roll",

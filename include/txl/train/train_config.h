@@ -44,7 +44,7 @@ struct TrainConfig {
   int64_t eval_tgt_len = -1;  // -1: tgt_len
   int64_t ext_len = 0;
   int64_t mem_len = 192;
-  int64_t batch_size = 60;        // global, all ranks
+  int64_t batch_size = 256;       // global, all ranks (the recipe's default)
   int64_t local_batch_size = 0;   // > 0: batch_size = local_batch_size * ranks
   int64_t eval_batch_size = 16;   // global, for validation during training
   int64_t batch_chunk = 1;
