@@ -152,6 +152,29 @@ TEST(RecipeOptions, ParserSpellings) {
             std::string::npos);
 }
 
+// The shared parser for txl_eval's nargs='+' options: a list of strings takes every word
+// up to the next option, or one word as a list of one.
+struct WordsConfig {
+  std::vector<std::string> manual;
+  std::vector<double> percentiles;
+};
+
+TEST(RecipeOptions, StringAndNumberListsTakeSeveralWords) {
+  const std::vector<ConfigKey<WordsConfig>> keys = {{"manual", &WordsConfig::manual, "raw text"},
+                                                    {"percentiles", &WordsConfig::percentiles, "latency percentiles"}};
+  WordsConfig w;
+  apply_overrides(w, keys,
+                  parse_command_line({"--manual", "it's", "a, b", "c", "--percentiles", "90", "95", "99.5"},
+                                     option_types(keys)));
+  EXPECT_EQ(w.manual, (std::vector<std::string>{"it's", "a, b", "c"}));
+  EXPECT_EQ(w.percentiles, (std::vector<double>{90, 95, 99.5}));
+  apply_overrides(w, keys, parse_command_line({"--manual", "one line, with a comma"}, option_types(keys)));
+  EXPECT_EQ(w.manual, (std::vector<std::string>{"one line, with a comma"}));
+  WordsConfig back;  // the resolved configuration reads back the same
+  apply_section(back, keys, YAML::Load(yaml_to_text(config_to_yaml(w, keys))), "round trip");
+  EXPECT_EQ(back.manual, w.manual);
+}
+
 TEST(RecipeOptions, TyposAndBadValuesGiveOneLine) {
   EXPECT_EQ(error_of([] { parse_train_command_line({"--n_layr", "3"}); }),
             "command line: unknown key '--n_layr' (closest known key: '--n_layer')");
