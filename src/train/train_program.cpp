@@ -171,8 +171,7 @@ int run_train_program(const std::vector<std::string>& args, Communicator& comm) 
   if (comm.rank() == 0) local_timestamp().copy(start_time, sizeof(start_time) - 1);
   comm.broadcast(start_time, sizeof(start_time), 0);
   TrainInvocation inv = resolve_train_invocation(cl, comm.size(), start_time);
-  if (!inv.corpus_directory.empty())
-    inv.cfg.notes.push_back(prepare_corpus_directory(inv.corpus_directory, inv.cfg.dataset, comm));
+  // Bound before any worker thread exists: threads started later inherit the binding.
   if (inv.cfg.affinity != "disabled") {
     const std::vector<int> cores =
         cores_for_rank(read_cpu_topology(), inv.cfg.affinity, comm.local_rank(), comm.local_size());
@@ -180,6 +179,8 @@ int run_train_program(const std::vector<std::string>& args, Communicator& comm) 
     if (inv.cfg.device == "cuda") line += " (sockets follow the local rank order, not each GPU's NUMA node)";
     inv.cfg.notes.push_back(line);
   }
+  if (!inv.corpus_directory.empty())
+    inv.cfg.notes.push_back(prepare_corpus_directory(inv.corpus_directory, inv.cfg.dataset, comm));
   require_same_on_all_ranks(comm, "configuration", yaml_to_text(config_to_yaml(inv.cfg, train_config_keys())));
   Trainer trainer(inv.cfg, inv.eval_config_yaml, inv.restart_path, comm);
   return trainer.run().exit_code;

@@ -95,6 +95,17 @@ TEST_F(RecipeRuns, TargetsUseBestValidationAndExitOne) {
   EXPECT_FALSE(fs::exists(w3 + "/checkpoint_last.h5"));  // no_eval: no checkpoints
 }
 
+// txl_train binds itself and says so (a child process: the test process keeps its cores).
+TEST_F(RecipeRuns, AffinityIsAppliedAndLogged) {
+  std::string out;
+  ASSERT_EQ(test::run_binary("txl_train", {config_file_, "--affinity", "socket_unique_continuous", "--max_step", "1",
+                                           "--debug", "--no_eval", "--no_test"},
+                             &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("| affinity socket_unique_continuous: rank 0 bound to CPU cores "), std::string::npos) << out;
+}
+
 TEST(CpuAffinity, CoresOfEachMode) {
   const CpuTopology two{{{0, 1, 2, 3}, {4, 5, 6, 7}}};
   using V = std::vector<int>;
