@@ -432,6 +432,10 @@ TEST(RecipeCommandLines, ReadmeAndTestScriptLinesResolve) {
                                     128)
                                 .cfg;
   EXPECT_EQ(multi.batch_size, 512);
+  // A recipe file on the CPU: a later --device cpu wins over its cuda: true.
+  EXPECT_EQ(resolve({"--config_file", base, "--config", "dgx1_1gpu_fp32", "--device", "cpu", "--work_dir", work}, 1)
+                .cfg.device,
+            "cpu");
 }
 
 TEST(RecipeCommandLines, AppendDatasetAndTime) {
