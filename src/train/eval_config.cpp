@@ -27,8 +27,8 @@ const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
       {"precision", &C::precision, "fp32 | tf32 | fp16 | bf16 (GPU only except fp32)"},
       {"fp16", &C::fp16, "same as precision: fp16"},
       {"type", &C::type, "eager | graph (replay the decoder layers from a CUDA graph; recorded op calls on the CPU)"},
-      {"target_perplexity", &C::target_perplexity, "benchmark: exit 2 if the ppl (bpc) is higher (0: off)"},
-      {"target_throughput", &C::target_throughput, "benchmark: exit 2 if tok/s is lower (0: off)"},
+      {"target_perplexity", &C::target_perplexity, "benchmark: exit 1 if the ppl (bpc) is higher (0: off)"},
+      {"target_throughput", &C::target_throughput, "benchmark: exit 1 if tok/s is lower (0: off)"},
   };
   return keys;
 }

@@ -32,8 +32,8 @@ struct EvalConfig {
   std::string precision = "fp32";
   bool fp16 = false;
   std::string type = "eager";  // eager | graph (EvalStep with a StepGraph)
-  double target_perplexity = 0.0;  // > 0: exit 2 when the ppl (bpc) is higher
-  double target_throughput = 0.0;  // > 0: exit 2 when tok/s is lower
+  double target_perplexity = 0.0;  // > 0: exit 1 when the ppl (bpc) is higher
+  double target_throughput = 0.0;  // > 0: exit 1 when tok/s is lower
 
   // Resolves fp16 and checks every key; throws naming the key.
   void finalize(int world);
