@@ -12,6 +12,7 @@
 #include "txl/convert/pickle_writer.h"
 #include "txl/convert/recipe_checkpoint.h"
 #include "txl/core/error.h"
+#include "txl/data/corpus.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/model/transformer_xl.h"
 
@@ -148,7 +149,8 @@ void write_vocab(pt::PickleWriter& w, const CheckpointVocabulary& cv) {
 
 }  // namespace
 
-std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, ConversionReport& rep) {
+std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, const RecipeExportOptions& options,
+                                              ConversionReport& rep) {
   ModelConfig cfg = read_model_config(in);
   auto ops = make_cpu_ops<float>();
   TransformerXL<float> model(cfg, *ops);
@@ -160,8 +162,21 @@ std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, ConversionRepo
   w.begin_dict();
 
   CheckpointVocabulary vocab;
-  const bool have_vocab = has_checkpoint_vocabulary(in);
-  if (have_vocab) vocab = read_checkpoint_vocabulary(in);
+  bool have_vocab = has_checkpoint_vocabulary(in);
+  if (have_vocab) {
+    vocab = read_checkpoint_vocabulary(in);
+  } else if (!options.corpus_path.empty()) {
+    const data::CorpusFile corpus = data::CorpusFile::open(options.corpus_path);
+    const std::string saved = in.has_attr("/", "corpus_checksum") ? in.attr_string("/", "corpus_checksum") : "";
+    if (saved != corpus.checksum())
+      failf("{}: the model was trained on another corpus (checksum {}) than {} ({})", in.path(), saved,
+            options.corpus_path, corpus.checksum());
+    vocab = CheckpointVocabulary{corpus.vocabulary(), corpus.vocab_kind()};
+    have_vocab = true;
+  }
+  if (have_vocab && vocab.vocabulary.size() != cfg.n_token)
+    failf("{}: the vocabulary has {} symbols but the model n_token = {}", in.path(), vocab.vocabulary.size(),
+          cfg.n_token);
   w.string("args");
   write_args(w, in, cfg, vocab.vocab_kind);
   w.string("model_config");
@@ -209,8 +224,8 @@ std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, ConversionRepo
   } else {
     w.none();
     rep.not_carried.push_back(
-        "vocabulary: the checkpoint holds none (txl keeps it in the corpus file); vocab is None, so the recipe's "
-        "eval.py needs its corpus (not --manual)");
+        "vocabulary: the checkpoint holds none (txl keeps it in the corpus file; give --corpus corpus.h5); vocab is "
+        "None, so the recipe's eval.py needs its corpus (not --manual)");
   }
   if (in.has_attr("/", "step")) {
     const int64_t step = in.attr_int("/", "step");
@@ -231,10 +246,11 @@ std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, ConversionRepo
   return zip.finish(w.finish());
 }
 
-ConversionReport convert_to_recipe_checkpoint(const std::string& h5_path, const std::string& pt_path) {
+ConversionReport convert_to_recipe_checkpoint(const std::string& h5_path, const std::string& pt_path,
+                                              const RecipeExportOptions& options) {
   const h5::File in = h5::File::open(h5_path);
   ConversionReport rep;
-  const std::vector<uint8_t> bytes = export_recipe_checkpoint(in, rep);
+  const std::vector<uint8_t> bytes = export_recipe_checkpoint(in, options, rep);
   h5::write_atomically(pt_path, [&](const std::string& tmp) {
     FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) failf("{}: cannot create", tmp);

@@ -453,7 +453,8 @@ ConversionReport import_recipe_checkpoint(const pt::TorchFile& src, const Recipe
   }
   if (options.corpus_path.empty())
     rep.not_carried.push_back(
-        "corpus: not named (--corpus corpus.h5), so txl_train --restart refuses this checkpoint; txl_eval reads it");
+        "corpus checksum: none (no --corpus corpus.h5); txl_train --restart and txl_eval compare the corpus "
+        "vocabulary with the checkpoint's instead");
 
   const std::string optim = arg_text("optim");
   import_optimizer(r, r.find(&root, "optimizer_state"), optim, model_state, out, rep);

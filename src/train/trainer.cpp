@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/dist/world.h"
 #if defined(TXL_WITH_CUDA)
 #include "txl/cuda/nccl_communicator.h"
@@ -70,7 +71,11 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     // The corpus first: a model of another corpus fails later checks less clearly.
     ckpt.emplace(TrainingCheckpoint::open(restart_path));
     const std::string saved_checksum = ckpt->info().corpus_checksum;
-    if (saved_checksum != corpus_->checksum())
+    // A converted recipe checkpoint names no corpus but carries its vocabulary.
+    if (saved_checksum.empty() && has_checkpoint_vocabulary(ckpt->file()))
+      check_same_symbols(read_checkpoint_vocabulary(ckpt->file()).vocabulary, corpus_->vocabulary(),
+                         "restart: " + restart_path + " vocabulary", cfg_.data);
+    else if (saved_checksum != corpus_->checksum())
       failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
             saved_checksum, cfg_.data, corpus_->checksum());
   }

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "txl/convert/recipe_checkpoint.h"
 #include "txl/model/model_checkpoint.h"
 
 namespace txl {
@@ -130,7 +131,9 @@ std::string resolve_checkpoint_path(const std::string& file_or_dir) {
 }
 
 TrainingCheckpoint TrainingCheckpoint::open(const std::string& path) {
-  h5::File f = h5::File::open(path);
+  // A recipe checkpoint (PyTorch zip) is converted in memory (docs/recipe-users.md).
+  h5::File f = std::filesystem::exists(path) && pt::looks_like_torch_file(path) ? open_recipe_checkpoint_in_memory(path)
+                                                                                  : h5::File::open(path);
   if (!f.has_attr(kRoot, "txl_checkpoint_format"))
     failf("{}: not a txl training checkpoint (attribute txl_checkpoint_format missing)", path);
   const int64_t version = f.attr_int(kRoot, "txl_checkpoint_format");

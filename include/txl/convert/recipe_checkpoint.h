@@ -39,7 +39,14 @@ h5::File open_recipe_checkpoint_in_memory(const std::string& pt_path);
 
 // A txl checkpoint as a .pt the recipe's eval.py loads (torch.load; model_config,
 // model_state, vocab, args, memory, epoch / batch / train_step / best_val_loss).
-std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, ConversionReport& report);
-ConversionReport convert_to_recipe_checkpoint(const std::string& h5_path, const std::string& pt_path);
+// txl training checkpoints hold no vocabulary (it is in the corpus file): `corpus_path`
+// supplies it (its checksum must be the checkpoint's).
+struct RecipeExportOptions {
+  std::string corpus_path;
+};
+std::vector<uint8_t> export_recipe_checkpoint(const h5::File& in, const RecipeExportOptions& options,
+                                              ConversionReport& report);
+ConversionReport convert_to_recipe_checkpoint(const std::string& h5_path, const std::string& pt_path,
+                                              const RecipeExportOptions& options);
 
 }  // namespace txl

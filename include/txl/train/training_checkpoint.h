@@ -71,6 +71,7 @@ std::string resolve_checkpoint_path(const std::string& file_or_dir);
 // A checkpoint opened read-only.
 class TrainingCheckpoint {
  public:
+  // A txl checkpoint (.h5), or a recipe checkpoint (.pt) converted in memory.
   static TrainingCheckpoint open(const std::string& path);
   const std::string& path() const { return file_.path(); }
   const h5::File& file() const { return file_; }
