@@ -7,7 +7,7 @@
 
 #include "txl/convert/pickle_reader.h"
 #include "txl/core/error.h"
-#include "txl/core/tensor.h"
+#include <fmt/ranges.h>
 
 namespace txl::pt {
 namespace {
@@ -101,7 +101,7 @@ std::span<const uint8_t> TorchFile::storage_for(const TensorView& t, const std::
   }
   if (t.offset >= t.storage_numel || last >= t.storage_numel)
     failf("{}: tensor '{}' (shape {}, offset {}) reaches element {} of storage '{}', which holds {} elements", what(),
-          name, shape_string(t.shape), t.offset, last, t.storage_key, t.storage_numel);
+          name, fmt::format("[{}]", fmt::join(t.shape, ", ")), t.offset, last, t.storage_key, t.storage_numel);
   return archive_.view(*e, scratch);
 }
 

@@ -14,6 +14,7 @@
 #include "txl/convert/convert_program.h"
 #include "txl/convert/recipe_checkpoint.h"
 #include "txl/core/error.h"
+#include "txl/data/prep/prep.h"
 #include "txl/dist/communicator.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/model/transformer_xl.h"
@@ -37,6 +38,9 @@ class RecipeCheckpoint : public ::testing::Test {
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   fs::path dir_;
@@ -177,6 +181,45 @@ TEST_F(RecipeCheckpoint, EvalManualTextNeedsNoCorpus) {
   const double loss = j["results"]["manual"]["loss"].get<double>();
   EXPECT_TRUE(std::isfinite(loss) && loss > 0) << loss;
   EXPECT_EQ(j["results"]["manual"]["tokens"].get<int64_t>(), 6);  // 7 symbols with <eos>: 6 predictions
+}
+
+// A corpus of the text the fixture's vocabulary was counted from (same symbols, same order).
+std::string recipe_text_corpus(const fs::path& dir, const std::string& line) {
+  fs::create_directories(dir);
+  for (const char* split : {"train", "valid", "test"}) {
+    std::ofstream out(dir / (std::string(split) + ".txt"));
+    for (int i = 0; i < 3; ++i) out << line << "\n";
+  }
+  data::prep::PrepOptions o;
+  o.dataset = "generic";
+  o.eos = true;
+  o.data = dir.string();
+  o.out = (dir / "corpus.h5").string();
+  o.progress.enabled = false;
+  data::prep::prepare_corpus(o);
+  return o.out;
+}
+
+TEST_F(RecipeCheckpoint, TxlTrainContinuesARecipeRunFromThePt) {
+  const std::string corpus =
+      recipe_text_corpus(dir_ / "text", "the cat sat on the mat and the dog sat on the log while a bird sang");
+  auto comm = make_single_process_communicator();
+  const std::string wd = path("run");
+  ASSERT_EQ(run_train_program({"--restart", kPt, "--data", corpus, "--dataset", "generic", "--work_dir", wd,
+                               "--max_step", "5", "--eval_interval", "100"},
+                              *comm),
+            kExitOk);
+  const TrainingCheckpoint last = TrainingCheckpoint::open(wd + "/checkpoint_last.h5");
+  EXPECT_EQ(last.state().step, 5);
+  EXPECT_EQ(last.file().attr_int("/optim", "steps"), 5);
+  // A corpus with other symbols is refused, naming the first differing id.
+  const std::string other = recipe_text_corpus(dir_ / "other", "a b c d e f g h i j k l");
+  try {
+    run_train_program({"--restart", kPt, "--data", other, "--dataset", "generic", "--work_dir", path("run2")}, *comm);
+    FAIL() << "a corpus with another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not the corpus the model was trained on"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -204,6 +204,24 @@ TEST(TorchFile, ViewOffsetAndStridesAreHonoured) {
   }
 }
 
+// Written by torch.save (PyTorch 2.15) from w = arange(12).view(3, 4):
+// t = w.t()[1:], h = w.half(), b = w.bfloat16()[:, 1], i = arange(5) (int64).
+TEST(TorchFile, TorchMadeViewsAndDtypes) {
+  const TorchFile f =
+      TorchFile::open(std::string(TXL_SOURCE_DIR) + "/tests/fixtures/converted/torch_views_dtypes.pt");
+  const Value* s = f.root().get("model_state");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->get("t")->tensor.stride, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(f.floats(*s->get("t"), "t"), (std::vector<float>{1, 5, 9, 2, 6, 10, 3, 7, 11}));
+  std::vector<float> all(12);
+  for (int k = 0; k < 12; ++k) all[static_cast<size_t>(k)] = static_cast<float>(k);
+  EXPECT_EQ(f.floats(*s->get("h"), "h"), all);
+  EXPECT_EQ(f.floats(*s->get("b"), "b"), (std::vector<float>{1, 5, 9}));
+  EXPECT_EQ(f.ints(*s->get("i"), "i"), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_THROW(f.floats(*s->get("i"), "i"), Error);
+  EXPECT_DOUBLE_EQ(f.root().get("best_val_loss")->f, 1.5);
+}
+
 TEST(PickleReader, MalformedStreamsGiveOneError) {
   const std::vector<std::vector<uint8_t>> bad = {
       {0x80, 2},                   // no STOP
