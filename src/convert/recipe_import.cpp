@@ -535,6 +535,7 @@ ConversionReport import_recipe_checkpoint(const pt::TorchFile& src, const Recipe
   out.set_attr("/", "config", train_config_yaml(r, args, cfg, options.corpus_path, rep));
   out.set_attr("/", "eval_config", std::string());
   out.set_attr("/", "converted_from", src.what());
+  out.set_attr("/", "not_carried_over", fmt::format("{}", fmt::join(rep.not_carried, "\n")));
   out.flush();
   return rep;
 }

@@ -74,7 +74,9 @@ File File::create_in_memory(const std::string& name) {
   const int64_t n = ++counter;
   const std::string unique = n == 1 ? name : fmt::format("{} #{}", name, n);
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 20, 0) < 0) failf("{}: cannot set up an in-memory file", name);
+  // Grows in 8 MiB steps (realloc; a converted model may be gigabytes).
+  if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), size_t{8} << 20, 0) < 0)
+    failf("{}: cannot set up an in-memory file", name);
   hid_t id = H5Fcreate(unique.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) failf("{}: cannot create an in-memory HDF5 file", name);
   return File(unique, Handle(id, H5Fclose));

@@ -117,6 +117,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     memories_ = ckpt->load_memories(layout_, cfg_.batch_chunk, *ops_);
     restarted_ = true;
     restart_path_ = restart_path;
+    restart_not_carried_ = ckpt->not_carried_over();
   } else {
     model_->init_params(static_cast<uint64_t>(cfg_.seed));
     memories_.resize(static_cast<size_t>(cfg_.batch_chunk));
@@ -195,6 +196,7 @@ TrainOutcome Trainer::run() {
   if (restarted_)
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
+  for (const std::string& gap : restart_not_carried_) log_.line("| not carried over from the recipe: " + gap);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
   config_record["config_yaml"] = info_.config_yaml;

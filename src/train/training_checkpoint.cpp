@@ -1,5 +1,6 @@
 #include "txl/train/training_checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
@@ -151,6 +152,18 @@ CheckpointInfo TrainingCheckpoint::info() const {
   i.dataset = file_.attr_string(kRoot, "dataset");
   i.seed = file_.attr_int(kRoot, "seed");
   return i;
+}
+
+std::vector<std::string> TrainingCheckpoint::not_carried_over() const {
+  std::vector<std::string> lines;
+  if (!file_.has_attr(kRoot, "not_carried_over")) return lines;
+  const std::string text = file_.attr_string(kRoot, "not_carried_over");
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    if (end > begin) lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
 }
 
 TrainingState TrainingCheckpoint::state() const {

@@ -212,6 +212,9 @@ TEST_F(RecipeCheckpoint, TxlTrainContinuesARecipeRunFromThePt) {
   const TrainingCheckpoint last = TrainingCheckpoint::open(wd + "/checkpoint_last.h5");
   EXPECT_EQ(last.state().step, 5);
   EXPECT_EQ(last.file().attr_int("/optim", "steps"), 5);
+  std::ifstream log(wd + "/train_log.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("| not carried over from the recipe: corpus checksum"), std::string::npos);
   // A corpus with other symbols is refused, naming the first differing id.
   const std::string other = recipe_text_corpus(dir_ / "other", "a b c d e f g h i j k l");
   try {

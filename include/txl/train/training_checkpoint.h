@@ -77,6 +77,8 @@ class TrainingCheckpoint {
   const h5::File& file() const { return file_; }
 
   CheckpointInfo info() const;
+  // A converted recipe checkpoint: what the conversion could not carry over (one line each).
+  std::vector<std::string> not_carried_over() const;
   TrainingState state() const;
   // The model's architecture and parameters; a checkpoint of another model is refused
   // with a message naming the first differing hyper-parameter.
