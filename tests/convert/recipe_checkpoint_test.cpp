@@ -183,6 +183,39 @@ TEST_F(RecipeCheckpoint, EvalManualTextNeedsNoCorpus) {
   EXPECT_EQ(j["results"]["manual"]["tokens"].get<int64_t>(), 6);  // 7 symbols with <eos>: 6 predictions
 }
 
+// Adaptive softmax with div_val 2 and projections tied per cluster: txl -> .pt -> txl
+// keeps every parameter bit for bit. (The model builds attn_type 0 only so far.)
+TEST_F(RecipeCheckpoint, AdaptiveModelRoundTrips) {
+  for (int64_t attn_type = 0; attn_type < 1; ++attn_type) {
+    ModelConfig mc;
+    mc.n_token = 20, mc.n_layer = 2, mc.n_head = 2, mc.d_head = 4, mc.d_model = 8, mc.d_inner = 12;
+    mc.cutoffs = {8, 14};
+    mc.div_val = 2;
+    mc.tie_projs = {false, true, true};
+    mc.attn_type = attn_type;
+    mc.tgt_len = 5, mc.mem_len = 3;
+    auto ops = make_cpu_ops<float>();
+    TransformerXL<float> model(mc, *ops);
+    model.init_params(7);
+    h5::File a = h5::File::create_in_memory("adaptive");
+    save_model_params(a, model.params(), mc, *ops);
+    ConversionReport rep;
+    const std::vector<uint8_t> bytes = export_recipe_checkpoint(a, {}, rep);
+    const pt::TorchFile exported = pt::TorchFile::parse(bytes, "adaptive.pt");
+    const pt::Value* state = exported.root().get("model_state");
+    EXPECT_EQ(state->get("pos_emb.inv_freq") != nullptr, attn_type == 0 || attn_type == 2) << attn_type;
+    h5::File b = h5::File::create_in_memory("adaptive back");
+    import_recipe_checkpoint(exported, {}, b);
+    const ModelConfig back = read_model_config(b);
+    EXPECT_EQ(back.cutoffs, mc.cutoffs);
+    EXPECT_EQ(back.tie_projs, mc.tie_projs);
+    EXPECT_EQ(back.div_val, 2);
+    EXPECT_EQ(back.attn_type, attn_type);
+    for (const ParamInfo& p : model.params().infos())
+      EXPECT_EQ(a.read<float>("/model/" + p.name), b.read<float>("/model/" + p.name)) << attn_type << " " << p.name;
+  }
+}
+
 // A corpus of the text the fixture's vocabulary was counted from (same symbols, same order).
 std::string recipe_text_corpus(const fs::path& dir, const std::string& line) {
   fs::create_directories(dir);
