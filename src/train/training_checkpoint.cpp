@@ -124,8 +124,11 @@ std::string resolve_checkpoint_path(const std::string& file_or_dir) {
   namespace fs = std::filesystem;
   if (fs::is_directory(file_or_dir)) {
     const std::string p = (fs::path(file_or_dir) / "checkpoint_last.h5").string();
-    if (!fs::exists(p)) failf("restart: {} holds no checkpoint_last.h5", file_or_dir);
-    return p;
+    if (fs::exists(p)) return p;
+    // A recipe work_dir (docs/recipe-users.md).
+    const std::string recipe = (fs::path(file_or_dir) / "checkpoint_last.pt").string();
+    if (fs::exists(recipe)) return recipe;
+    failf("restart: {} holds no checkpoint_last.h5 (nor a recipe checkpoint_last.pt)", file_or_dir);
   }
   if (!fs::exists(file_or_dir)) failf("restart: {}: no such checkpoint file or directory", file_or_dir);
   return file_or_dir;

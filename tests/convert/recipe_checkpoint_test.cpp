@@ -248,6 +248,10 @@ TEST_F(RecipeCheckpoint, TxlTrainContinuesARecipeRunFromThePt) {
   std::ifstream log(wd + "/train_log.log");
   const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("| not carried over from the recipe: corpus checksum"), std::string::npos);
+  // A recipe work_dir is found by its checkpoint_last.pt.
+  fs::create_directories(path("LM-TFM"));
+  fs::copy_file(kPt, path("LM-TFM/checkpoint_last.pt"));
+  EXPECT_EQ(resolve_checkpoint_path(path("LM-TFM")), path("LM-TFM/checkpoint_last.pt"));
   // A corpus with other symbols is refused, naming the first differing id.
   const std::string other = recipe_text_corpus(dir_ / "other", "a b c d e f g h i j k l");
   try {

@@ -65,7 +65,8 @@ void save_training_checkpoint(const std::string& path, TransformerXL<float>& mod
 // Rank 0 copies `from` to `to` atomically (checkpoint_best from checkpoint_last).
 void copy_checkpoint(const std::string& from, const std::string& to, Communicator& comm);
 
-// "X.h5" -> X.h5; a directory -> DIR/checkpoint_last.h5. Throws when it does not exist.
+// "X.h5" -> X.h5; a directory -> DIR/checkpoint_last.h5 (or the recipe's
+// DIR/checkpoint_last.pt). Throws when it does not exist.
 std::string resolve_checkpoint_path(const std::string& file_or_dir);
 
 // A checkpoint opened read-only.
