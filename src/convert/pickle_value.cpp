@@ -1,5 +1,7 @@
 #include "txl/convert/pickle_value.h"
 
+#include <limits>
+
 namespace txl::pt {
 
 const char* dtype_name(DType d) {
@@ -34,7 +36,10 @@ int64_t dtype_size(DType d) {
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (d == 0) return 0;
+    n = n > std::numeric_limits<int64_t>::max() / d ? std::numeric_limits<int64_t>::max() : n * d;  // saturates
+  }
   return n;
 }
 

@@ -109,7 +109,11 @@ template <typename Out, typename Convert>
 std::vector<Out> TorchFile::gather(const TensorView& t, const std::string& name, Convert&& convert) const {
   std::vector<uint8_t> scratch;
   const std::span<const uint8_t> bytes = storage_for(t, name, scratch);
-  if (t.numel() > (int64_t{1} << 36)) failf("{}: tensor '{}' is too large ({} elements)", what(), name, t.numel());
+  // A view with more elements than its storage repeats elements (stride 0, expand()):
+  // not something a checkpoint holds, and refusing it bounds memory by the file's size.
+  if (t.numel() > t.storage_numel)
+    failf("{}: tensor '{}' has {} elements but its storage '{}' only {} (an expanded view?)", what(), name,
+          t.numel(), t.storage_key, t.storage_numel);
   std::vector<Out> out(static_cast<size_t>(t.numel()));
   if (out.empty()) return out;
   const size_t rank = t.shape.size();

@@ -60,7 +60,9 @@ uint32_t crc_of(std::span<const uint8_t> data) {
 
 std::vector<uint8_t> inflate_raw(std::span<const uint8_t> in, uint64_t size, const std::string& what,
                                  const std::string& name) {
-  if (size > (uint64_t{1} << 40)) failf("{}: entry '{}' claims {} bytes uncompressed (corrupt?)", what, name, size);
+  // Deflate expands at most ~1032:1, so a larger claim is corrupt (and is not allocated).
+  if (size / 1032 > in.size() + 1)
+    failf("{}: entry '{}' claims {} bytes from {} deflated bytes (corrupt?)", what, name, size, in.size());
   std::vector<uint8_t> out(static_cast<size_t>(size));
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) failf("{}: zlib cannot start inflating '{}'", what, name);
