@@ -222,6 +222,36 @@ TEST(TorchFile, TorchMadeViewsAndDtypes) {
   EXPECT_DOUBLE_EQ(f.root().get("best_val_loss")->f, 1.5);
 }
 
+// A view repeating its storage's elements (stride 0, as expand() makes) is refused, so
+// memory stays bounded by the file's size.
+TEST(TorchFile, ExpandedViewIsRefused) {
+  PickleWriter w;
+  w.begin_dict();
+  w.string("t");
+  w.tensor(DType::kFloat32, "0", {3, 2});
+  w.end_dict();
+  std::vector<uint8_t> pkl = w.finish();
+  const std::vector<uint8_t> numel = {'K', 6, 't', 'Q'};
+  auto n = std::search(pkl.begin(), pkl.end(), numel.begin(), numel.end());
+  ASSERT_NE(n, pkl.end());
+  n[1] = 2;
+  const std::vector<uint8_t> strides = {'(', 'K', 2, 'K', 1, 't'};
+  auto st = std::search(pkl.begin(), pkl.end(), strides.begin(), strides.end());
+  ASSERT_NE(st, pkl.end());
+  st[2] = 0;  // strides (0, 1): every row is the same two elements
+  zip::Writer z;
+  z.add("a/data.pkl", pkl);
+  z.add("a/data/0", std::vector<uint8_t>(2 * sizeof(float), 0));
+  const std::vector<uint8_t> bytes = z.finish();
+  const TorchFile f = TorchFile::parse(bytes, "expanded.pt");
+  try {
+    f.floats(*f.root().get("t"), "t");
+    FAIL() << "an expanded view was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has 6 elements but its storage '0' only 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PickleReader, MalformedStreamsGiveOneError) {
   const std::vector<std::vector<uint8_t>> bad = {
       {0x80, 2},                   // no STOP
