@@ -1,9 +1,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/data/corpus.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/train/backend.h"
@@ -84,14 +86,24 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
   TrainConfig trained;
   apply_section(trained, train_config_keys(), YAML::Load(info.config_yaml), ckpt_path + " [config]");
   const std::string data_path = e.data.empty() ? trained.data : e.data;
-  if (data_path.empty()) fail("eval config: data: no corpus given and the checkpoint names none");
-  const data::CorpusFile corpus = data::CorpusFile::open(data_path);
-  if (corpus.checksum() != info.corpus_checksum)
-    failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
-          ckpt_path, info.corpus_checksum, data_path, corpus.checksum());
+  // A converted recipe checkpoint carries its vocabulary, so --manual needs no corpus.
+  std::optional<CheckpointVocabulary> own_vocab;
+  if (has_checkpoint_vocabulary(ckpt.file())) own_vocab = read_checkpoint_vocabulary(ckpt.file());
+  if (data_path.empty() && !(own_vocab && !e.manual.empty()))
+    fail("eval config: data: no corpus given and the checkpoint names none");
+  std::optional<data::CorpusFile> corpus;
+  if (!data_path.empty()) {
+    corpus.emplace(data::CorpusFile::open(data_path));
+    if (info.corpus_checksum.empty() && own_vocab)
+      check_same_symbols(own_vocab->vocabulary, corpus->vocabulary(), ckpt_path + " vocabulary", data_path);
+    else if (corpus->checksum() != info.corpus_checksum)
+      failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
+            ckpt_path, info.corpus_checksum, data_path, corpus->checksum());
+  }
   if (e.manual.empty())
     for (const std::string& s : e.splits())
-      if (!corpus.has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
+      if (!corpus->has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
+  const data::Vocabulary& vocabulary = corpus ? corpus->vocabulary() : own_vocab->vocabulary;
 
   const bool graph = e.type == "graph";
   auto ops = make_backend(e.device, e.precision, comm.local_rank(), graph);
@@ -108,7 +120,7 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     failf("eval config: {}", err.what());
   }
   EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
-  const bool char_level = corpus.char_level();
+  const bool char_level = corpus ? corpus->char_level() : own_vocab->vocab_kind == "char";
   const bool writer = comm.rank() == 0;
   auto say = [&](const std::string& line) {
     if (writer) std::cout << line << std::endl;
@@ -133,14 +145,14 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     std::unique_ptr<data::BatchIterator> it;
     int64_t batch_global = e.batch_size;
     if (name == "manual") {
-      std::vector<int32_t> tokens = corpus.vocabulary().encode(e.manual);
+      std::vector<int32_t> tokens = vocabulary.encode(e.manual);
       batch_global = 1;  // the text is one stream
       it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len, e.ext_len);
     } else {
       data::IteratorOptions opt;
       opt.warmup_mem_len = e.mem_len;
       opt.ext_len = e.ext_len;
-      it = data::make_batch_iterator(corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
+      it = data::make_batch_iterator(*corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
     }
     for (int64_t r = 0; r < e.repeat; ++r) {
       rep.result = evaluate(model, *it, s, batch_global, comm, &step);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/dist/world.h"
 #if defined(TXL_WITH_CUDA)
 #include "txl/cuda/nccl_communicator.h"
@@ -79,7 +80,11 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     // The corpus first: a model of another corpus fails later checks less clearly.
     ckpt.emplace(TrainingCheckpoint::open(restart_path));
     const std::string saved_checksum = ckpt->info().corpus_checksum;
-    if (saved_checksum != corpus_->checksum())
+    // A converted recipe checkpoint names no corpus but carries its vocabulary.
+    if (saved_checksum.empty() && has_checkpoint_vocabulary(ckpt->file()))
+      check_same_symbols(read_checkpoint_vocabulary(ckpt->file()).vocabulary, corpus_->vocabulary(),
+                         "restart: " + restart_path + " vocabulary", cfg_.data);
+    else if (saved_checksum != corpus_->checksum())
       failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
             saved_checksum, cfg_.data, corpus_->checksum());
   }
@@ -121,6 +126,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     memories_ = ckpt->load_memories(layout_, cfg_.batch_chunk, *ops_);
     restarted_ = true;
     restart_path_ = restart_path;
+    restart_not_carried_ = ckpt->not_carried_over();
   } else {
     model_->init_params(static_cast<uint64_t>(cfg_.seed));
     memories_.resize(static_cast<size_t>(cfg_.batch_chunk));
@@ -207,6 +213,7 @@ TrainOutcome Trainer::run() {
   if (restarted_)
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
+  for (const std::string& gap : restart_not_carried_) log_.line("| not carried over from the recipe: " + gap);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
   config_record["config_yaml"] = info_.config_yaml;

@@ -91,6 +91,7 @@ class Trainer {
   TrainingState state_;
   bool restarted_ = false;
   std::string restart_path_;
+  std::vector<std::string> restart_not_carried_;  // a converted recipe checkpoint's gaps
   RunLog log_;
   std::function<void(int64_t)> after_step_;
 
