@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libeigen3-dev
           libyaml-cpp-dev libgtest-dev libfmt-dev libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(slurmctld slurmd slurm-client)
+  packages+=(slurmctld slurmd slurm-client gnuplot-nox)  # gnuplot: the txl_plot test
 fi
 
 missing=()
