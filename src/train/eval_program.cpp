@@ -134,8 +134,16 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
 
   TrainConfig trained;
   apply_section(trained, train_config_keys(), YAML::Load(info.config_yaml), ckpt_path + " [config]");
-  const std::string data_path = e.data.empty() ? trained.data : e.data;
+  std::string data_path = e.data.empty() ? trained.data : e.data;
   if (data_path.empty()) fail("eval config: data: no corpus given and the checkpoint names none");
+  if (fs::is_directory(data_path)) {  // eval.py's --data DIR: the corpus file txl_train --data DIR prepared there
+    const std::string file = (fs::path(data_path) / fmt::format("txl_{}.h5", info.dataset)).string();
+    if (!fs::is_regular_file(file))
+      failf("eval config: data: {} is a directory without {} (txl_train --data {} prepares it; or give a txl_prep "
+            "corpus file)",
+            data_path, file, data_path);
+    data_path = file;
+  }
   const data::CorpusFile corpus = data::CorpusFile::open(data_path);
   if (corpus.checksum() != info.corpus_checksum)
     failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
