@@ -404,6 +404,20 @@ TEST_F(TrainProgram, EvalTakesTheRecipesCommandLineAndWritesItsLogs) {
                      "replays the decoder layers from a CUDA graph\n"),
             std::string::npos)
       << out;
+  // eval.py's --data DIR: the corpus file txl_train --data DIR prepared there.
+  const std::string corpus_dir = dir_ + "/wikitext-2";
+  fs::create_directories(corpus_dir);
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--data", corpus_dir, "--max_size", "1"}, &out), 1);
+  EXPECT_NE(out.find("error: eval config: data: " + corpus_dir + " is a directory without " + corpus_dir +
+                     "/txl_wt2.h5"),
+            std::string::npos)
+      << out;
+  fs::create_symlink(test::wt2_corpus(), corpus_dir + "/txl_wt2.h5");
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--data", corpus_dir, "--max_size", "1", "--tgt_len", "16",
+                                          "--mem_len", "16"},
+                             &out),
+            0)
+      << out;
   EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--dataset", "enwik8"}, &out), 1);
   EXPECT_NE(out.find("error: eval config: dataset: 'enwik8' but "), std::string::npos) << out;
 }
