@@ -37,7 +37,7 @@ const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
       {"log_interval", &C::log_interval, "a progress line every this many batches (0: none)"},
       {"debug", &C::debug, "write no eval_log.log / eval_log.json"},
       {"cuda", &C::cuda, "same as device: cuda"},
-      {"log_all_ranks", &C::log_all_ranks, "ranks other than 0 write work_dir/eval_log_rank_<r>.log"},
+      {"log_all_ranks", &C::log_all_ranks, "every rank writes work_dir/eval_log_rank_<r>.log (instead of eval_log.log)"},
       {"dllog_file", &C::dllog_file, "DLLogger JSON file in work_dir"},
       {"no_env", &C::no_env, "accepted for eval.py; txl prints no environment report"},
       {"affinity", &C::affinity, "accepted for eval.py; CPU binding is the launcher's (docs/distributed.md)"},

@@ -166,12 +166,12 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
       if (ec) failf("work_dir: cannot create {}: {}", e.work_dir, ec.message());
     }
     comm.barrier();
-    if (writer) {
+    if (e.log_all_ranks)  // every rank (0 too), as eval.py
+      log = RunLog((fs::path(e.work_dir) / fmt::format("eval_log_rank_{}.log", comm.rank())).string(), "", true,
+                   comm.rank());
+    else if (writer)
       log = RunLog((fs::path(e.work_dir) / "eval_log.log").string(), "", true);
-      dllog = DlLogger((fs::path(e.work_dir) / e.dllog_file).string());
-    } else if (e.log_all_ranks) {
-      log = RunLog((fs::path(e.work_dir) / fmt::format("eval_log_rank_{}.log", comm.rank())).string(), "", false);
-    }
+    if (writer) dllog = DlLogger((fs::path(e.work_dir) / e.dllog_file).string());
   } else if (writer) {
     log = RunLog("", "", true);
   }

@@ -65,14 +65,13 @@ std::string format_eval_time_line(double seconds, int64_t segments) {
   return fmt::format("Time : {:.2f}s, {:.2f}ms/segment", seconds, 1000.0 * seconds / static_cast<double>(segments));
 }
 
-std::string python_log_time(std::chrono::system_clock::time_point t) {
+std::string recipe_log_time(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
-  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  const std::time_t secs = static_cast<std::time_t>(duration_cast<seconds>(t.time_since_epoch()).count());
   std::tm tm{};
   localtime_r(&secs, &tm);
-  return fmt::format("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d},{:03d}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+  return fmt::format("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 AppendFile::AppendFile(const std::string& path) : path_(path) {
@@ -108,14 +107,17 @@ void AppendFile::write_line(const std::string& line) {
   }
 }
 
-RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout) : echo_(echo_stdout) {
+RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout, int rank)
+    : echo_(echo_stdout), rank_(rank >= 0 ? std::to_string(rank) : "") {
   if (!text_path.empty()) text_ = AppendFile(text_path);
   if (!jsonl_path.empty()) json_ = AppendFile(jsonl_path);
 }
 
 void RunLog::line(const std::string& text) {
-  if (echo_) std::cout << text << std::endl;
-  if (text_.is_open()) text_.write_line(python_log_time(std::chrono::system_clock::now()) + " - INFO - " + text);
+  if (echo_) std::cout << (rank_.empty() ? "" : rank_ + ": ") << text << std::endl;
+  if (text_.is_open())
+    text_.write_line(recipe_log_time(std::chrono::system_clock::now()) + " - INFO - " +
+                     (rank_.empty() ? "" : rank_ + " - ") + text);
 }
 
 void RunLog::metrics(const nlohmann::json& record) { json_.write_line(record.dump()); }

@@ -165,12 +165,14 @@ void Trainer::open_work_dir() {
     }
   }
   comm_->barrier();
-  if (writer) {
+  // As the recipe: with log_all_ranks every rank (0 too) writes train_log_rank_<r>.log.
+  if (cfg_.log_all_ranks) {
+    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank_{}.log", comm_->rank())).string(),
+                  writer ? metrics : "", true, comm_->rank());
+  } else if (writer) {
     log_ = RunLog(text_log, metrics, true);
-    dllog_ = DlLogger(dllog);
-  } else if (cfg_.log_all_ranks) {
-    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank_{}.log", comm_->rank())).string(), "", false);
   }
+  if (writer) dllog_ = DlLogger(dllog);
 }
 
 std::string Trainer::describe_start() const {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -59,7 +60,8 @@ std::string RecipeLogs::work_;
 TrainOutcome RecipeLogs::outcome_;
 
 TEST_F(RecipeLogs, TextLogHasPythonLoggingPrefixAndTheRecipesLines) {
-  const std::regex prefix(R"((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - INFO - (.*))");
+  // %(asctime)s with the recipe's datefmt "%Y-%m-%d %H:%M:%S".
+  const std::regex prefix(R"((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) - INFO - (.*))");
   // train.py's format strings, widths as minimums: {:3d} -> [ \d]{3,}, {:5.2f} -> [ \d]{2,}\.\d{2}, ...
   const std::regex train(
       R"(\| epoch [ \d]{3,} step [ \d]{8,} \| batches [ \d]{6,} / \d+ \| lr \d\.\d{3}e[-+]\d{2} \| ms/batch [ \d]{3,}\.\d )"
@@ -172,6 +174,31 @@ TEST_F(RecipeLogs, MetricsFileKeepsMfuAndGradientNorm) {
     ++n;
   }
   EXPECT_EQ(n, 4);
+}
+
+}  // namespace
+}  // namespace txl
+
+namespace txl {
+namespace {
+
+// log_all_ranks: as the recipe, every rank (rank 0 too) writes train_log_rank_<r>.log, with
+// the rank in the prefix, and no train_log.log.
+TEST(RecipeLogsAllRanks, EveryRankWritesItsOwnFileWithTheRank) {
+  const std::string work = test::fresh_dir("recipe_logs_all_ranks");
+  TrainConfig c = test::tiny_train_config(work);
+  c.max_step = 2;
+  c.eval_interval = 0;
+  c.log_all_ranks = true;
+  c.finalize(1);
+  auto comm = make_single_process_communicator();
+  Trainer(c, "", "", *comm).run();
+  EXPECT_FALSE(std::filesystem::exists(work + "/train_log.log"));
+  const std::vector<std::string> lines = test::read_lines(work + "/train_log_rank_0.log");
+  ASSERT_FALSE(lines.empty());
+  const std::regex prefix(R"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - INFO - 0 - .*)");
+  for (const std::string& line : lines) EXPECT_TRUE(std::regex_match(line, prefix)) << line;
+  EXPECT_TRUE(std::filesystem::exists(work + "/train_log.json"));  // rank 0's DLLogger file stays
 }
 
 }  // namespace

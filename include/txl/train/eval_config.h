@@ -40,7 +40,7 @@ struct EvalConfig {
   int64_t log_interval = 10;  // a progress line every this many batches (0: none)
   bool debug = false;     // no eval_log.log / eval_log.json
   bool cuda = false;      // same as device: cuda
-  bool log_all_ranks = false;  // ranks other than 0 write eval_log_rank_<r>.log
+  bool log_all_ranks = false;  // every rank writes eval_log_rank_<r>.log
   std::string dllog_file = "eval_log.json";  // DLLogger file in work_dir
   bool no_env = false;    // txl prints no environment report: accepted
   std::string affinity = "single_unique";  // CPU binding is the launcher's: recorded only

@@ -46,8 +46,9 @@ std::string format_eval_interval_line(int64_t step, int64_t batch, int64_t n_bat
 // after each split: "Time : 1.23s, 10.25ms/segment"
 std::string format_eval_time_line(double seconds, int64_t segments);
 
-// Python logging's %(asctime)s of a time, in local time: "2026-12-02 05:40:12,345".
-std::string python_log_time(std::chrono::system_clock::time_point t);
+// %(asctime)s of the recipe's log files, local time: "2026-12-02 05:40:12" (its
+// logging.basicConfig sets datefmt "%Y-%m-%d %H:%M:%S", which drops Python's ",mmm").
+std::string recipe_log_time(std::chrono::system_clock::time_point t);
 
 // ppl = exp(loss); bpc = loss / ln 2.
 double perplexity(double loss);
@@ -73,13 +74,15 @@ class AppendFile {
 };
 
 // Human log (stdout + a file) and JSON-lines metrics of one process. Empty paths are not
-// written; a default-constructed RunLog (ranks other than 0) writes nothing. stdout gets
-// the bare lines, the file the recipe's "%(asctime)s - %(levelname)s - %(message)s"
-// ("2026-12-02 05:40:12,345 - INFO - | epoch ...").
+// written; a default-constructed RunLog (ranks other than 0) writes nothing. As the
+// recipe's logging: stdout gets the bare lines and the file
+// "%(asctime)s - %(levelname)s - %(message)s" ("2026-12-02 05:40:12 - INFO - | epoch ...");
+// with a rank (log_all_ranks) stdout gets "<rank>: line" and the file
+// "%(asctime)s - %(levelname)s - %(rank)s - %(message)s".
 class RunLog {
  public:
   RunLog() = default;
-  RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout);
+  RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout, int rank = -1);
   void line(const std::string& text);
   void metrics(const nlohmann::json& record);
   bool active() const { return text_.is_open() || echo_; }
@@ -87,6 +90,7 @@ class RunLog {
  private:
   AppendFile text_, json_;
   bool echo_ = false;
+  std::string rank_;  // "" or the rank's number
 };
 
 // Removes the records of a metrics file written after `step` (and any torn last line),
