@@ -59,11 +59,24 @@ bool is_number(char32_t c) {
                                                                             {0xFF10, 0xFF19}}};
   return std::any_of(ranges.begin(), ranges.end(), [c](const auto& r) { return c >= r.first && c <= r.second; });
 }
-bool is_alpha(char32_t c) { return c < 0x80 ? ascii_letter(c) : c_library(iswalpha_l, c); }
-bool is_alnum(char32_t c) { return c < 0x80 ? ascii_letter(c) || ascii_digit(c) : c_library(iswalnum_l, c); }
+// sacremoses' letter tables leave out the CJK ideographs, the Hangul syllables and the
+// Cherokee small letters (its English tokenizer sets each of them apart); the C library
+// counts them as letters.
+bool outside_moses_letters(char32_t c) {
+  return (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAB70 && c <= 0xABBF) ||
+         (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF);
+}
+bool is_alpha(char32_t c) {
+  return c < 0x80 ? ascii_letter(c) : !outside_moses_letters(c) && c_library(iswalpha_l, c);
+}
+bool is_alnum(char32_t c) {
+  return c < 0x80 ? ascii_letter(c) || ascii_digit(c) : !outside_moses_letters(c) && c_library(iswalnum_l, c);
+}
 bool is_lower(char32_t c) { return c < 0x80 ? (c >= 'a' && c <= 'z') : c_library(iswlower_l, c); }
 // Python's \w and \d (str patterns).
-bool is_word_char(char32_t c) { return c == '_' || is_alnum(c) || is_number(c); }
+bool is_word_char(char32_t c) {
+  return c == '_' || (c < 0x80 ? ascii_letter(c) || ascii_digit(c) : c_library(iswalnum_l, c)) || is_number(c);
+}
 bool is_decimal(char32_t c) { return ascii_digit(c) || (c >= 0x660 && c <= 0x669) || (c >= 0x6F0 && c <= 0x6F9) ||
                                      (c >= 0x966 && c <= 0x96F) || (c >= 0xFF10 && c <= 0xFF19); }
 

@@ -100,6 +100,20 @@ const Case kCases[] = {
     {"I.B.M. Corp. rose.",
      "I.B.M. Corp. rose .",
      "I.B.M. Corp. rose ."},
+    // Beyond ASCII: letters with diacritics stay in words; CJK ideographs and Hangul
+    // syllables stand alone, as sacremoses' tables have them.
+    {"東京タワー is in 東京.",
+     "東 京 タワー is in 東 京 .",
+     "東 京 タワー is in 東 京 ."},
+    {"Straße 5-6, Zürich.",
+     "Straße 5-6 , Zürich .",
+     "Straße 5 @-@ 6 , Zürich ."},
+    {"한국어 text-文字.",
+     "한 국 어 text- 文 字 .",
+     "한 국 어 text- 文 字 ."},
+    {"naïve-café über-größe",
+     "naïve-café über-größe",
+     "naïve @-@ café über @-@ größe"},
 };
 
 TEST(MosesTokenizer, MatchesSacremosesEnglish) {
