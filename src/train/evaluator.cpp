@@ -32,6 +32,7 @@ EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const 
     const double sum = ops.sum(nll.data(), nll.numel());  // synchronises: the latency includes the device work
     r.latencies.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     const double tokens = static_cast<double>(batch.len * batch.n_streams);
+    if (s.on_batch) s.on_batch({r.batches, it.n_batch(), r.latencies.back(), sum / tokens, batch.len * batch.n_streams});
     local[2] += tokens;
     if (batch.counted) {
       local[0] += sum;

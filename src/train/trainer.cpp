@@ -169,6 +169,7 @@ void Trainer::open_work_dir() {
   }
   const std::string text_log = (fs::path(cfg_.work_dir) / cfg_.txtlog_file).string();
   const std::string metrics = (fs::path(cfg_.work_dir) / "train_log.jsonl").string();
+  const std::string dllog = (fs::path(cfg_.work_dir) / cfg_.dllog_file).string();
   if (writer) {
     std::error_code ec;
     fs::create_directories(cfg_.work_dir, ec);
@@ -179,14 +180,20 @@ void Trainer::open_work_dir() {
       if (name.rfind("checkpoint_", 0) == 0 && name.find(".h5.tmp.") != std::string::npos)
         h5::remove_quietly(entry.path().string());
     }
-    if (restarted_) truncate_metrics_after(metrics, state_.step);
+    if (restarted_) {
+      truncate_metrics_after(metrics, state_.step);
+      truncate_dllogger_after(dllog, state_.step);
+    }
   }
   comm_->barrier();
-  if (writer) {
+  // As the recipe: with log_all_ranks every rank (0 too) writes train_log_rank_<r>.log.
+  if (cfg_.log_all_ranks) {
+    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank_{}.log", comm_->rank())).string(),
+                  writer ? metrics : "", true, comm_->rank());
+  } else if (writer) {
     log_ = RunLog(text_log, metrics, true);
-  } else if (cfg_.log_all_ranks) {
-    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank{}.log", comm_->rank())).string(), "", false);
   }
+  if (writer) dllog_ = DlLogger(dllog);
 }
 
 std::string Trainer::describe_start() const {
@@ -218,9 +225,15 @@ TrainOutcome Trainer::run() {
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
   config_record["config_yaml"] = info_.config_yaml;
   log_.metrics(config_record);
+  dllog_.log("PARAMETER", parameter_data(train_config_keys(), cfg_));
+  for (const auto& [metric, unit] : std::vector<std::pair<const char*, const char*>>{
+           {"train_throughput", "tokens/s"}, {"train_elapsed", "min"}, {"valid_elapsed", "min"},
+           {"train_perplexity", ""}, {"valid_perplexity", ""}, {"train_loss", ""}, {"valid_loss", ""}})
+    dllog_.metadata(metric, unit);
 
   TrainOutcome outcome;
-  interval_start_ = now_seconds();
+  const double train_start = now_seconds();
+  interval_start_ = train_start;
   int64_t batches_this_epoch = state_.position.batch;
   while (state_.step < cfg_.max_step) {
     data::Batch batch;
@@ -260,6 +273,9 @@ TrainOutcome Trainer::run() {
     }
   }
   if (!cfg_.no_eval && state_.last_eval_step != state_.step) validate_and_checkpoint();
+  const double train_elapsed = now_seconds() - train_start;
+  log_.line(kRule);
+  log_.line("End of training");
   outcome.steps = state_.step;
   outcome.best_val_loss = state_.best_val_loss;
 
@@ -284,8 +300,9 @@ TrainOutcome Trainer::run() {
                                                cfg_.eval_tgt_len, vopt);
     const EvalResult r = run_validation(*test_iter, -1);
     outcome.test_loss = r.loss();
+    outcome.test_seconds = r.seconds;
     log_.line(kDoubleRule);
-    log_.line(format_end_line(r.loss(), char_level));
+    log_.line(format_end_line(r.seconds, r.loss(), char_level));
     log_.line(kDoubleRule);
     json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
                 {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
@@ -308,8 +325,22 @@ TrainOutcome Trainer::run() {
   // A run resumed at its last step logs no training interval: no throughput to report.
   const std::string throughput_text =
       throughputs_.empty() ? "n/a (no steps run)" : fmt::format("{:.2f} tok/s", outcome.throughput);
-  log_.line(fmt::format("| Training throughput: {} | final {} {} {:.3f}", throughput_text,
-                        outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  log_.line(format_training_time_line(train_elapsed));
+  log_.line(fmt::format("Training throughput: {}", throughput_text));
+  log_.line(fmt::format("| final {} {} {:.3f}", outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  nlohmann::ordered_json dl_summary = nlohmann::ordered_json::object();
+  if (outcome.test_loss) {
+    dl_summary["test_elapsed"] = outcome.test_seconds;
+    dl_summary["test_loss"] = *outcome.test_loss;
+    if (char_level) dl_summary["test_bits_per_character"] = bits_per_character(*outcome.test_loss);
+    else dl_summary["test_perplexity"] = perplexity(*outcome.test_loss);
+  }
+  dl_summary["train_throughput"] = outcome.throughput;
+  dl_summary["train_elapsed"] = train_elapsed / 60.0;
+  dl_summary["train_loss"] = last_interval_loss_;
+  dl_summary["valid_loss"] = state_.best_val_loss;
+  dl_summary["valid_perplexity"] = perplexity(state_.best_val_loss);
+  dllog_.log(nlohmann::ordered_json::array(), dl_summary);
   json summary = {{"type", "summary"}, {"step", state_.step}, {"throughput", outcome.throughput},
                   {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {metric_name, final_metric}};
   // The recipe's benchmark: exp(best validation loss) against target_perplexity (for
@@ -419,16 +450,29 @@ void Trainer::log_interval_line() {
   l.tok_per_s = tok_per_s;
   l.loss = loss;
   l.char_level = corpus_->char_level();
-  if (cfg_.peak_tflops > 0)
-    l.mfu = 3.0 * flops_per_token_ * tok_per_s / (cfg_.peak_tflops * 1e12 * static_cast<double>(comm_->size()));
+  const double mfu = cfg_.peak_tflops > 0 ? 3.0 * flops_per_token_ * tok_per_s /
+                                                (cfg_.peak_tflops * 1e12 * static_cast<double>(comm_->size()))
+                                          : -1.0;
   log_.line(format_train_line(l));
+  if (mfu >= 0) log_.line(fmt::format("| MFU {:4.1f}% at step {} (peak_tflops {} per device)", 100.0 * mfu, l.step,
+                                      cfg_.peak_tflops));
+  last_interval_loss_ = loss;
+  nlohmann::ordered_json dl = {{"epoch", l.epoch},
+                               {"train_batch", l.batch},
+                               {"lr", l.lr},
+                               {"train_time/batch", l.ms_per_batch},
+                               {"train_throughput", tok_per_s},
+                               {"train_loss", loss}};
+  if (l.char_level) dl["train_bits_per_character"] = bits_per_character(loss);
+  else dl["train_perplexity"] = perplexity(loss);
+  dllog_.log(nlohmann::ordered_json::array({l.step}), dl);
   json rec = {{"type", "train"},         {"step", l.step},         {"epoch", l.epoch},
               {"batch", l.batch},        {"n_batch", l.n_batch},   {"lr", l.lr},
               {"ms_per_batch", l.ms_per_batch}, {"tok_per_s", tok_per_s}, {"loss", loss},
               {"grad_norm", last_grad_norm_}};
   if (l.char_level) rec["bpc"] = bits_per_character(loss);
   else rec["ppl"] = perplexity(loss);
-  if (l.mfu >= 0) rec["mfu"] = l.mfu;
+  if (mfu >= 0) rec["mfu"] = mfu;
   else rec["mfu"] = nullptr;
   if (scaler_.enabled()) rec["loss_scale"] = scaler_.scale();
   log_.metrics(rec);
@@ -470,6 +514,10 @@ void Trainer::validate_and_checkpoint() {
   if (char_level) rec["bpc"] = bits_per_character(val_loss);
   else rec["ppl"] = perplexity(val_loss);
   log_.metrics(rec);
+  nlohmann::ordered_json dl = {{"valid_elapsed", r.seconds}, {"valid_loss", val_loss}};
+  if (char_level) dl["valid_bits_per_character"] = bits_per_character(val_loss);
+  else dl["valid_perplexity"] = perplexity(val_loss);
+  dllog_.log(nlohmann::ordered_json::array({state_.step}), dl);
 
   if (cfg_.debug) {  // nothing is written in debug mode
     interval_start_ = now_seconds();

@@ -19,6 +19,7 @@
 #include "txl/data/corpus.h"
 #include "txl/dist/grad_reducer.h"
 #include "txl/model/transformer_xl.h"
+#include "txl/train/dllogger.h"
 #include "txl/train/evaluator.h"
 #include "txl/train/lr_scheduler.h"
 #include "txl/train/optimizer.h"
@@ -39,6 +40,7 @@ struct TrainOutcome {
   int64_t steps = 0;
   double best_val_loss = 0.0;
   std::optional<double> test_loss;
+  double test_seconds = 0.0;  // wall time of the test evaluation
   double throughput = 0.0;  // mean tok/s of the logged intervals after the first
 };
 
@@ -93,6 +95,8 @@ class Trainer {
   std::string restart_path_;
   std::vector<std::string> restart_not_carried_;  // a converted recipe checkpoint's gaps
   RunLog log_;
+  DlLogger dllog_;  // train_log.json (rank 0)
+  double last_interval_loss_ = 0.0;  // the recipe's summary train_loss
   std::function<void(int64_t)> after_step_;
 
   // per-step buffers
