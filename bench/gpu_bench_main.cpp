@@ -34,6 +34,7 @@
 #include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/train/optimizer.h"
+#include "txl/train/step_plan.h"
 #if defined(TXL_WITH_CUDA)
 #include <cuda_runtime.h>
 
@@ -43,9 +44,7 @@
 
 namespace {
 
-#if defined(TXL_WITH_CUDA)
 using txl::ModelConfig;
-using Clock = std::chrono::steady_clock;
 
 // The shapes of configs/<name>.yaml (model and the `eval` section), WikiText-103
 // vocabulary and the recipe's adaptive-softmax settings.
@@ -96,17 +95,40 @@ Preset preset(const std::string& name) {
   return p;
 }
 
-std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(0.0, std::log(static_cast<double>(n_token)));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids)
-    id = static_cast<int32_t>(std::min<int64_t>(n_token - 1, static_cast<int64_t>(std::exp(u(rng))) - 1));
-  return ids;
+// The traffic model's prediction for a training step (include/txl/train/step_plan.h).
+txl::StepPlan plan_for(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk) {
+  txl::StepPlanRequest rq;
+  rq.model = preset(model).model;
+  rq.chunk_batch = batch / batch_chunk;
+  rq.batch_chunk = batch_chunk;
+  rq.precision = txl::parse_plan_precision(precision);
+  rq.optim = "lamb";
+  rq.label = model;
+  return txl::plan_training_step(rq);
 }
+
+int run_plan(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk,
+             const std::string& device, double memory_gb) {
+  if (batch % batch_chunk != 0) txl::failf("--batch_chunk: {} does not divide --batch {}", batch_chunk, batch);
+  const txl::StepPlan plan = plan_for(model, precision, batch, batch_chunk);
+  std::fputs(txl::format_step_plan(plan).c_str(), stdout);
+  const txl::DeviceSpec* spec = txl::find_plan_device(device);
+  if (!spec) txl::failf("--plan_device: unknown value '{}' (h100 | h200 | a100)", device);
+  const double bytes = memory_gb > 0 ? memory_gb * 1e9 : spec->memory_bytes;
+  std::fputs(txl::format_memory_fit(plan, bytes, memory_gb > 0 ? fmt::format("{} GB", memory_gb) : spec->name).c_str(),
+             stdout);
+  return 0;
+}
+
+#if defined(TXL_WITH_CUDA)
+using Clock = std::chrono::steady_clock;
+
+using txl::zipf_like_tokens;
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
-  const size_t i = static_cast<size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
+  const size_t i =
+      static_cast<size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
   return v[i];
 }
 
@@ -119,10 +141,13 @@ double peak_flops(const std::string& gpu, txl::GemmPrecision p) {
   const bool pcie = gpu.find("PCIe") != std::string::npos;
   const bool a100 = gpu.find("A100") != std::string::npos;
   switch (p) {
-    case txl::GemmPrecision::kFp32: return hopper ? (pcie ? 51.2e12 : 66.9e12) : a100 ? 19.5e12 : 0.0;
-    case txl::GemmPrecision::kTf32: return hopper ? (pcie ? 378e12 : 494.7e12) : a100 ? 156e12 : 0.0;
+    case txl::GemmPrecision::kFp32:
+      return hopper ? (pcie ? 51.2e12 : 66.9e12) : a100 ? 19.5e12 : 0.0;
+    case txl::GemmPrecision::kTf32:
+      return hopper ? (pcie ? 378e12 : 494.7e12) : a100 ? 156e12 : 0.0;
     case txl::GemmPrecision::kBf16:
-    case txl::GemmPrecision::kFp16: return hopper ? (pcie ? 756e12 : 989.4e12) : a100 ? 312e12 : 0.0;
+    case txl::GemmPrecision::kFp16:
+      return hopper ? (pcie ? 756e12 : 989.4e12) : a100 ? 312e12 : 0.0;
   }
   return 0.0;
 }
@@ -154,14 +179,10 @@ struct Common {
 
 nlohmann::json base_record(const Common& o, const Device& dev, txl::Ops<float>& ops, const ModelConfig& cfg,
                            const txl::TransformerXL<float>& model) {
-  return nlohmann::json{{"model", o.model},
-                        {"precision", o.precision},
-                        {"backend", ops.name()},
-                        {"gpu", dev.name},
-                        {"gpu_memory_gib", dev.total_gib},
-                        {"parameters", model.params().total_numel()},
-                        {"n_layer", cfg.n_layer},
-                        {"d_model", cfg.d_model}};
+  return nlohmann::json{
+      {"model", o.model},       {"precision", o.precision},        {"backend", ops.name()},
+      {"gpu", dev.name},        {"gpu_memory_gib", dev.total_gib}, {"parameters", model.params().total_numel()},
+      {"n_layer", cfg.n_layer}, {"d_model", cfg.d_model}};
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -194,10 +215,10 @@ int run_train(const Common& o, int64_t batch) {
 
   const int64_t qlen = cfg.tgt_len, n = qlen * batch;
   const int warmup = o.warmup >= 0 ? o.warmup : static_cast<int>((cfg.mem_len + qlen - 1) / qlen) + 2;
-  std::printf("train %s: %s on %s, batch %ld x tgt_len %ld (mem_len %ld), %.1f M parameters, %d warm-up + %d timed steps\n",
-              o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(batch), static_cast<long>(qlen),
-              static_cast<long>(cfg.mem_len), static_cast<double>(model.params().total_numel()) * 1e-6, warmup,
-              o.steps);
+  std::printf(
+      "train %s: %s on %s, batch %ld x tgt_len %ld (mem_len %ld), %.1f M parameters, %d warm-up + %d timed steps\n",
+      o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(batch), static_cast<long>(qlen),
+      static_cast<long>(cfg.mem_len), static_cast<double>(model.params().total_numel()) * 1e-6, warmup, o.steps);
   std::fflush(stdout);
   std::mt19937_64 rng(7);
   txl::Memory<float> mem;
@@ -238,11 +259,12 @@ int run_train(const Common& o, int64_t batch) {
   const double flops_tok = 3.0 * model.flops_per_token_fwd(batch);
   const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
   const auto st = backend.arena().stats();
-  std::printf("RESULT train %s %s batch %ld: %.2f ms/step, %.0f tok/s, %.1f TFLOP/s, MFU %.1f%%, peak live %.2f GiB, "
-              "arena %.2f GiB, device used %.2f GiB%s\n",
-              o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
-              100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
-              device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
+  std::printf(
+      "RESULT train %s %s batch %ld: %.2f ms/step, %.0f tok/s, %.1f TFLOP/s, MFU %.1f%%, peak live %.2f GiB, "
+      "arena %.2f GiB, device used %.2f GiB%s\n",
+      o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
+      100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
+      device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
   nlohmann::json j = base_record(o, dev, *ops, cfg, model);
   j.update({{"mode", "train"},
             {"batch", batch},
@@ -303,11 +325,12 @@ int run_eval(const Common& o, const std::vector<int64_t>& batches, const std::st
     const double flops_tok = model.flops_per_token_fwd(batch);
     const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
     const auto st = backend.arena().stats();
-    std::printf("RESULT eval %s %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak "
-                "live %.2f GiB, loss %.3f, %ld replays\n",
-                o.model.c_str(), o.precision.c_str(), type.c_str(), static_cast<long>(batch), ms,
-                percentile(step_ms, 0.9), percentile(step_ms, 0.99), tok_s, 100.0 * util,
-                static_cast<double>(st.peak_in_use) / (1u << 30), loss, static_cast<long>(step.replays()));
+    std::printf(
+        "RESULT eval %s %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak "
+        "live %.2f GiB, loss %.3f, %ld replays\n",
+        o.model.c_str(), o.precision.c_str(), type.c_str(), static_cast<long>(batch), ms, percentile(step_ms, 0.9),
+        percentile(step_ms, 0.99), tok_s, 100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), loss,
+        static_cast<long>(step.replays()));
     std::fflush(stdout);
     nlohmann::json j = base_record(o, dev, *ops, cfg, model);
     j.update({{"mode", "eval"},
@@ -344,8 +367,8 @@ int run_gemm(const Common& o, int64_t batch) {
     const char* what;
     int64_t m, n, k;
   };
-  const Shape shapes[] = {{"qkv", tokens, 3 * HD, M}, {"ff1", tokens, F, M}, {"ff2", tokens, M, F},
-                          {"head logits", tokens, head, M}};
+  const Shape shapes[] = {
+      {"qkv", tokens, 3 * HD, M}, {"ff1", tokens, F, M}, {"ff2", tokens, M, F}, {"head logits", tokens, head, M}};
   std::mt19937_64 rng(3);
   for (const Shape& s : shapes) {
     std::normal_distribution<float> d(0.0f, 1.0f);
@@ -390,6 +413,16 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{"Training / evaluation throughput of Transformer-XL on the CUDA backend (synthetic tokens)"};
     app.require_subcommand(1);
+    std::string plan_model = "wt103_base", plan_precision = "bf16", plan_device = "h100";
+    int64_t plan_batch = 32, plan_batch_chunk = 1;
+    double plan_memory_gb = 0.0;
+    CLI::App* plan = app.add_subcommand("plan", "traffic and memory model of a training step (no GPU needed)");
+    plan->add_option("--model", plan_model, "wt103_base | wt103_large");
+    plan->add_option("--precision", plan_precision, "GEMM precision: fp32 | tf32 | bf16 | fp16");
+    plan->add_option("--batch", plan_batch, "streams per GPU")->check(CLI::PositiveNumber);
+    plan->add_option("--batch_chunk", plan_batch_chunk, "chunks per step")->check(CLI::PositiveNumber);
+    plan->add_option("--plan_device", plan_device, "h100 | h200 | a100: the memory to fit");
+    plan->add_option("--plan_memory_gb", plan_memory_gb, "device memory to fit in GB (overrides --plan_device's)");
 #if defined(TXL_WITH_CUDA)
     Common o;
     int64_t train_batch = 16;
@@ -415,11 +448,13 @@ int main(int argc, char** argv) {
     add_common(gemm);
     gemm->add_option("--batch", train_batch, "streams (tokens = batch x tgt_len)")->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb);
 
     if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
     if (*train) return run_train(o, train_batch);
     if (*gemm) return run_gemm(o, train_batch);
-    if (eval_type != "eager" && eval_type != "graph") txl::failf("--type: unknown value '{}' (eager | graph)", eval_type);
+    if (eval_type != "eager" && eval_type != "graph")
+      txl::failf("--type: unknown value '{}' (eager | graph)", eval_type);
     std::vector<int64_t> batches;
     size_t pos = 0;
     while (pos <= eval_batches.size()) {
@@ -437,6 +472,7 @@ int main(int argc, char** argv) {
     return run_eval(o, batches, eval_type);
 #else
     CLI11_PARSE(app, argc, argv);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb);
     txl::fail("gpu_bench: this build has no CUDA backend (configure with -DTXL_CUDA=ON)");
 #endif
   } catch (const std::exception& e) {
