@@ -247,6 +247,7 @@ int run_train(const Common& o, int64_t batch) {
       optimizer->step(0.01, clip / scale);
     } else {
       ++skipped;
+      scaler.require_progress(s + 1);
     }
     ops->synchronize();
     const double ms = ms_since(t0);

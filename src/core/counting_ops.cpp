@@ -45,8 +45,8 @@ double DeviceSpec::gemm_flops(PlanPrecision p) const {
 // 141 GB, A100 SXM4 80 GB; dense tensor-core rates (the datasheets' sparse figures halved).
 const std::array<DeviceSpec, kPlanDevices>& plan_devices() {
   static const std::array<DeviceSpec, kPlanDevices> devices{{
-      {"h100", "H100 SXM", 80e9, 3.35e12, 67e12, 494.5e12, 989.5e12},
-      {"h200", "H200 SXM", 141e9, 4.8e12, 67e12, 494.5e12, 989.5e12},
+      {"h100", "H100 SXM", 80e9, 3.35e12, 66.9e12, 494.7e12, 989.4e12},
+      {"h200", "H200 SXM", 141e9, 4.8e12, 66.9e12, 494.7e12, 989.4e12},
       {"a100", "A100 SXM 80GB", 80e9, 2.039e12, 19.5e12, 156e12, 312e12},
   }};
   return devices;

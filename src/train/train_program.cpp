@@ -5,6 +5,7 @@
 #include "txl/train/eval_config.h"
 #include "txl/train/preset_file.h"
 #include "txl/train/programs.h"
+#include "txl/train/step_plan.h"
 #include "txl/train/trainer.h"
 
 namespace txl {
@@ -39,6 +40,8 @@ std::string train_usage() {
   return "usage: txl_train [CONFIG.yaml] [--config PRESET] [--key value ...]\n"
          "  CONFIG.yaml holds presets {name: {train: {...}, eval: {...}}}; --config picks one (default: default).\n"
          "  --restart DIR_OR_FILE continues a run (without CONFIG.yaml: with the checkpoint's configuration).\n"
+         "  --plan prints the traffic and memory model of one training step instead of training (docs/gpu.md):\n"
+         "    --plan_device h100|h200|a100, --plan_memory_gb N, --plan_ranks N, --plan_n_token N\n"
          "keys (docs/training.md):\n" +
          key_table(train_config_keys());
 }
@@ -80,9 +83,10 @@ TrainInvocation resolve_train_invocation(const CommandLine& cl, int world) {
   } else if (!cfg.restart.empty()) {
     inv.restart_path = resolve_checkpoint_path(cfg.restart);
   } else if (fs::exists(last)) {
-    failf("work_dir: {} already holds checkpoint_last.h5 of an earlier run; continue it with --restart {} "
-          "(or --restart auto), or choose another work_dir",
-          cfg.work_dir, cfg.work_dir);
+    failf(
+        "work_dir: {} already holds checkpoint_last.h5 of an earlier run; continue it with --restart {} "
+        "(or --restart auto), or choose another work_dir",
+        cfg.work_dir, cfg.work_dir);
   }
   if (!inv.restart_path.empty()) {
     // The new checkpoints go to work_dir; the one we continue from must not be a
@@ -92,8 +96,13 @@ TrainInvocation resolve_train_invocation(const CommandLine& cl, int world) {
   return inv;
 }
 
-int run_train_program(const std::vector<std::string>& args, Communicator& comm) {
+int run_train_program(const std::vector<std::string>& all_args, Communicator& comm) {
+  std::vector<std::string> args = all_args;
+  PlanOptions plan;
+  plan.ranks = comm.size();
+  const bool planning = take_plan_options(args, plan);
   const CommandLine cl = parse_command_line(args, option_types(train_config_keys()));
+  if (planning && !cl.help) return comm.rank() == 0 ? run_plan_program(plan, cl, std::cout) : kExitOk;
   if (cl.help) {
     if (comm.rank() == 0) std::cout << train_usage();
     return kExitOk;

@@ -6,19 +6,21 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "txl/core/counting_ops.h"
 #include "txl/model/model_config.h"
+#include "txl/train/command_line.h"
 
 namespace txl {
 
 struct StepPlanRequest {
-  ModelConfig model;         // tgt_len, mem_len, same_length, clamp_len as trained
-  int64_t chunk_batch = 0;   // streams per chunk on this GPU
-  int64_t batch_chunk = 1;   // chunks per step
+  ModelConfig model;        // tgt_len, mem_len, same_length, clamp_len as trained
+  int64_t chunk_batch = 0;  // streams per chunk on this GPU
+  int64_t batch_chunk = 1;  // chunks per step
   PlanPrecision precision = PlanPrecision::kBf16;
   std::string optim = "lamb";  // lamb | jitlamb | adam | sgd | adagrad
   std::string label;           // what is planned, for the heading
@@ -34,9 +36,7 @@ struct StepPlan {
   // Device memory (bytes): the live blocks by kind when the live total peaked.
   double parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, memories = 0, scratch = 0;
   double cublas_workspace = 0;
-  double peak() const {
-    return parameters + gradients + optimizer_state + activations + scratch + cublas_workspace;
-  }
+  double peak() const { return parameters + gradients + optimizer_state + activations + scratch + cublas_workspace; }
   double roofline_ms(int device) const { return 1e3 * total.roofline_s[static_cast<size_t>(device)]; }
 };
 
@@ -52,5 +52,20 @@ std::string format_memory_fit(const StepPlan& plan, double memory_bytes, const s
 // gpu_bench's synthetic tokens: log-uniform over the vocabulary (P(id < k) ~ log k / log n),
 // a Zipf-like mix that sends most targets to the adaptive softmax's shortlist.
 std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng);
+
+// `txl_train CONFIG --plan [--plan_device h100|h200|a100] [--plan_memory_gb N]
+// [--plan_ranks N] [--plan_n_token N]`: the plan of the configuration's step on one of
+// `ranks` GPUs (default: the job's rank count), checked against the device's memory.
+struct PlanOptions {
+  bool plan = false;
+  std::string device = "h100";
+  double memory_gb = 0;  // > 0: overrides the device's memory
+  int ranks = 1;
+  int64_t n_token = 0;  // 0: the corpus file's vocabulary
+};
+// Removes the --plan options from `args`; true when --plan was given.
+bool take_plan_options(std::vector<std::string>& args, PlanOptions& options);
+// Prints the plan of the resolved configuration (no corpus needed with n_token).
+int run_plan_program(const PlanOptions& options, const CommandLine& cl, std::ostream& out);
 
 }  // namespace txl

@@ -1,0 +1,67 @@
+// txl_train --plan: the options are taken out of the command line, the configuration is
+// planned without a corpus when --plan_n_token is given, and a configuration that does
+// not fit the given memory gets the batch_chunk that makes it fit.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "txl/core/error.h"
+#include "txl/train/step_plan.h"
+#include "txl/train/train_config.h"
+
+namespace txl {
+namespace {
+
+std::string plan_text(std::vector<std::string> args) {
+  PlanOptions o;
+  EXPECT_TRUE(take_plan_options(args, o));
+  const CommandLine cl = parse_command_line(args, option_types(train_config_keys()));
+  std::ostringstream out;
+  EXPECT_EQ(run_plan_program(o, cl, out), 0);
+  return out.str();
+}
+
+const std::vector<std::string> kSmall = {"--plan", "--plan_n_token", "500", "--data",    "missing.h5", "--n_layer",
+                                         "2",      "--d_model",      "64",  "--n_head",  "2",          "--d_head",
+                                         "32",     "--d_inner",      "128", "--tgt_len", "32",         "--mem_len",
+                                         "32",     "--batch_size",   "8",   "--device",  "cuda",       "--precision",
+                                         "bf16"};
+
+TEST(PlanProgram, PlansWithoutACorpusAndReportsTheFit) {
+  const std::string text = plan_text(kSmall);
+  EXPECT_NE(text.find("batch 8 x tgt_len 32 (mem_len 32)"), std::string::npos) << text;
+  EXPECT_NE(text.find("bf16 GEMMs"), std::string::npos);
+  EXPECT_NE(text.find("fits: predicted peak"), std::string::npos);
+  EXPECT_EQ(text.find("without a traffic model"), std::string::npos) << text;
+}
+
+TEST(PlanProgram, SuggestsTheBatchChunkThatFits) {
+  std::vector<std::string> args = kSmall;
+  args.insert(args.end(), {"--plan_memory_gb", "0.006"});
+  const std::string text = plan_text(args);
+  EXPECT_NE(text.find("does not fit"), std::string::npos) << text;
+  EXPECT_NE(text.find("use --batch_chunk"), std::string::npos) << text;
+}
+
+TEST(PlanProgram, RefusesPlanOptionsWithoutPlanAndAMissingCorpus) {
+  PlanOptions o;
+  std::vector<std::string> args = {"--plan_device", "h200"};
+  EXPECT_THROW(take_plan_options(args, o), Error);
+  args = {"--plan", "--plan_device", "v100"};
+  EXPECT_THROW(take_plan_options(args, o), Error);
+  std::vector<std::string> no_vocab(kSmall.begin(), kSmall.end());
+  no_vocab.erase(no_vocab.begin() + 1, no_vocab.begin() + 3);
+  PlanOptions p;
+  EXPECT_TRUE(take_plan_options(no_vocab, p));
+  const CommandLine cl = parse_command_line(no_vocab, option_types(train_config_keys()));
+  std::ostringstream out;
+  try {
+    run_plan_program(p, cl, out);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--plan_n_token"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace txl
