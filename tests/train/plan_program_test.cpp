@@ -36,11 +36,28 @@ TEST(PlanProgram, PlansWithoutACorpusAndReportsTheFit) {
 }
 
 TEST(PlanProgram, SuggestsTheBatchChunkThatFits) {
-  std::vector<std::string> args = kSmall;
-  args.insert(args.end(), {"--plan_memory_gb", "0.006"});
-  const std::string text = plan_text(args);
+  StepPlanRequest rq;
+  rq.model.n_token = 500;
+  rq.model.n_layer = 2;
+  rq.model.d_model = 64;
+  rq.model.n_head = 2;
+  rq.model.d_head = 32;
+  rq.model.d_inner = 128;
+  rq.model.tgt_len = 32;
+  rq.model.mem_len = 32;
+  rq.chunk_batch = 64;
+  const StepPlan whole = plan_training_step(rq);
+  rq.chunk_batch = 32;
+  rq.batch_chunk = 2;
+  const StepPlan halves = plan_training_step(rq);
+  // The same step in two chunks: only the per-chunk r_net products (and the tail clusters
+  // the synthetic targets fall in) differ.
+  EXPECT_NEAR(halves.total.flops / whole.total.flops, 1.0, 0.01);
+  ASSERT_LT(halves.peak(), whole.peak());
+  EXPECT_EQ(format_memory_fit(whole, whole.peak() * 1.01, "test GPU").rfind("fits: ", 0), 0u);
+  const std::string text = format_memory_fit(whole, (whole.peak() + halves.peak()) / 2, "test GPU");
   EXPECT_NE(text.find("does not fit"), std::string::npos) << text;
-  EXPECT_NE(text.find("use --batch_chunk"), std::string::npos) << text;
+  EXPECT_NE(text.find("use --batch_chunk 2"), std::string::npos) << text;
 }
 
 TEST(PlanProgram, RefusesPlanOptionsWithoutPlanAndAMissingCorpus) {
