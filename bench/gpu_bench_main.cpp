@@ -127,8 +127,7 @@ using txl::zipf_like_tokens;
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
-  const size_t i =
-      static_cast<size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
+  const size_t i = static_cast<size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size())));
   return v[i];
 }
 
@@ -141,13 +140,10 @@ double peak_flops(const std::string& gpu, txl::GemmPrecision p) {
   const bool pcie = gpu.find("PCIe") != std::string::npos;
   const bool a100 = gpu.find("A100") != std::string::npos;
   switch (p) {
-    case txl::GemmPrecision::kFp32:
-      return hopper ? (pcie ? 51.2e12 : 66.9e12) : a100 ? 19.5e12 : 0.0;
-    case txl::GemmPrecision::kTf32:
-      return hopper ? (pcie ? 378e12 : 494.7e12) : a100 ? 156e12 : 0.0;
+    case txl::GemmPrecision::kFp32: return hopper ? (pcie ? 51.2e12 : 66.9e12) : a100 ? 19.5e12 : 0.0;
+    case txl::GemmPrecision::kTf32: return hopper ? (pcie ? 378e12 : 494.7e12) : a100 ? 156e12 : 0.0;
     case txl::GemmPrecision::kBf16:
-    case txl::GemmPrecision::kFp16:
-      return hopper ? (pcie ? 756e12 : 989.4e12) : a100 ? 312e12 : 0.0;
+    case txl::GemmPrecision::kFp16: return hopper ? (pcie ? 756e12 : 989.4e12) : a100 ? 312e12 : 0.0;
   }
   return 0.0;
 }
@@ -179,10 +175,14 @@ struct Common {
 
 nlohmann::json base_record(const Common& o, const Device& dev, txl::Ops<float>& ops, const ModelConfig& cfg,
                            const txl::TransformerXL<float>& model) {
-  return nlohmann::json{
-      {"model", o.model},       {"precision", o.precision},        {"backend", ops.name()},
-      {"gpu", dev.name},        {"gpu_memory_gib", dev.total_gib}, {"parameters", model.params().total_numel()},
-      {"n_layer", cfg.n_layer}, {"d_model", cfg.d_model}};
+  return nlohmann::json{{"model", o.model},
+                        {"precision", o.precision},
+                        {"backend", ops.name()},
+                        {"gpu", dev.name},
+                        {"gpu_memory_gib", dev.total_gib},
+                        {"parameters", model.params().total_numel()},
+                        {"n_layer", cfg.n_layer},
+                        {"d_model", cfg.d_model}};
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -215,10 +215,10 @@ int run_train(const Common& o, int64_t batch) {
 
   const int64_t qlen = cfg.tgt_len, n = qlen * batch;
   const int warmup = o.warmup >= 0 ? o.warmup : static_cast<int>((cfg.mem_len + qlen - 1) / qlen) + 2;
-  std::printf(
-      "train %s: %s on %s, batch %ld x tgt_len %ld (mem_len %ld), %.1f M parameters, %d warm-up + %d timed steps\n",
-      o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(batch), static_cast<long>(qlen),
-      static_cast<long>(cfg.mem_len), static_cast<double>(model.params().total_numel()) * 1e-6, warmup, o.steps);
+  std::printf("train %s: %s on %s, batch %ld x tgt_len %ld (mem_len %ld), %.1f M parameters, %d warm-up + %d timed steps\n",
+              o.model.c_str(), ops->name(), dev.name.c_str(), static_cast<long>(batch), static_cast<long>(qlen),
+              static_cast<long>(cfg.mem_len), static_cast<double>(model.params().total_numel()) * 1e-6, warmup,
+              o.steps);
   std::fflush(stdout);
   std::mt19937_64 rng(7);
   txl::Memory<float> mem;
@@ -260,13 +260,25 @@ int run_train(const Common& o, int64_t batch) {
   const double flops_tok = 3.0 * model.flops_per_token_fwd(batch);
   const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
   const auto st = backend.arena().stats();
-  std::printf(
-      "RESULT train %s %s batch %ld: %.2f ms/step, %.0f tok/s, %.1f TFLOP/s, MFU %.1f%%, peak live %.2f GiB, "
-      "arena %.2f GiB, device used %.2f GiB%s\n",
-      o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
-      100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
-      device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
+  std::printf("RESULT train %s %s batch %ld: %.2f ms/step, %.0f tok/s, %.1f TFLOP/s, MFU %.1f%%, peak live %.2f GiB, "
+              "arena %.2f GiB, device used %.2f GiB%s\n",
+              o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
+              100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
+              device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
+  // The traffic model beside the measurement (docs/gpu.md "Traffic model").
+  const txl::StepPlan plan = plan_for(o.model, o.precision, batch, 1);
+  const int plan_dev = dev.name.find("H200") != std::string::npos ? 1 : dev.name.find("A100") != std::string::npos ? 2 : 0;
+  const double plan_ms = plan.roofline_ms(plan_dev);
+  std::printf("PLAN train %s %s batch %ld: roofline %.2f ms/step on %s (measured / roofline %.2f), %.1f GB traffic, "
+              "%ld launches, predicted peak %.2f GB\n",
+              o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), plan_ms,
+              txl::plan_devices()[static_cast<size_t>(plan_dev)].name, ms / plan_ms, plan.total.bytes() * 1e-9,
+              static_cast<long>(plan.total.launches), plan.peak() * 1e-9);
   nlohmann::json j = base_record(o, dev, *ops, cfg, model);
+  j.update({{"predicted_roofline_ms", plan_ms},
+            {"predicted_traffic_gb", plan.total.bytes() * 1e-9},
+            {"predicted_launches", plan.total.launches},
+            {"predicted_peak_gb", plan.peak() * 1e-9}});
   j.update({{"mode", "train"},
             {"batch", batch},
             {"tgt_len", qlen},
@@ -326,12 +338,11 @@ int run_eval(const Common& o, const std::vector<int64_t>& batches, const std::st
     const double flops_tok = model.flops_per_token_fwd(batch);
     const double util = mfu(flops_tok * tok_s, o, dev, options.precision);
     const auto st = backend.arena().stats();
-    std::printf(
-        "RESULT eval %s %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak "
-        "live %.2f GiB, loss %.3f, %ld replays\n",
-        o.model.c_str(), o.precision.c_str(), type.c_str(), static_cast<long>(batch), ms, percentile(step_ms, 0.9),
-        percentile(step_ms, 0.99), tok_s, 100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), loss,
-        static_cast<long>(step.replays()));
+    std::printf("RESULT eval %s %s %s batch %ld: %.2f ms/step (p90 %.2f, p99 %.2f), %.0f tok/s, MFU %.1f%%, peak "
+                "live %.2f GiB, loss %.3f, %ld replays\n",
+                o.model.c_str(), o.precision.c_str(), type.c_str(), static_cast<long>(batch), ms,
+                percentile(step_ms, 0.9), percentile(step_ms, 0.99), tok_s, 100.0 * util,
+                static_cast<double>(st.peak_in_use) / (1u << 30), loss, static_cast<long>(step.replays()));
     std::fflush(stdout);
     nlohmann::json j = base_record(o, dev, *ops, cfg, model);
     j.update({{"mode", "eval"},
@@ -368,8 +379,8 @@ int run_gemm(const Common& o, int64_t batch) {
     const char* what;
     int64_t m, n, k;
   };
-  const Shape shapes[] = {
-      {"qkv", tokens, 3 * HD, M}, {"ff1", tokens, F, M}, {"ff2", tokens, M, F}, {"head logits", tokens, head, M}};
+  const Shape shapes[] = {{"qkv", tokens, 3 * HD, M}, {"ff1", tokens, F, M}, {"ff2", tokens, M, F},
+                          {"head logits", tokens, head, M}};
   std::mt19937_64 rng(3);
   for (const Shape& s : shapes) {
     std::normal_distribution<float> d(0.0f, 1.0f);
@@ -454,8 +465,7 @@ int main(int argc, char** argv) {
     if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
     if (*train) return run_train(o, train_batch);
     if (*gemm) return run_gemm(o, train_batch);
-    if (eval_type != "eager" && eval_type != "graph")
-      txl::failf("--type: unknown value '{}' (eager | graph)", eval_type);
+    if (eval_type != "eager" && eval_type != "graph") txl::failf("--type: unknown value '{}' (eager | graph)", eval_type);
     std::vector<int64_t> batches;
     size_t pos = 0;
     while (pos <= eval_batches.size()) {

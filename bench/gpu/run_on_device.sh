@@ -128,7 +128,7 @@ if want core; then
       >"$out/plan_b$batch.log" 2>&1 || { echo "gpu_bench plan: failed" | tee -a "$out/bench.log"; status=1; }
     grep -E '^total|ms/step|predicted peak|^fits|^does not fit' "$out/plan_b$batch.log" | tee -a "$out/bench.log"
   done
-  grep '^RESULT train wt103_base bf16' "$out/bench.log" || true
+  grep -E '^(RESULT|PLAN) train wt103_base bf16' "$out/bench.log" || true
 fi
 
 

@@ -83,10 +83,9 @@ TrainInvocation resolve_train_invocation(const CommandLine& cl, int world) {
   } else if (!cfg.restart.empty()) {
     inv.restart_path = resolve_checkpoint_path(cfg.restart);
   } else if (fs::exists(last)) {
-    failf(
-        "work_dir: {} already holds checkpoint_last.h5 of an earlier run; continue it with --restart {} "
-        "(or --restart auto), or choose another work_dir",
-        cfg.work_dir, cfg.work_dir);
+    failf("work_dir: {} already holds checkpoint_last.h5 of an earlier run; continue it with --restart {} "
+          "(or --restart auto), or choose another work_dir",
+          cfg.work_dir, cfg.work_dir);
   }
   if (!inv.restart_path.empty()) {
     // The new checkpoints go to work_dir; the one we continue from must not be a
