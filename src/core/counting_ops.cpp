@@ -491,12 +491,19 @@ void CountingOps<T>::scatter_rows(const T* src, const int32_t*, int64_t n, int64
   kernel("scatter_rows", b + 4.0 * static_cast<double>(n), b);
 }
 
+// loss_kernels.cu: row ids 0..n-1, a stable radix sort of (index, row) pairs (CUB: about
+// one histogram pass and one pass per 8 key bits, each reading and writing keys and
+// values), then each segment's rows added into its destination row in order.
 template <typename T>
 void CountingOps<T>::scatter_add_rows(const T* src, const int32_t*, int64_t n, int64_t cols, T* dst) {
-  const double E = sizeof(T), b = E * static_cast<double>(n * cols);
+  const double E = sizeof(T), b = E * static_cast<double>(n * cols), nn = static_cast<double>(n);
   begin_op({{dst, b}, {src, b}});
   if (n * cols <= 0) return;
-  kernel("scatter_add_rows", 2 * b + 4.0 * static_cast<double>(n), b);  // read-modify-write of dst rows
+  alloc_.touch_transient(static_cast<size_t>(12 * nn + 16 * nn));
+  kernel("scatter_add_rows", 0, 4 * nn);  // row ids
+  kernel("scatter_add_rows", 4 * nn, 0);  // digit histograms
+  for (int pass = 0; pass < 4; ++pass) kernel("scatter_add_rows", 8 * nn, 8 * nn);
+  kernel("scatter_add_rows", 2 * b + 8 * nn, b);  // at most n distinct destination rows read and written
 }
 
 template <typename T>
