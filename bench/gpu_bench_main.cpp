@@ -96,21 +96,23 @@ Preset preset(const std::string& name) {
 }
 
 // The traffic model's prediction for a training step (include/txl/train/step_plan.h).
-txl::StepPlan plan_for(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk) {
+txl::StepPlan plan_for(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk,
+                       const std::string& storage = "fp32") {
   txl::StepPlanRequest rq;
   rq.model = preset(model).model;
   rq.chunk_batch = batch / batch_chunk;
   rq.batch_chunk = batch_chunk;
   rq.precision = txl::parse_plan_precision(precision);
+  rq.storage = txl::parse_plan_storage(storage);
   rq.optim = "lamb";
   rq.label = model;
   return txl::plan_training_step(rq);
 }
 
 int run_plan(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk,
-             const std::string& device, double memory_gb) {
+             const std::string& device, double memory_gb, const std::string& storage) {
   if (batch % batch_chunk != 0) txl::failf("--batch_chunk: {} does not divide --batch {}", batch_chunk, batch);
-  const txl::StepPlan plan = plan_for(model, precision, batch, batch_chunk);
+  const txl::StepPlan plan = plan_for(model, precision, batch, batch_chunk, storage);
   std::fputs(txl::format_step_plan(plan).c_str(), stdout);
   const txl::DeviceSpec* spec = txl::find_plan_device(device);
   if (!spec) txl::failf("--plan_device: unknown value '{}' (h100 | h200 | a100)", device);
@@ -425,7 +427,7 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{"Training / evaluation throughput of Transformer-XL on the CUDA backend (synthetic tokens)"};
     app.require_subcommand(1);
-    std::string plan_model = "wt103_base", plan_precision = "bf16", plan_device = "h100";
+    std::string plan_model = "wt103_base", plan_precision = "bf16", plan_device = "h100", plan_storage = "fp32";
     int64_t plan_batch = 32, plan_batch_chunk = 1;
     double plan_memory_gb = 0.0;
     CLI::App* plan = app.add_subcommand("plan", "traffic and memory model of a training step (no GPU needed)");
@@ -435,6 +437,7 @@ int main(int argc, char** argv) {
     plan->add_option("--batch_chunk", plan_batch_chunk, "chunks per step")->check(CLI::PositiveNumber);
     plan->add_option("--plan_device", plan_device, "h100 | h200 | a100: the memory to fit");
     plan->add_option("--plan_memory_gb", plan_memory_gb, "device memory to fit in GB (overrides --plan_device's)");
+    plan->add_option("--storage", plan_storage, "fp32 (the landed backend) | bf16 (the modelled storage design)");
 #if defined(TXL_WITH_CUDA)
     Common o;
     int64_t train_batch = 16;
@@ -460,7 +463,8 @@ int main(int argc, char** argv) {
     add_common(gemm);
     gemm->add_option("--batch", train_batch, "streams (tokens = batch x tgt_len)")->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
-    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb,
+                               plan_storage);
 
     if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
     if (*train) return run_train(o, train_batch);
@@ -483,7 +487,8 @@ int main(int argc, char** argv) {
     return run_eval(o, batches, eval_type);
 #else
     CLI11_PARSE(app, argc, argv);
-    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb,
+                               plan_storage);
     txl::fail("gpu_bench: this build has no CUDA backend (configure with -DTXL_CUDA=ON)");
 #endif
   } catch (const std::exception& e) {

@@ -28,6 +28,12 @@ const char* plan_precision_name(PlanPrecision p) {
   return "?";
 }
 
+PlanStorage parse_plan_storage(const std::string& name) {
+  if (name == "fp32") return PlanStorage::kFloat32;
+  if (name == "bf16") return PlanStorage::kBf16;
+  failf("storage: unknown value '{}' (expected fp32 or bf16)", name);
+}
+
 double DeviceSpec::gemm_flops(PlanPrecision p) const {
   switch (p) {
     case PlanPrecision::kFp32:
@@ -117,15 +123,18 @@ double unmasked(int64_t n, int64_t qlen, int64_t klen, int64_t mlen) {
 }  // namespace
 
 template <typename T>
-CountingOps<T>::CountingOps(std::unique_ptr<Ops<T>> inner, PlanPrecision precision)
+CountingOps<T>::CountingOps(std::unique_ptr<Ops<T>> inner, PlanPrecision precision, PlanStorage storage)
     : ForwardingOps<T>(std::move(inner)),
       precision_(precision),
-      name_(fmt::format("traffic model of cuda-float({} gemm)", plan_precision_name(precision))) {}
+      storage_(storage),
+      name_(fmt::format("traffic model of cuda-float({} gemm{})", plan_precision_name(precision),
+                        storage == PlanStorage::kBf16 ? ", modelled bf16 storage" : "")) {}
 
 template <typename T>
-void CountingOps<T>::add_region(const void* begin, size_t bytes, const std::string& region) {
+void CountingOps<T>::add_region(const void* begin, size_t bytes, const std::string& region, bool gradient) {
   if (bytes == 0) return;
   regions_[static_cast<const char*>(begin)] = {bytes, region};
+  if (gradient) gradient_ranges_[static_cast<const char*>(begin)] = bytes;
 }
 
 template <typename T>
@@ -153,6 +162,15 @@ std::string CountingOps<T>::region_of(const Extent& e) const {
 }
 
 template <typename T>
+bool CountingOps<T>::is_gradient(const void* ptr) const {
+  const char* p = static_cast<const char*>(ptr);
+  auto it = gradient_ranges_.upper_bound(p);
+  if (it == gradient_ranges_.begin()) return false;
+  --it;
+  return p < it->first + it->second;
+}
+
+template <typename T>
 void CountingOps<T>::begin_op(std::initializer_list<Extent> touched) {
   op_keys_.clear();
   if (!pinned_.empty()) {
@@ -174,6 +192,11 @@ void CountingOps<T>::kernel(const std::string& op, double read, double written, 
   if (std::find(op_keys_.begin(), op_keys_.end(), op) == op_keys_.end()) {
     op_keys_.push_back(op);
     c.calls = 1;
+  }
+  if (storage_ == PlanStorage::kBf16 && phase_ != "optimizer" && phase_ != "zero_grad" && op != "upload" &&
+      op != "download" && op != "gemm" && op != "gemm_batched") {
+    read *= 0.5;  // 16-bit tensors (GEMMs account for their operands themselves)
+    written *= 0.5;
   }
   c.launches = 1;
   c.host_syncs = syncs;
@@ -263,8 +286,11 @@ void CountingOps<T>::gemm_batch(const std::string& op, Trans ta, Trans tb, int64
   const double flops = 2.0 * mn * static_cast<double>(k);
   (void)ta;
   (void)tb;
-  if (precision_ == PlanPrecision::kBf16 || precision_ == PlanPrecision::kFp16) {
-    const double nb = static_cast<double>(batch);
+  const double nb = static_cast<double>(batch);
+  if (storage_ == PlanStorage::kBf16) {  // modelled: 16-bit operands in place; gradients written in fp32
+    const double c_bytes = gradient_output_ ? E : kHalf;
+    kernel(op, kHalf * (a * a_copies_ + b * b_copies_) + (beta != T(0) ? c_bytes * mn : 0.0), c_bytes * mn, flops);
+  } else if (precision_ == PlanPrecision::kBf16 || precision_ == PlanPrecision::kFp16) {
     // Both operands packed densely (every batch entry, even a shared one) into scratch.
     alloc_.touch_transient(static_cast<size_t>(kHalf * nb * (a + b)) + 512);
     kernel("pack_half", E * a * a_copies_, kHalf * nb * a);
@@ -284,6 +310,7 @@ void CountingOps<T>::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T
             {A, E * static_cast<double>(lda) * static_cast<double>(ta == Trans::kNo ? m : k)},
             {C, E * static_cast<double>(ldc) * static_cast<double>(m)}});
   a_copies_ = b_copies_ = 1;
+  gradient_output_ = is_gradient(C);
   gemm_batch("gemm", ta, tb, m, n, alpha == T(0) ? 0 : k, 1, beta);
 }
 
@@ -300,6 +327,7 @@ void CountingOps<T>::gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t
   // A shared operand (stride 0) is read once from memory.
   a_copies_ = strideA == 0 ? 1.0 : nb;
   b_copies_ = strideB == 0 ? 1.0 : nb;
+  gradient_output_ = is_gradient(C);
   gemm_batch("gemm_batched", ta, tb, m, n, alpha == T(0) ? 0 : k, batch, beta);
 }
 
@@ -611,14 +639,14 @@ void CountingOps<T>::lamb_step(T* p, const T*, T*, T*, const std::vector<FlatSli
   // optimizer_kernels.cu: moments (p, g, m, v -> m, v), trust ratios, apply (p, m, v -> p).
   kernel("lamb_step", 4 * E * n, 2 * E * n + 16 * items);
   kernel("lamb_step", 16 * items, 4.0 * static_cast<double>(slices.size()));
-  kernel("lamb_step", 3 * E * n, E * n);
+  kernel("lamb_step", 3 * E * n, E * n + (storage_ == PlanStorage::kBf16 ? kHalf * n : 0.0));
 }
 
 template <typename T>
 void CountingOps<T>::adam_step(T* p, const T*, T*, T*, int64_t n, const OptimStep&) {
   const double b = static_cast<double>(n) * sizeof(T);
   begin_op({{p, b}});
-  kernel("adam_step", 4 * b, 3 * b);
+  kernel("adam_step", 4 * b, 3 * b + (storage_ == PlanStorage::kBf16 ? b / 2 : 0.0));
 }
 
 template <typename T>

@@ -57,6 +57,10 @@ bool take_plan_options(std::vector<std::string>& args, PlanOptions& o) {
     } else if (take_value(args, i, "plan_ranks", v)) {
       o.ranks = static_cast<int>(positive_number(v, "plan_ranks"));
       any = true;
+    } else if (take_value(args, i, "plan_storage", v)) {
+      parse_plan_storage(v);
+      o.storage = v;
+      any = true;
     } else if (take_value(args, i, "plan_n_token", v)) {
       o.n_token = static_cast<int64_t>(positive_number(v, "plan_n_token"));
       any = true;
@@ -96,6 +100,7 @@ int run_plan_program(const PlanOptions& o, const CommandLine& cl, std::ostream& 
   rq.chunk_batch = cfg.chunk_batch(o.ranks);
   rq.batch_chunk = cfg.batch_chunk;
   rq.precision = parse_plan_precision(cfg.precision);
+  rq.storage = parse_plan_storage(o.storage);
   rq.optim = cfg.optim == "jitlamb" ? "lamb" : cfg.optim;
   rq.label = fmt::format("{}{}, {} rank{}", cl.config_file.empty() ? "" : cl.config_file + " ",
                          cl.config_file.empty() ? "defaults" : cl.preset, o.ranks, o.ranks == 1 ? "" : "s");

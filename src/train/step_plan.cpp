@@ -49,7 +49,7 @@ std::string gb(double bytes) { return fmt::format("{:.2f}", bytes * 1e-9); }
 StepPlan plan_training_step(const StepPlanRequest& rq) {
   TXL_CHECK(rq.chunk_batch > 0 && rq.batch_chunk > 0, "plan: batch {} x batch_chunk {} must be positive",
             rq.chunk_batch, rq.batch_chunk);
-  CountingOps<float> ops(make_cpu_ops<float>(), rq.precision);
+  CountingOps<float> ops(make_cpu_ops<float>(), rq.precision, rq.storage);
   ShapeOnlyAllocator& alloc = ops.shape_allocator();
   const ModelConfig& cfg = rq.model;
 
@@ -63,7 +63,7 @@ StepPlan plan_training_step(const StepPlanRequest& rq) {
     if (store.info(id).name == "r_r_bias") r_r_bias = id;
     if (region.empty()) continue;
     ops.add_region(store.param(id).data(), store.param(id).bytes(), region);
-    ops.add_region(store.grad(id).data(), store.grad(id).bytes(), region);
+    ops.add_region(store.grad(id).data(), store.grad(id).bytes(), region, true);
   }
   alloc.set_category("optimizer state");
   auto optimizer = make_optimizer<float>({rq.optim, 0.0, 0.0}, store, ops);
@@ -132,6 +132,12 @@ StepPlan plan_training_step(const StepPlanRequest& rq) {
     for (const Tensor<float>& t : m.layers)
       plan.memories += static_cast<double>(ShapeOnlyAllocator::rounded(t.bytes()));
   plan.cublas_workspace = kCublasWorkspace;
+  if (rq.storage == PlanStorage::kBf16) {  // modelled: 16-bit activations and a 16-bit weight copy
+    plan.activations *= 0.5;
+    plan.memories *= 0.5;
+    plan.scratch = 0.0;  // no packed operand copies
+    plan.weight_copy = flat / 2;
+  }
   return plan;
 }
 
@@ -141,10 +147,12 @@ std::string format_step_plan(const StepPlan& p) {
   const ModelConfig& m = rq.model;
   std::string out = fmt::format(
       "traffic model of one training step on one GPU ({}): {} layers, d_model {}, {}x{} heads, d_inner {}, "
-      "vocabulary {}\n  batch {} x tgt_len {} (mem_len {}), batch_chunk {}, {} GEMMs on the landed CUDA backend, "
+      "vocabulary {}\n  batch {} x tgt_len {} (mem_len {}), batch_chunk {}, {} GEMMs on {}, "
       "{}; {} tokens per step\n",
       rq.label.empty() ? "configuration" : rq.label, m.n_layer, m.d_model, m.n_head, m.d_head, m.d_inner, m.n_token,
       rq.chunk_batch * rq.batch_chunk, m.tgt_len, m.mem_len, rq.batch_chunk, plan_precision_name(rq.precision),
+      rq.storage == PlanStorage::kBf16 ? "the MODELLED bf16-storage design (docs/gpu.md), not the landed backend"
+                                       : "the landed CUDA backend",
       rq.optim, p.tokens);
   std::string dev_cols;
   for (const DeviceSpec& d : devs) dev_cols += fmt::format(" {:>10}", std::string(d.key) + " ms");
@@ -175,10 +183,11 @@ std::string format_step_plan(const StepPlan& p) {
   out += "\ndevice memory at the peak of live blocks (GB = 1e9 bytes):\n";
   out += fmt::format(
       "  parameters {}, gradients {}, optimizer state {}, activations and memories {} (memories {}), "
-      "op scratch {}, cuBLAS workspace {}\n  predicted peak {} GB (without the CUDA context and the "
+      "op scratch {}, cuBLAS workspace {}{}\n  predicted peak {} GB (without the CUDA context and the "
       "arena's size-class rounding, up to 12.5%)\n",
       gb(p.parameters), gb(p.gradients), gb(p.optimizer_state), gb(p.activations), gb(p.memories), gb(p.scratch),
-      gb(p.cublas_workspace), gb(p.peak()));
+      gb(p.cublas_workspace), p.weight_copy > 0 ? ", bf16 weight copy " + gb(p.weight_copy) : std::string(),
+      gb(p.peak()));
   out +=
       "\nroofline time per step (sum over kernels of max(bytes / HBM bandwidth, GEMM FLOPs / dense peak); no "
       "launch or sync cost):\n";

@@ -41,7 +41,8 @@ std::string train_usage() {
          "  CONFIG.yaml holds presets {name: {train: {...}, eval: {...}}}; --config picks one (default: default).\n"
          "  --restart DIR_OR_FILE continues a run (without CONFIG.yaml: with the checkpoint's configuration).\n"
          "  --plan prints the traffic and memory model of one training step instead of training (docs/gpu.md):\n"
-         "    --plan_device h100|h200|a100, --plan_memory_gb N, --plan_ranks N, --plan_n_token N\n"
+         "    --plan_device h100|h200|a100, --plan_memory_gb N, --plan_ranks N, --plan_n_token N,\n"
+         "    --plan_storage fp32|bf16 (bf16: the modelled mixed-precision storage design)\n"
          "keys (docs/training.md):\n" +
          key_table(train_config_keys());
 }

@@ -51,6 +51,30 @@ TEST(CountingOps, BatchedGemmReadsASharedOperandOnce) {
   EXPECT_EQ(t.bytes_written, 4.0 * 4 * 42);
 }
 
+// The modelled bf16-storage design: 16-bit operands read in place (no packing), C in
+// 16 bits unless it is a gradient (fp32), element-wise kernels move half the bytes.
+TEST(CountingOps, ModelledBf16StorageNeedsNoPacking) {
+  CountingOps<float> ops(make_cpu_ops<float>(), PlanPrecision::kBf16, PlanStorage::kBf16);
+  Tensor<float> a = ops.empty({8, 32}), b = ops.empty({16, 32}), c = ops.empty({8, 16}), g = ops.empty({8, 16});
+  ops.add_region(g.data(), g.bytes(), "layer 0", true);
+  ops.set_phase("forward");
+  ops.gemm(Trans::kNo, Trans::kYes, 8, 16, 32, 1.0f, a.data(), 32, b.data(), 32, 0.0f, c.data(), 16);
+  EXPECT_EQ(ops.by_op().count("pack_half"), 0u);
+  EXPECT_EQ(ops.total().bytes_read, 2.0 * (256 + 512));
+  EXPECT_EQ(ops.total().bytes_written, 2.0 * 128);
+  ops.reset_counts();
+  ops.gemm(Trans::kNo, Trans::kYes, 8, 16, 32, 1.0f, a.data(), 32, b.data(), 32, 1.0f, g.data(), 16);
+  EXPECT_EQ(ops.total().bytes_read, 2.0 * (256 + 512) + 4.0 * 128);  // accumulates into an fp32 gradient
+  EXPECT_EQ(ops.total().bytes_written, 4.0 * 128);
+  ops.reset_counts();
+  ops.relu_fwd(128, c.data(), c.data());
+  EXPECT_EQ(ops.total().bytes(), 2.0 * 128 * 2);
+  ops.reset_counts();
+  ops.set_phase("optimizer");  // fp32 master weights and state
+  ops.scale(128, 2.0f, c.data());
+  EXPECT_EQ(ops.total().bytes(), 4.0 * 128 * 2);
+}
+
 TEST(CountingOps, LayerNormForwardAndBackward) {
   auto ops = counting(PlanPrecision::kBf16);
   Tensor<float> x = ops.empty({64, 32}), y = ops.empty({64, 32}), g = ops.empty({32}), bt = ops.empty({32});

@@ -31,6 +31,14 @@ enum class PlanPrecision { kFp32, kTf32, kBf16, kFp16 };
 PlanPrecision parse_plan_precision(const std::string& name);  // fp32 | tf32 | bf16 | fp16
 const char* plan_precision_name(PlanPrecision p);
 
+// Storage of activations and weights as the step reads them. kFloat32 is the landed CUDA
+// backend. kBf16 is a MODELLED design (docs/gpu.md "Mixed-precision storage"), not an
+// implemented one: activations and a bf16 copy of the weights in 16 bits (every
+// non-optimizer kernel moves half the bytes, GEMMs need no packing), gradients, master
+// weights and optimizer state stay fp32, and the optimizer also writes the bf16 copy.
+enum class PlanStorage { kFloat32, kBf16 };
+PlanStorage parse_plan_storage(const std::string& name);  // fp32 | bf16
+
 // Public datasheet figures of the GPUs the model prices a step for (docs/gpu.md lists the
 // sources). FLOP rates are dense (no sparsity).
 struct DeviceSpec {
@@ -93,18 +101,20 @@ class CountingOps final : public ForwardingOps<T> {
   using PhaseRegion = std::pair<std::string, std::string>;
 
   // `inner` is never called for a device op; it only names the element type's backend.
-  CountingOps(std::unique_ptr<Ops<T>> inner, PlanPrecision precision);
+  CountingOps(std::unique_ptr<Ops<T>> inner, PlanPrecision precision, PlanStorage storage = PlanStorage::kFloat32);
 
   Device device() const override { return Device::kCUDA; }
   Allocator& allocator() override { return alloc_; }
   const char* name() const override { return name_.c_str(); }
   ShapeOnlyAllocator& shape_allocator() { return alloc_; }
   PlanPrecision precision() const { return precision_; }
+  PlanStorage storage() const { return storage_; }
 
   void set_phase(std::string phase) { phase_ = std::move(phase); }
   // Ops touching [begin, begin + bytes) belong to `region` (and so do later ops that
   // touch no region). An op touching more than one region's range belongs to `spanning`.
-  void add_region(const void* begin, size_t bytes, const std::string& region);
+  // `gradient`: the range holds fp32 gradients (kept 32-bit under PlanStorage::kBf16).
+  void add_region(const void* begin, size_t bytes, const std::string& region, bool gradient = false);
   void pin_region(std::string region) { pinned_ = std::move(region); }
   void unpin_region() { pinned_.clear(); }
   void reset_counts();
@@ -180,12 +190,16 @@ class CountingOps final : public ForwardingOps<T> {
   void reduction(const std::string& op, double n);
   void gemm_batch(const std::string& op, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t batch, T beta);
   std::string region_of(const Extent& e) const;
+  bool is_gradient(const void* ptr) const;
 
   ShapeOnlyAllocator alloc_;
   PlanPrecision precision_;
+  PlanStorage storage_;
+  bool gradient_output_ = false;  // the current GEMM writes a gradient range
   std::string name_;
   std::string phase_ = "setup", current_region_ = "other", pinned_;
   std::map<const char*, std::pair<size_t, std::string>> regions_;  // begin -> (bytes, name)
+  std::map<const char*, size_t> gradient_ranges_;                  // begin -> bytes
   std::map<std::string, TrafficCount> by_op_;
   std::map<PhaseRegion, TrafficCount> by_region_;
   std::vector<std::string> unmodelled_;

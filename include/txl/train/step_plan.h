@@ -22,8 +22,9 @@ struct StepPlanRequest {
   int64_t chunk_batch = 0;  // streams per chunk on this GPU
   int64_t batch_chunk = 1;  // chunks per step
   PlanPrecision precision = PlanPrecision::kBf16;
-  std::string optim = "lamb";  // lamb | jitlamb | adam | sgd | adagrad
-  std::string label;           // what is planned, for the heading
+  PlanStorage storage = PlanStorage::kFloat32;  // kBf16: the modelled design, not the landed backend
+  std::string optim = "lamb";                   // lamb | jitlamb | adam | sgd | adagrad
+  std::string label;                            // what is planned, for the heading
 };
 
 struct StepPlan {
@@ -36,7 +37,10 @@ struct StepPlan {
   // Device memory (bytes): the live blocks by kind when the live total peaked.
   double parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, memories = 0, scratch = 0;
   double cublas_workspace = 0;
-  double peak() const { return parameters + gradients + optimizer_state + activations + scratch + cublas_workspace; }
+  double weight_copy = 0;  // modelled bf16 storage: the 16-bit copy of the weights
+  double peak() const {
+    return parameters + gradients + optimizer_state + activations + scratch + cublas_workspace + weight_copy;
+  }
   double roofline_ms(int device) const { return 1e3 * total.roofline_s[static_cast<size_t>(device)]; }
 };
 
@@ -54,14 +58,16 @@ std::string format_memory_fit(const StepPlan& plan, double memory_bytes, const s
 std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng);
 
 // `txl_train CONFIG --plan [--plan_device h100|h200|a100] [--plan_memory_gb N]
-// [--plan_ranks N] [--plan_n_token N]`: the plan of the configuration's step on one of
-// `ranks` GPUs (default: the job's rank count), checked against the device's memory.
+// [--plan_ranks N] [--plan_n_token N] [--plan_storage fp32|bf16]`: the plan of the
+// configuration's step on one of `ranks` GPUs (default: the job's rank count), checked
+// against the device's memory.
 struct PlanOptions {
   bool plan = false;
   std::string device = "h100";
   double memory_gb = 0;  // > 0: overrides the device's memory
   int ranks = 1;
-  int64_t n_token = 0;  // 0: the corpus file's vocabulary
+  int64_t n_token = 0;           // 0: the corpus file's vocabulary
+  std::string storage = "fp32";  // bf16: the modelled mixed-precision storage design
 };
 // Removes the --plan options from `args`; true when --plan was given.
 bool take_plan_options(std::vector<std::string>& args, PlanOptions& options);
