@@ -123,6 +123,19 @@ TEST(CountingOps, RegionsFollowTheParametersAnOpTouches) {
   EXPECT_TRUE(ops.unmodelled().empty());
 }
 
+// An op without a cost model (here: the base class's forwarding relu_fwd, as a new op
+// of ops.h would reach CountingOps) is not run, counts one launch and is listed.
+TEST(CountingOps, AnOpWithoutACostModelIsListedNotRun) {
+  auto ops = counting(PlanPrecision::kBf16);
+  Tensor<float> x = ops.empty({1000});  // a fake address: running the op would crash
+  ops.ForwardingOps<float>::relu_fwd(1000, x.data(), x.data());
+  ops.ForwardingOps<float>::sum(x.data(), 1000);
+  EXPECT_EQ(ops.unmodelled(), (std::vector<std::string>{"relu_fwd", "sum"}));
+  EXPECT_EQ(ops.total().launches, 2);
+  EXPECT_EQ(ops.total().host_syncs, 1);
+  EXPECT_EQ(ops.total().bytes(), 0.0);
+}
+
 TEST(ShapeOnlyAllocator, CountsRoundedLiveBytesByCategoryAtThePeak) {
   ShapeOnlyAllocator alloc;
   alloc.set_category("params");
