@@ -34,6 +34,7 @@
 #include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/train/optimizer.h"
+#include "txl/train/step_plan.h"
 #if defined(TXL_WITH_CUDA)
 #include <cuda_runtime.h>
 
@@ -43,9 +44,7 @@
 
 namespace {
 
-#if defined(TXL_WITH_CUDA)
 using txl::ModelConfig;
-using Clock = std::chrono::steady_clock;
 
 // The shapes of configs/<name>.yaml (model and the `eval` section), WikiText-103
 // vocabulary and the recipe's adaptive-softmax settings.
@@ -96,13 +95,37 @@ Preset preset(const std::string& name) {
   return p;
 }
 
-std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(0.0, std::log(static_cast<double>(n_token)));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids)
-    id = static_cast<int32_t>(std::min<int64_t>(n_token - 1, static_cast<int64_t>(std::exp(u(rng))) - 1));
-  return ids;
+// The traffic model's prediction for a training step (include/txl/train/step_plan.h).
+txl::StepPlan plan_for(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk,
+                       const std::string& storage = "fp32") {
+  txl::StepPlanRequest rq;
+  rq.model = preset(model).model;
+  rq.chunk_batch = batch / batch_chunk;
+  rq.batch_chunk = batch_chunk;
+  rq.precision = txl::parse_plan_precision(precision);
+  rq.storage = txl::parse_plan_storage(storage);
+  rq.optim = "lamb";
+  rq.label = model;
+  return txl::plan_training_step(rq);
 }
+
+int run_plan(const std::string& model, const std::string& precision, int64_t batch, int64_t batch_chunk,
+             const std::string& device, double memory_gb, const std::string& storage) {
+  if (batch % batch_chunk != 0) txl::failf("--batch_chunk: {} does not divide --batch {}", batch_chunk, batch);
+  const txl::StepPlan plan = plan_for(model, precision, batch, batch_chunk, storage);
+  std::fputs(txl::format_step_plan(plan).c_str(), stdout);
+  const txl::DeviceSpec* spec = txl::find_plan_device(device);
+  if (!spec) txl::failf("--plan_device: unknown value '{}' (h100 | h200 | a100)", device);
+  const double bytes = memory_gb > 0 ? memory_gb * 1e9 : spec->memory_bytes;
+  std::fputs(txl::format_memory_fit(plan, bytes, memory_gb > 0 ? fmt::format("{} GB", memory_gb) : spec->name).c_str(),
+             stdout);
+  return 0;
+}
+
+#if defined(TXL_WITH_CUDA)
+using Clock = std::chrono::steady_clock;
+
+using txl::zipf_like_tokens;
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -226,6 +249,7 @@ int run_train(const Common& o, int64_t batch) {
       optimizer->step(0.01, clip / scale);
     } else {
       ++skipped;
+      scaler.require_progress(s + 1);
     }
     ops->synchronize();
     const double ms = ms_since(t0);
@@ -243,7 +267,20 @@ int run_train(const Common& o, int64_t batch) {
               o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), ms, tok_s, flops_tok * tok_s * 1e-12,
               100.0 * util, static_cast<double>(st.peak_in_use) / (1u << 30), static_cast<double>(st.reserved) / (1u << 30),
               device_used_gib(), skipped ? fmt::format(", {} steps skipped (loss scale)", skipped).c_str() : "");
+  // The traffic model beside the measurement (docs/gpu.md "Traffic model").
+  const txl::StepPlan plan = plan_for(o.model, o.precision, batch, 1);
+  const int plan_dev = dev.name.find("H200") != std::string::npos ? 1 : dev.name.find("A100") != std::string::npos ? 2 : 0;
+  const double plan_ms = plan.roofline_ms(plan_dev);
+  std::printf("PLAN train %s %s batch %ld: roofline %.2f ms/step on %s (measured / roofline %.2f), %.1f GB traffic, "
+              "%ld launches, predicted peak %.2f GB\n",
+              o.model.c_str(), o.precision.c_str(), static_cast<long>(batch), plan_ms,
+              txl::plan_devices()[static_cast<size_t>(plan_dev)].name, ms / plan_ms, plan.total.bytes() * 1e-9,
+              static_cast<long>(plan.total.launches), plan.peak() * 1e-9);
   nlohmann::json j = base_record(o, dev, *ops, cfg, model);
+  j.update({{"predicted_roofline_ms", plan_ms},
+            {"predicted_traffic_gb", plan.total.bytes() * 1e-9},
+            {"predicted_launches", plan.total.launches},
+            {"predicted_peak_gb", plan.peak() * 1e-9}});
   j.update({{"mode", "train"},
             {"batch", batch},
             {"tgt_len", qlen},
@@ -390,6 +427,17 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{"Training / evaluation throughput of Transformer-XL on the CUDA backend (synthetic tokens)"};
     app.require_subcommand(1);
+    std::string plan_model = "wt103_base", plan_precision = "bf16", plan_device = "h100", plan_storage = "fp32";
+    int64_t plan_batch = 32, plan_batch_chunk = 1;
+    double plan_memory_gb = 0.0;
+    CLI::App* plan = app.add_subcommand("plan", "traffic and memory model of a training step (no GPU needed)");
+    plan->add_option("--model", plan_model, "wt103_base | wt103_large");
+    plan->add_option("--precision", plan_precision, "GEMM precision: fp32 | tf32 | bf16 | fp16");
+    plan->add_option("--batch", plan_batch, "streams per GPU")->check(CLI::PositiveNumber);
+    plan->add_option("--batch_chunk", plan_batch_chunk, "chunks per step")->check(CLI::PositiveNumber);
+    plan->add_option("--plan_device", plan_device, "h100 | h200 | a100: the memory to fit");
+    plan->add_option("--plan_memory_gb", plan_memory_gb, "device memory to fit in GB (overrides --plan_device's)");
+    plan->add_option("--storage", plan_storage, "fp32 (the landed backend) | bf16 (the modelled storage design)");
 #if defined(TXL_WITH_CUDA)
     Common o;
     int64_t train_batch = 16;
@@ -415,6 +463,8 @@ int main(int argc, char** argv) {
     add_common(gemm);
     gemm->add_option("--batch", train_batch, "streams (tokens = batch x tgt_len)")->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb,
+                               plan_storage);
 
     if (txl::cuda_device_count() == 0) txl::fail("gpu_bench: no CUDA device is visible");
     if (*train) return run_train(o, train_batch);
@@ -437,6 +487,8 @@ int main(int argc, char** argv) {
     return run_eval(o, batches, eval_type);
 #else
     CLI11_PARSE(app, argc, argv);
+    if (*plan) return run_plan(plan_model, plan_precision, plan_batch, plan_batch_chunk, plan_device, plan_memory_gb,
+                               plan_storage);
     txl::fail("gpu_bench: this build has no CUDA backend (configure with -DTXL_CUDA=ON)");
 #endif
   } catch (const std::exception& e) {

@@ -2,11 +2,14 @@
 # Runs the GPU checks and benchmarks on a GPU machine in one call, from the binaries that
 # bench/gpu/prepare_carry.sh packed into .carry/ (nothing is compiled here).
 #
-#   bash bench/gpu/run_on_device.sh [env] [tests] [bench] [e2e]     (default: all four)
+#   bash bench/gpu/run_on_device.sh [env] [tests] [core] [e2e] [bench]   (default: all, in this order)
 #
 #   env    GPU, driver, the libraries the binaries resolve to
 #   tests  test_gpu: every CUDA op vs the CPU backend, precision modes, arena, CUDA
 #          graphs, NCCL (one rank), whole model fp32/bf16 vs CPU, 200-step loss curve
+#   core   gpu_bench train wt103 base bf16 at 16 and 32 streams (tok/s, ms/step, MFU,
+#          memory), each beside the traffic model's prediction (gpu_bench plan,
+#          docs/gpu.md "Traffic model") for this GPU
 #   bench  gpu_bench: cuBLAS GEMM rates; training throughput of the trainbench shapes
 #          (wt103 base 16 and 32 streams per GPU, large 4 and 8); evaluation latency and
 #          throughput of wt103 base at batch 1..32
@@ -16,7 +19,7 @@
 # Logs and results go to $OUT (default ./gpu_out): env.log, test_gpu.log, test_gpu.xml,
 # bench.log, bench.jsonl, e2e.log. Stages stop early (and say so) when the whole run
 # would pass TXL_DEADLINE seconds (default 560: a device call is limited to 600 s), so
-# two calls are the safe plan: `env tests e2e`, then `env bench`.
+# the default order puts what matters most first; `env bench` is the second call.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$root/.carry
@@ -25,7 +28,7 @@ deadline=${TXL_DEADLINE:-560}
 mkdir -p "$out"
 start=$SECONDS
 stages=("$@")
-((${#stages[@]})) || stages=(env tests bench e2e)
+((${#stages[@]})) || stages=(env tests core e2e bench)
 want() { local s; for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 left() { echo $((deadline - (SECONDS - start))); }
 status=0
@@ -105,18 +108,29 @@ run_bench() {  # run_bench SECONDS ARGS...: one gpu_bench call if the deadline a
   ((rc == 0)) || { echo "gpu_bench $*: exit code $rc" | tee -a "$out/bench.log"; status=1; }
 }
 
-if want bench; then
-  run_bench 60 gemm --model wt103_base --batch 16 --precision tf32 --steps 20
-  run_bench 60 gemm --model wt103_base --batch 16 --precision bf16 --steps 20
-  run_bench 90 train --model wt103_base --batch 16 --precision bf16 --warmup 3 --steps 10
-  run_bench 90 train --model wt103_base --batch 32 --precision bf16 --warmup 3 --steps 10
-  run_bench 90 train --model wt103_base --batch 16 --precision tf32 --warmup 3 --steps 10
-  run_bench 120 train --model wt103_large --batch 4 --precision bf16 --warmup 3 --steps 8
-  run_bench 120 train --model wt103_large --batch 8 --precision bf16 --warmup 3 --steps 8
-  run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20
-  run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20 --type graph
-  grep '^RESULT' "$out/bench.log" || true
+# The traffic model's GPU (gpu_bench plan --plan_device) for this machine's GPU name.
+plan_device() {
+  local name
+  name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+  case $name in
+    *H200*) echo h200 ;;
+    *A100*) echo a100 ;;
+    *) echo h100 ;;
+  esac
+}
+
+if want core; then
+  dev=$(plan_device)
+  for batch in 16 32; do
+    run_bench 90 train --model wt103_base --batch "$batch" --precision bf16 --warmup 3 --steps 10
+    echo "== traffic model, wt103 base bf16 batch $batch ($dev)" | tee -a "$out/bench.log"
+    "$bin/gpu_bench" plan --model wt103_base --batch "$batch" --precision bf16 --plan_device "$dev" \
+      >"$out/plan_b$batch.log" 2>&1 || { echo "gpu_bench plan: failed" | tee -a "$out/bench.log"; status=1; }
+    grep -E '^total|ms/step|predicted peak|^fits|^does not fit' "$out/plan_b$batch.log" | tee -a "$out/bench.log"
+  done
+  grep -E '^(RESULT|PLAN) train wt103_base bf16' "$out/bench.log" || true
 fi
+
 
 e2e() {  # prints "e2e: OK", "e2e: SKIPPED" or "e2e: FAILED ..."
   echo "== e2e ($(left) s left)"
@@ -189,6 +203,17 @@ PY
 if want e2e; then
   e2e 2>&1 | tee "$out/e2e.log"
   grep -qE '^e2e: (OK|SKIPPED)' "$out/e2e.log" || status=1
+fi
+
+if want bench; then
+  run_bench 60 gemm --model wt103_base --batch 16 --precision tf32 --steps 20
+  run_bench 60 gemm --model wt103_base --batch 16 --precision bf16 --steps 20
+  run_bench 90 train --model wt103_base --batch 16 --precision tf32 --warmup 3 --steps 10
+  run_bench 120 train --model wt103_large --batch 4 --precision bf16 --warmup 3 --steps 8
+  run_bench 120 train --model wt103_large --batch 8 --precision bf16 --warmup 3 --steps 8
+  run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20
+  run_bench 120 eval --model wt103_base --batch 1,2,4,8,16,32 --precision tf32 --steps 20 --type graph
+  grep '^RESULT' "$out/bench.log" || true
 fi
 
 echo "run_on_device: status $status after $((SECONDS - start)) s; logs in $out"

@@ -15,6 +15,8 @@ DynamicLossScaler::DynamicLossScaler(const LossScalerOptions& options) : options
   TXL_CHECK(options_.backoff_factor > 0.0 && options_.backoff_factor < 1.0,
             "loss scaler: backoff factor {} must be in (0, 1)", options_.backoff_factor);
   TXL_CHECK(options_.growth_interval >= 1, "loss scaler: growth interval {} must be >= 1", options_.growth_interval);
+  TXL_CHECK(options_.max_skips_at_min_scale >= 1, "loss scaler: max_skips_at_min_scale {} must be >= 1",
+            options_.max_skips_at_min_scale);
   TXL_CHECK(options_.min_scale > 0 && options_.min_scale <= options_.max_scale,
             "loss scaler: need 0 < min_scale ({}) <= max_scale ({})", options_.min_scale, options_.max_scale);
   state_.scale = std::clamp(options_.initial_scale, options_.min_scale, options_.max_scale);
@@ -23,6 +25,7 @@ DynamicLossScaler::DynamicLossScaler(const LossScalerOptions& options) : options
 bool DynamicLossScaler::update(bool grads_finite) {
   if (!options_.enabled) return true;
   if (!grads_finite) {
+    skips_at_min_scale_ = state_.scale <= options_.min_scale ? skips_at_min_scale_ + 1 : 0;
     state_.scale = std::max(options_.min_scale, state_.scale * options_.backoff_factor);
     state_.clean_steps = 0;
     ++state_.skipped_steps;
@@ -30,6 +33,7 @@ bool DynamicLossScaler::update(bool grads_finite) {
     return false;
   }
   consecutive_skips_ = 0;
+  skips_at_min_scale_ = 0;
   if (++state_.clean_steps >= options_.growth_interval) {
     state_.scale = std::min(options_.max_scale, state_.scale * options_.growth_factor);
     state_.clean_steps = 0;
@@ -50,6 +54,15 @@ void DynamicLossScaler::load(const State& state) {
   state_ = state;
   if (!options_.enabled) state_.scale = 1.0;
   consecutive_skips_ = 0;
+  skips_at_min_scale_ = 0;
+}
+
+void DynamicLossScaler::require_progress(int64_t step) const {
+  if (!options_.enabled || skips_at_min_scale_ < options_.max_skips_at_min_scale) return;
+  failf(
+      "step {}: the fp16 gradients were not finite in the last {} steps, all at the minimum loss scale {} (every "
+      "step is skipped); lower lr, enable clip, or train with precision: bf16 or fp32",
+      step, skips_at_min_scale_, options_.min_scale);
 }
 
 }  // namespace txl

@@ -87,7 +87,9 @@ Device CachingArena::device() const { return raw_->device(); }
 
 void* CachingArena::reserve_raw(size_t bytes) {
   void* p = raw_->reserve(bytes);
-  if (!p && release_cached_dedicated()) p = raw_->reserve(bytes);
+  // Cached big blocks are given back only outside a graph capture: cudaFree is not
+  // allowed while a stream is captured (it would fail, and the block would be lost).
+  if (!p && open_pool_ == 0 && release_cached_dedicated()) p = raw_->reserve(bytes);
   if (p) {
     stats_.reserved += bytes;
     ++stats_.raw_reservations;
@@ -158,8 +160,10 @@ void* CachingArena::allocate(size_t bytes) {
   } else {
     p = take_new_block(size);
     if (!p)
-      failf("out of {} memory: a tensor of {:.1f} MiB could not be allocated ({:.1f} MiB in use, {:.1f} MiB reserved)",
-            device_name(raw_->device()), mib(size), mib(stats_.in_use), mib(stats_.reserved));
+      failf("out of {} memory: a tensor of {:.1f} MiB could not be allocated ({:.1f} MiB in use, {:.1f} MiB reserved){}",
+            device_name(raw_->device()), mib(size), mib(stats_.in_use), mib(stats_.reserved),
+            open_pool_ != 0 ? "; during a graph capture cached blocks are not given back: capture after a warm-up step"
+                            : "");
   }
   live_.emplace(p, Live{size, open_pool_});
   stats_.in_use += size;

@@ -366,7 +366,8 @@ class CudaOps final : public CudaBackend {
   }
   void scatter_add_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) override {
     enter();
-    cuda::launch_scatter_add_rows(src, idx, n, cols, dst, stream_);
+    OpScratch scratch(*arena_);
+    cuda::launch_scatter_add_rows(src, idx, n, cols, dst, scratch, stream_);
   }
 
   void log_softmax(const float* logits, int64_t rows, int64_t cols, float* logp) override {

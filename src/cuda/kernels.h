@@ -105,8 +105,9 @@ void launch_gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t
                         cudaStream_t stream);
 void launch_scatter_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
                          cudaStream_t stream);
+// Deterministic (sorted segments, no atomics): the CPU backend's sums, bit for bit.
 void launch_scatter_add_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
-                             cudaStream_t stream);
+                             Scratch& scratch, cudaStream_t stream);
 void launch_log_softmax(const float* logits, int64_t rows, int64_t cols, float* logp, cudaStream_t stream);
 void launch_pick_cols(const float* logp, const int32_t* col, int64_t rows, int64_t cols, bool accumulate,
                       float* out, cudaStream_t stream);

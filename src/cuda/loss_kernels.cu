@@ -1,5 +1,7 @@
 // Row gather/scatter (embeddings, adaptive-softmax clusters) and log-softmax + pick
 // (one block per row; rows up to a few hundred thousand columns).
+#include <cub/device/device_radix_sort.cuh>
+
 #include "kernel_utils.cuh"
 #include "kernels.h"
 
@@ -24,12 +26,26 @@ __global__ void scatter_rows_kernel(const float* src, const int32_t* idx, int64_
   }
 }
 
-// Indices may repeat: atomic adds (the order of additions is not fixed).
-__global__ void scatter_add_rows_kernel(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) {
+// Deterministic scatter-add (indices may repeat): the row ids are sorted stably by
+// index, so the rows of one destination form a segment in their original order; the
+// first element of each segment adds the segment's rows into dst one after the other,
+// in ascending row order: the additions of the CPU backend (src/cpu/loss.cpp), in its
+// order, so the result is the same bit for bit and the same on every run (no atomics).
+__global__ void iota_kernel(int32_t* out, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) out[i] = static_cast<int32_t>(i);
+}
+
+__global__ void segmented_add_rows_kernel(const float* src, const int32_t* sorted_idx, const int32_t* sorted_row,
+                                          int64_t n, int64_t cols, float* dst) {
   const int64_t total = n * cols;
   for (int64_t e = global_thread(); e < total; e += grid_stride()) {
-    const int64_t r = e / cols, c = e % cols;
-    atomicAdd(dst + static_cast<int64_t>(idx[r]) * cols + c, src[e]);
+    const int64_t p = e / cols, c = e % cols;
+    const int32_t key = sorted_idx[p];
+    if (p > 0 && sorted_idx[p - 1] == key) continue;  // not the head of its segment
+    float* out = dst + static_cast<int64_t>(key) * cols + c;
+    float acc = *out;
+    for (int64_t q = p; q < n && sorted_idx[q] == key; ++q) acc += src[static_cast<int64_t>(sorted_row[q]) * cols + c];
+    *out = acc;
   }
 }
 
@@ -103,9 +119,26 @@ void launch_scatter_rows(const float* src, const int32_t* idx, int64_t n, int64_
 }
 
 void launch_scatter_add_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
-                             cudaStream_t stream) {
+                             Scratch& scratch, cudaStream_t stream) {
   if (n <= 0 || cols <= 0) return;
-  scatter_add_rows_kernel<<<grid_for(n * cols), kThreads, 0, stream>>>(src, idx, n, cols, dst);
+  if (n > INT32_MAX) throw_error("scatter_add_rows: too many rows for one sort");
+  const int items = static_cast<int>(n);
+  int32_t* rows = scratch.allocate_array<int32_t>(n);
+  int32_t* sorted_idx = scratch.allocate_array<int32_t>(n);
+  int32_t* sorted_rows = scratch.allocate_array<int32_t>(n);
+  size_t temp_bytes = 0;
+  if (cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, idx, sorted_idx, rows, sorted_rows, items, 0,
+                                      static_cast<int>(8 * sizeof(int32_t)), stream) != cudaSuccess)
+    throw_error("scatter_add_rows: sort workspace query failed");
+  void* temp = scratch.allocate(temp_bytes > 0 ? temp_bytes : 1);
+  iota_kernel<<<grid_for(n), kThreads, 0, stream>>>(rows, n);
+  TXL_CUDA_LAUNCH_CHECK();
+  // Radix sort is stable: rows with the same index keep their ascending order.
+  if (cub::DeviceRadixSort::SortPairs(temp, temp_bytes, idx, sorted_idx, rows, sorted_rows, items, 0,
+                                      static_cast<int>(8 * sizeof(int32_t)), stream) != cudaSuccess)
+    throw_error("scatter_add_rows: sort failed");
+  TXL_CUDA_LAUNCH_CHECK();
+  segmented_add_rows_kernel<<<grid_for(n * cols), kThreads, 0, stream>>>(src, sorted_idx, sorted_rows, n, cols, dst);
   TXL_CUDA_LAUNCH_CHECK();
 }
 

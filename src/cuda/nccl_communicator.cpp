@@ -9,6 +9,7 @@
 
 #include "txl/cuda/check.h"
 #include "txl/cuda/cuda_ops.h"
+#include "txl/dist/stream_ordered_collectives.h"
 
 #define TXL_NCCL_CHECK(comm, expr)                                                                        \
   do {                                                                                                    \
@@ -31,7 +32,7 @@ bool is_device_pointer(const void* p) {
   return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
 }
 
-class NcclCommunicator final : public Communicator {
+class NcclCommunicator final : public Communicator, public StreamOrderedCollectives {
  public:
   NcclCommunicator(Communicator& mpi, int device, cudaStream_t compute) : mpi_(mpi), device_(device), compute_(compute) {
     TXL_CUDA_CHECK(cudaSetDevice(device_));
@@ -43,6 +44,7 @@ class NcclCommunicator final : public Communicator {
     TXL_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
     TXL_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
     TXL_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    TXL_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   }
 
   ~NcclCommunicator() override {
@@ -53,6 +55,7 @@ class NcclCommunicator final : public Communicator {
         std::fprintf(stderr, "warning: NCCL communicator shutdown reported an error\n");
     }
     if (ready_) cudaEventDestroy(ready_);
+    if (done_) cudaEventDestroy(done_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -85,6 +88,30 @@ class NcclCommunicator final : public Communicator {
     }
     mpi_.barrier();
   }
+  // StreamOrderedCollectives: the all-reduce waits for the compute stream's work so far
+  // through an event (recorded now, so later compute work is not waited for) and the host
+  // does not wait at all.
+  void enqueue_allreduce_sum(float* data, int64_t n) override {
+    if (n <= 0) return;
+    if (!compute_ || !is_device_pointer(data)) return allreduce_sum(data, n);  // no stream to order after
+    std::lock_guard<std::mutex> lock(mutex_);
+    TXL_CHECK(comm_ != nullptr, "NCCL communicator used after abort()");
+    TXL_CUDA_CHECK(cudaSetDevice(device_));
+    TXL_CUDA_CHECK(cudaEventRecord(ready_, compute_));
+    TXL_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
+    TXL_NCCL_CHECK(comm_, ncclAllReduce(data, data, static_cast<size_t>(n), ncclFloat, ncclSum, comm_, stream_));
+  }
+  void wait_on_compute_stream() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TXL_CUDA_CHECK(cudaSetDevice(device_));
+    if (!compute_) {
+      TXL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return;
+    }
+    TXL_CUDA_CHECK(cudaEventRecord(done_, stream_));
+    TXL_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
+  }
+
   [[noreturn]] void abort(int code) override {
     if (comm_) {
       ncclCommAbort(comm_);  // unblocks NCCL kernels waiting for peers that will never come
@@ -119,7 +146,8 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t compute_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t ready_ = nullptr;
+  cudaEvent_t ready_ = nullptr;  // the compute stream's work before a collective
+  cudaEvent_t done_ = nullptr;   // the collectives enqueued so far
   std::mutex mutex_;
 };
 

@@ -22,11 +22,15 @@ class NoOpGradReducer final : public GradReducer {
 
 // What kAuto means; chosen by bench/allreduce_overlap (docs/benchmarks.md).
 GradProgress resolve(GradProgress requested, Communicator& comm) {
+  const GradProgress natural = stream_ordered(comm) != nullptr ? GradProgress::kStream : GradProgress::kThread;
   if (requested == GradProgress::kAuto) {
     const char* env = std::getenv("TXL_GRAD_PROGRESS");
-    requested = env && *env ? parse_grad_progress(env) : GradProgress::kThread;
-    if (requested == GradProgress::kAuto) requested = GradProgress::kThread;
+    requested = env && *env ? parse_grad_progress(env) : natural;
+    if (requested == GradProgress::kAuto) requested = natural;
   }
+  if (requested == GradProgress::kStream && stream_ordered(comm) == nullptr)
+    failf("grad progress 'stream' needs a communicator with stream-ordered collectives (NCCL); '{}' has none",
+          comm.name());
   if (requested == GradProgress::kPoll && dynamic_cast<MpiCommunicator*>(&comm) == nullptr) {
     requested = GradProgress::kThread;  // polling needs MPI requests
   }
@@ -45,7 +49,8 @@ GradProgress parse_grad_progress(const std::string& name) {
   if (name == "thread") return GradProgress::kThread;
   if (name == "poll") return GradProgress::kPoll;
   if (name == "after_backward") return GradProgress::kAfterBackward;
-  failf("grad progress '{}' is not one of auto, thread, poll, after_backward", name);
+  if (name == "stream") return GradProgress::kStream;
+  failf("grad progress '{}' is not one of auto, thread, poll, after_backward, stream", name);
 }
 
 const char* grad_progress_name(GradProgress progress) {
@@ -54,6 +59,7 @@ const char* grad_progress_name(GradProgress progress) {
     case GradProgress::kThread: return "thread";
     case GradProgress::kPoll: return "poll";
     case GradProgress::kAfterBackward: return "after_backward";
+    case GradProgress::kStream: return "stream";
   }
   return "?";
 }
@@ -96,6 +102,7 @@ BucketedGradReducer::BucketedGradReducer(Communicator& comm, float* flat_grad, s
   bucket_missing_.assign(buckets_.size(), 0);
   bucket_launched_.assign(buckets_.size(), 0);
   if (progress_ == GradProgress::kPoll) mpi_ = dynamic_cast<MpiCommunicator*>(&comm_);
+  if (progress_ == GradProgress::kStream) stream_ = stream_ordered(comm_);
   if (progress_ == GradProgress::kThread) worker_ = std::thread([this] { communication_thread(); });
 }
 
@@ -152,6 +159,9 @@ void BucketedGradReducer::launch(int bucket) {
     case GradProgress::kPoll:
       in_flight_.push_back(InFlight{bucket, mpi_->start_allreduce_sum(grad_ + b.offset, b.numel)});
       break;
+    case GradProgress::kStream:
+      stream_->enqueue_allreduce_sum(grad_ + b.offset, b.numel);
+      break;
     default:
       comm_.allreduce_sum(grad_ + b.offset, b.numel);
       break;
@@ -179,6 +189,8 @@ void BucketedGradReducer::finish() {
     std::unique_lock<std::mutex> lock(mutex_);
     work_done_.wait(lock, [this] { return completed_ == handed_ || worker_error_; });
     if (worker_error_) std::rethrow_exception(worker_error_);
+  } else if (progress_ == GradProgress::kStream) {
+    stream_->wait_on_compute_stream();  // the optimizer, enqueued next, runs after the sums
   }
 }
 

@@ -7,11 +7,17 @@ namespace {
 
 // A view of `need` elements of `storage`, which only ever grows: the per-cluster blocks
 // change size from step to step (they depend on the targets), and steady state must not
-// allocate.
+// allocate. It grows at least geometrically (x2) up to `cap`, the most any batch of this
+// size can need, so a run of ever larger tail counts allocates O(log) times instead of
+// once per new maximum; the old block is freed before the new one is taken.
 template <typename T>
-T* grow_workspace(Ops<T>& ops, Tensor<T>& storage, int64_t need) {
-  if (!storage.defined() || storage.numel() < need || storage.device() != ops.device())
-    storage = ops.empty({need + need / 4 + 1});
+T* grow_workspace(Ops<T>& ops, Tensor<T>& storage, int64_t need, int64_t cap) {
+  if (!storage.defined() || storage.numel() < need || storage.device() != ops.device()) {
+    const int64_t doubled = storage.defined() ? 2 * storage.numel() : 0;
+    const int64_t size = std::max(need, std::min(cap, std::max(need + need / 4 + 1, doubled)));
+    storage = Tensor<T>();
+    storage = ops.empty({size});
+  }
   return storage.data();
 }
 
@@ -189,8 +195,13 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
   ops.pick_cols(hl, head_col, n, HS, false, nll_sorted);
 
   // ---- tails: only the rows whose target is in the cluster ------------------------------
-  T* tail_xp = xp_total > 0 ? grow_workspace(ops, tail_xp_, xp_total) : nullptr;
-  T* tail_logp = logp_total > 0 ? grow_workspace(ops, tail_logp_, logp_total) : nullptr;
+  int64_t widest_tail = 0, deepest_tail = 0;  // every row in one tail cluster: the largest need
+  for (size_t c = 1; c < K; ++c) {
+    widest_tail = std::max(widest_tail, clusters_[c].end - clusters_[c].begin);
+    deepest_tail = std::max(deepest_tail, clusters_[c].dim);
+  }
+  T* tail_xp = xp_total > 0 ? grow_workspace(ops, tail_xp_, xp_total, n * deepest_tail) : nullptr;
+  T* tail_logp = logp_total > 0 ? grow_workspace(ops, tail_logp_, logp_total, n * widest_tail) : nullptr;
   for (size_t c = 1; c < K; ++c) {
     const Cluster& k = clusters_[c];
     const int64_t nc = count_[c], row = row_offset_[c], V = k.end - k.begin, d = k.dim;
@@ -235,9 +246,14 @@ void ProjectedAdaptiveLogSoftmax<T>::backward(Ops<T>& ops, ParamStore<T>& ps, co
   ops.scale(n, T(-1), coef_.data());
   const T* coef = coef_.data();
 
-  int64_t dl_need = n * HS;
-  for (size_t c = 1; c < K; ++c) dl_need = std::max(dl_need, count_[c] * (clusters_[c].end - clusters_[c].begin));
-  T* dl = grow_workspace(ops, dlogits_, dl_need);  // one cluster's logits gradient at a time
+  int64_t dl_need = n * HS, dl_cap = n * HS, deepest_tail = 0;
+  for (size_t c = 1; c < K; ++c) {
+    const int64_t V = clusters_[c].end - clusters_[c].begin;
+    dl_need = std::max(dl_need, count_[c] * V);
+    dl_cap = std::max(dl_cap, n * V);
+    deepest_tail = std::max(deepest_tail, clusters_[c].dim);
+  }
+  T* dl = grow_workspace(ops, dlogits_, dl_need, dl_cap);  // one cluster's logits gradient at a time
 
   // ---- head -----------------------------------------------------------------------------
   const Cluster& h = clusters_[0];
@@ -289,7 +305,7 @@ void ProjectedAdaptiveLogSoftmax<T>::backward(Ops<T>& ops, ParamStore<T>& ps, co
     } else {
       const T* xpc = tail_xp_.data() + xp_offset_[c];
       ops.gemm(Trans::kYes, Trans::kNo, V, d, nc, T(1), dl, V, xpc, d, T(1), dW, d);
-      T* dxpc = grow_workspace(ops, dtail_xp_, nc * d);
+      T* dxpc = grow_workspace(ops, dtail_xp_, nc * d, n * deepest_tail);
       ops.gemm(Trans::kNo, Trans::kNo, nc, d, V, T(1), dl, V, W, d, T(0), dxpc, d);
       // dP_c += x_cᵀ · d(x_c·P_c);  dx_c += d(x_c·P_c) · P_cᵀ
       ops.gemm(Trans::kYes, Trans::kNo, M, d, nc, T(1), xs_.data() + row * M, M, dxpc, d, T(1),

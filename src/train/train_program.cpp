@@ -9,6 +9,7 @@
 #include "txl/train/eval_config.h"
 #include "txl/train/preset_file.h"
 #include "txl/train/programs.h"
+#include "txl/train/step_plan.h"
 #include "txl/train/trainer.h"
 
 namespace txl {
@@ -85,6 +86,9 @@ std::string train_usage() {
          "  --restart DIR_OR_FILE continues a run (without CONFIG.yaml: with the checkpoint's configuration).\n"
          "  The recipe's spellings --cuda (device: cuda) and --not_tied (tie_weight: false) are accepted too\n"
          "  (docs/recipe-users.md).\n"
+         "  --plan prints the traffic and memory model of one training step instead of training (docs/gpu.md):\n"
+         "    --plan_device h100|h200|a100, --plan_memory_gb N, --plan_ranks N, --plan_n_token N,\n"
+         "    --plan_storage fp32|bf16 (bf16: the modelled mixed-precision storage design)\n"
          "keys (docs/training.md):\n" +
          key_table(train_config_keys());
 }
@@ -161,8 +165,13 @@ CommandLine parse_train_command_line(const std::vector<std::string>& args) {
   return parse_command_line(args, train_option_types(), {{"multi_gpu", "ddp"}});
 }
 
-int run_train_program(const std::vector<std::string>& args, Communicator& comm) {
+int run_train_program(const std::vector<std::string>& all_args, Communicator& comm) {
+  std::vector<std::string> args = all_args;
+  PlanOptions plan;
+  plan.ranks = comm.size();
+  const bool planning = take_plan_options(args, plan);
   const CommandLine cl = parse_train_command_line(args);
+  if (planning && !cl.help) return comm.rank() == 0 ? run_plan_program(plan, cl, std::cout) : kExitOk;
   if (cl.help) {
     if (comm.rank() == 0) std::cout << train_usage();
     return kExitOk;

@@ -417,6 +417,7 @@ void Trainer::train_step(const data::Batch& b) {
   bool apply = true;
   if (scaler_.enabled()) {
     apply = scaler_.update_from_sum_squares(sum_squares);
+    scaler_.require_progress(state_.step);
   } else if (!std::isfinite(sum_squares) || !std::isfinite(step_loss)) {
     failf("step {}: the loss ({}) or gradient is not finite; lower lr or enable clip", state_.step, step_loss);
   }

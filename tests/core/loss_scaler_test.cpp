@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "txl/core/error.h"
 
@@ -104,6 +105,39 @@ TEST(LossScaler, RejectsBadStateAndOptions) {
   LossScalerOptions o;
   o.backoff_factor = 1.5;
   EXPECT_THROW(DynamicLossScaler{o}, Error);
+}
+
+// A loss that is always inf: the scale halves down to min_scale, then after
+// max_skips_at_min_scale more skipped steps the run stops with an error naming the step.
+TEST(LossScaler, AlwaysInfiniteLossStopsAtTheMinimumScale) {
+  LossScalerOptions o;
+  o.initial_scale = 8.0;
+  o.min_scale = 1.0;
+  o.max_skips_at_min_scale = 3;
+  DynamicLossScaler scaler(o);
+  const double inf = std::numeric_limits<double>::infinity();
+  int64_t step = 0;
+  std::string error;
+  while (error.empty() && step < 100) {
+    ++step;
+    EXPECT_FALSE(scaler.update_from_sum_squares(inf));
+    try {
+      scaler.require_progress(step);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  // Steps 1-3 halve 8 -> 1; steps 4, 5, 6 are skipped at the minimum scale 1.
+  EXPECT_EQ(step, 6);
+  EXPECT_NE(error.find("step 6:"), std::string::npos) << error;
+  EXPECT_NE(error.find("minimum loss scale"), std::string::npos) << error;
+  // One finite step in between restarts the count.
+  DynamicLossScaler again(o);
+  for (int i = 0; i < 5; ++i) again.update(false);
+  again.update(true);
+  again.update(false);
+  EXPECT_NO_THROW(again.require_progress(8));
+  EXPECT_EQ(again.skips_at_min_scale(), 1);
 }
 
 }  // namespace

@@ -62,7 +62,8 @@ TEST(PlanGradBuckets, RejectsALayoutWithGaps) {
 }
 
 TEST(GradProgressNames, RoundTrip) {
-  for (auto p : {GradProgress::kAuto, GradProgress::kThread, GradProgress::kPoll, GradProgress::kAfterBackward}) {
+  for (auto p : {GradProgress::kAuto, GradProgress::kThread, GradProgress::kPoll, GradProgress::kAfterBackward,
+                 GradProgress::kStream}) {
     EXPECT_EQ(parse_grad_progress(grad_progress_name(p)), p);
   }
   EXPECT_THROW(parse_grad_progress("sometimes"), Error);
@@ -146,6 +147,59 @@ TEST(BucketedGradReducer, PollModeNeedsMpiAndFallsBackToTheThread) {
   std::vector<float> grad(10, 1.0f);
   BucketedGradReducer reducer(comm, grad.data(), slices_of({10}), GradReducerOptions{1.0, GradProgress::kPoll});
   EXPECT_EQ(reducer.progress(), GradProgress::kThread);
+}
+
+// A communicator whose collectives are stream-ordered (as NCCL's): records the order of
+// enqueues, device waits and blocking calls, on one event log.
+class StreamOrderedRecorder final : public Communicator, public StreamOrderedCollectives {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 2; }
+  std::string name() const override { return "stream-recorder"; }
+  void allreduce_sum(float*, int64_t n) override { log.push_back("blocking " + std::to_string(n)); }
+  void allreduce_sum(double*, int64_t) override { fail("unexpected double all-reduce"); }
+  void broadcast(void*, size_t, int) override { fail("unexpected broadcast"); }
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+  void enqueue_allreduce_sum(float* data, int64_t n) override {
+    log.push_back("enqueue " + std::to_string(data - base) + "+" + std::to_string(n));
+  }
+  void wait_on_compute_stream() override { log.push_back("compute waits"); }
+  float* base = nullptr;
+  std::vector<std::string> log;
+};
+
+// NCCL-style progress: each bucket is enqueued from the backward thread when its last
+// gradient is reported (no communication thread, no host wait), and finish() only makes
+// the compute stream wait; a non-communicating chunk enqueues nothing.
+TEST(BucketedGradReducer, StreamModeEnqueuesEachBucketWhenReadyAndWaitsOnTheDevice) {
+  StreamOrderedRecorder comm;
+  std::vector<float> grad(600, 1.0f);
+  comm.base = grad.data();
+  BucketedGradReducer reducer(comm, grad.data(), slices_of({100, 200, 300}), GradReducerOptions{400.0 / 1048576.0});
+  EXPECT_EQ(reducer.progress(), GradProgress::kStream);
+  reducer.begin(false);  // an earlier chunk of the step: gradients accumulate only
+  for (int id = 0; id < 3; ++id) reducer.on_grad_ready(id);
+  reducer.finish();
+  EXPECT_TRUE(comm.log.empty());
+  reducer.begin(true);
+  reducer.on_grad_ready(0);
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"enqueue 0+100"}));  // while backward still runs
+  reducer.on_grad_ready(2);
+  reducer.finish();  // parameter 1 never reported: its bucket goes now, then the device wait
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"enqueue 0+100", "enqueue 300+300", "enqueue 100+200", "compute waits"}));
+  EXPECT_EQ(reducer.reductions_started(), 3);
+}
+
+TEST(BucketedGradReducer, StreamModeNeedsAStreamOrderedCommunicator) {
+  RecordingCommunicator comm;
+  std::vector<float> grad(10, 1.0f);
+  EXPECT_THROW(BucketedGradReducer(comm, grad.data(), slices_of({10}), GradReducerOptions{1.0, GradProgress::kStream}),
+               Error);
+  BucketedGradReducer automatic(comm, grad.data(), slices_of({10}), GradReducerOptions{1.0, GradProgress::kAuto});
+  EXPECT_NE(automatic.progress(), GradProgress::kStream);
 }
 
 TEST(MakeGradReducer, OneRankLeavesTheGradientAlone) {

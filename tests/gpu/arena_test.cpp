@@ -127,6 +127,34 @@ TEST(CachingArena, OutOfMemoryGivesBackCachedBigBlocksThenFailsClearly) {
   arena.deallocate(other, size_t{5} << 19);
 }
 
+// Out of memory while a graph is captured: the cached big block is not freed (cudaFree
+// is illegal during a capture and the block was lost); after the capture it is.
+TEST(CachingArena, OutOfMemoryDuringCaptureKeepsCachedBlocks) {
+  const size_t chunk = size_t{1} << 20;
+  auto raw = std::make_unique<CountingRawMemory>(4 * chunk);
+  CountingRawMemory* counter = raw.get();
+  CachingArena arena(std::move(raw), 0, chunk);
+  void* big = arena.allocate(3 * chunk);
+  arena.deallocate(big, 3 * chunk);  // cached
+  const int pool = arena.open_private_pool();
+  try {
+    arena.allocate(size_t{5} << 19);
+    FAIL() << "expected an out-of-memory error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("during a graph capture"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(counter->releases_, 0);
+  EXPECT_EQ(arena.stats().reserved, 3 * chunk);  // still accounted, still reusable
+  arena.close_private_pool();
+  arena.release_private_pool(pool);
+  void* again = arena.allocate(3 * chunk);  // the cached block, not a new reservation
+  EXPECT_EQ(again, big);
+  arena.deallocate(again, 3 * chunk);
+  void* other = arena.allocate(size_t{5} << 19);  // outside a capture the cache is given back
+  EXPECT_EQ(counter->releases_, 1);
+  arena.deallocate(other, size_t{5} << 19);
+}
+
 TEST(CachingArena, PrivatePoolKeepsGraphMemoryUntilReleased) {
   CachingArena arena(cuda::make_host_raw_memory(), 0, size_t{1} << 20);
   void* warm = arena.allocate(4096);  // a cached block the capture may take

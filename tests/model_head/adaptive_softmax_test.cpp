@@ -4,6 +4,7 @@
 #include <map>
 
 #include "head_test_util.h"
+#include "txl/core/forwarding_ops.h"
 
 namespace txl::test {
 namespace {
@@ -297,6 +298,47 @@ TEST(AdaptiveSoftmax, BadTargetNamesIdAndPosition) {
   }
   // hidden of the wrong shape.
   EXPECT_THROW(hd.crit.forward(*hd.ops, hd.ps, hidden, {1, 2}, nll), Error);
+}
+
+// The CPU backend with an allocator that counts its allocations.
+class AllocationCountingOps final : public ForwardingOps<float> {
+ public:
+  AllocationCountingOps() : ForwardingOps<float>(make_cpu_ops<float>()), counter_(inner().allocator()) {}
+  Allocator& allocator() override { return counter_; }
+  int64_t allocations() const { return counter_.count; }
+
+ private:
+  struct Counter final : Allocator {
+    explicit Counter(Allocator& a) : inner(a) {}
+    void* allocate(size_t bytes) override {
+      ++count;
+      return inner.allocate(bytes);
+    }
+    void deallocate(void* p, size_t bytes) override { inner.deallocate(p, bytes); }
+    Device device() const override { return inner.device(); }
+    Allocator& inner;
+    int64_t count = 0;
+  } counter_;
+};
+
+// Batches with ever more tail tokens (1, 2, ..., 60 of 64 rows in the last cluster): the
+// tail workspace grows geometrically, so the arena is asked for new memory a few times,
+// not at every new maximum (growth by 25 % alone would take 14 allocations here).
+TEST(AdaptiveSoftmax, TailWorkspaceGrowsGeometrically) {
+  const ModelConfig cfg = tiny_config(1, 2, -1, false, {false, false, false});
+  Head<float> hd(cfg, 31);
+  AllocationCountingOps ops;
+  const int64_t n = 64, M = cfg.d_model;
+  const Tensor<float> hidden = to_device(ops, std::vector<float>(static_cast<size_t>(n * M), 0.1f), {n, M});
+  Tensor<float> nll;
+  int64_t after_first = 0;
+  for (int64_t k = 1; k <= 60; ++k) {
+    std::vector<int32_t> targets(static_cast<size_t>(n), 3);                                              // shortlist
+    for (int64_t i = 0; i < k; ++i) targets[static_cast<size_t>(i)] = 20 + static_cast<int32_t>(i % 10);  // last tail
+    hd.crit.forward(ops, hd.ps, hidden, targets, nll);
+    if (k == 1) after_first = ops.allocations();
+  }
+  EXPECT_LE(ops.allocations() - after_first, 7);
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 // they overlap the backward kernels still running on the compute stream. Each call is
 // ordered after everything already enqueued on the compute stream (an event, no host
 // wait) and returns when the collective is complete (the Communicator contract).
-// Host buffers are passed on to the MPI communicator, and abort() ends NCCL and then
-// the whole job through it.
+// It also offers StreamOrderedCollectives (txl/dist/stream_ordered_collectives.h): the
+// gradient reducer enqueues each bucket's all-reduce without any host wait and the
+// optimizer's stream waits on an event. Host buffers are passed on to the MPI
+// communicator, and abort() ends NCCL and then the whole job through it.
 #pragma once
 #include <memory>
 

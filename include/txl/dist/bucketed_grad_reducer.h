@@ -11,10 +11,14 @@
 //    Works for any Communicator (needs MPI_THREAD_SERIALIZED or better for MPI).
 //  - kPoll: MPI_Iallreduce started from the backward thread, advanced by MPI_Test at
 //    every on_grad_ready call (MPI communicators only).
+//  - kStream: the communicator runs collectives on a GPU stream (NCCL,
+//    stream_ordered_collectives.h): the bucket's all-reduce is enqueued from the backward
+//    thread the moment its last gradient is enqueued (ordered after it by an event on
+//    the compute stream), finish() makes the compute stream wait for them; no host wait.
 //  - kAfterBackward: no overlap, one all-reduce per bucket in finish() (bucket_mb <= 0
 //    gives one bucket: the classic "all-reduce after backward").
-// kAuto is kThread unless TXL_GRAD_PROGRESS says otherwise; docs/benchmarks.md has the
-// measurements behind that choice.
+// kAuto is kStream for a stream-ordered communicator, else kThread unless
+// TXL_GRAD_PROGRESS says otherwise; docs/benchmarks.md has the measurements behind that.
 //
 // Buckets start in the order their last gradients are reported, so every rank must report
 // in the same order (the model's backward is deterministic); buckets never reported go,
@@ -37,11 +41,12 @@
 #include "txl/core/ops.h"
 #include "txl/dist/grad_reducer.h"
 #include "txl/dist/mpi_communicator.h"
+#include "txl/dist/stream_ordered_collectives.h"
 
 namespace txl {
 
-enum class GradProgress { kAuto, kThread, kPoll, kAfterBackward };
-GradProgress parse_grad_progress(const std::string& name);  // "auto", "thread", "poll", "after_backward"
+enum class GradProgress { kAuto, kThread, kPoll, kAfterBackward, kStream };
+GradProgress parse_grad_progress(const std::string& name);  // "auto", "thread", "poll", "after_backward", "stream"
 const char* grad_progress_name(GradProgress progress);
 
 struct GradReducerOptions {
@@ -82,6 +87,7 @@ class BucketedGradReducer final : public GradReducer {
 
   Communicator& comm_;
   MpiCommunicator* mpi_ = nullptr;  // set for kPoll
+  StreamOrderedCollectives* stream_ = nullptr;  // set for kStream
   float* grad_;
   std::vector<FlatSlice> params_;
   std::vector<GradBucket> buckets_;

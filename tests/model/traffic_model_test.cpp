@@ -1,0 +1,63 @@
+// The traffic model on a whole (small) model: every op the model calls has a cost model,
+// and the GEMM FLOPs of one decoder layer are the hand count of its products.
+#include <gtest/gtest.h>
+
+#include "model_test_util.h"
+#include "txl/core/counting_ops.h"
+#include "txl/model/transformer_xl.h"
+
+namespace txl {
+namespace {
+
+// Forward GEMM FLOPs of one decoder layer: Q new rows, K = mlen + Q keys, B streams.
+double layer_flops(const ModelConfig& c, double Q, double K, double B) {
+  const double M = static_cast<double>(c.d_model), HD = static_cast<double>(c.n_head * c.d_head);
+  const double F = static_cast<double>(c.d_inner);
+  return 2 * Q * B * M * HD        // q
+         + 2 * K * B * M * 2 * HD  // k, v (memory rows included)
+         + 2 * K * M * HD          // r_net over the K positions
+         + 3 * 2 * B * Q * K * HD  // AC, BD, attention x values
+         + 2 * Q * B * HD * M      // o_net
+         + 2 * 2 * Q * B * M * F;  // position-wise feed-forward
+}
+
+TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
+  ModelConfig cfg = test::tiny_config();
+  CountingOps<float> ops(make_cpu_ops<float>(), PlanPrecision::kBf16);
+  TransformerXL<float> model(cfg, ops);
+  ParamStore<float>& store = model.params();
+  for (int id = 0; id < store.size(); ++id) {
+    const std::string& name = store.info(id).name;
+    const std::string region = name.rfind("layers.", 0) == 0     ? name.substr(0, name.find('.', 7))
+                               : name.rfind("crit.", 0) == 0     ? "loss head"
+                               : name.rfind("word_emb.", 0) == 0 ? "embedding"
+                                                                 : "";
+    if (!region.empty()) ops.add_region(store.param(id).data(), store.param(id).bytes(), region);
+  }
+  const int64_t Q = cfg.tgt_len, B = 3;
+  const std::vector<int32_t> data(static_cast<size_t>(Q * B), 1), target(static_cast<size_t>(Q * B), 2);
+  Memory<float> mem;
+  StepContext ctx;
+  ctx.train = true;
+  ctx.batch_global = B;
+  Tensor<float> dnll = ops.empty({Q, B});
+  for (int step = 0; step < 2; ++step) {  // the second step attends over mem_len memory rows
+    ops.reset_counts();
+    ops.set_phase("forward");
+    const int64_t K = Q + mem.mlen;
+    model.forward(data.data(), target.data(), Q, B, mem, ctx);
+    EXPECT_DOUBLE_EQ(ops.by_phase_region().at({"forward", "layers.0"}).flops,
+                     layer_flops(cfg, static_cast<double>(Q), static_cast<double>(K), static_cast<double>(B)));
+    ops.set_phase("backward");
+    model.backward(dnll);
+  }
+  EXPECT_EQ(mem.mlen, cfg.mem_len);
+  // bf16: every GEMM (plain or batched) packs its two operands first.
+  const auto& by_op = ops.by_op();
+  EXPECT_EQ(by_op.at("pack_half").launches, 2 * (by_op.at("gemm").launches + by_op.at("gemm_batched").launches));
+  EXPECT_TRUE(ops.unmodelled().empty()) << ops.unmodelled().front();
+  EXPECT_EQ(ops.total().host_syncs, 0);  // the loss is not summed here: no host round trip
+}
+
+}  // namespace
+}  // namespace txl
