@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "txl/data/corpus.h"
-#include "txl/train/preset_file.h"
+#include "txl/train/programs.h"
 #include "txl/train/step_plan.h"
 #include "txl/train/train_config.h"
 
@@ -75,13 +75,8 @@ bool take_plan_options(std::vector<std::string>& args, PlanOptions& o) {
 
 int run_plan_program(const PlanOptions& o, const CommandLine& cl, std::ostream& out) {
   namespace fs = std::filesystem;
-  TrainConfig cfg;
-  if (!cl.config_file.empty()) {
-    const PresetFile file = PresetFile::load(cl.config_file);
-    apply_section(cfg, train_config_keys(), file.section(cl.preset, "train"), file.where(cl.preset, "train"));
-  }
-  apply_overrides(cfg, train_config_keys(), cl);
-  cfg.finalize(o.ranks);
+  // The configuration exactly as txl_train would resolve it (recipe files and spellings too).
+  const TrainConfig cfg = resolve_train_invocation(cl, o.ranks).cfg;
   int64_t n_token = o.n_token;
   std::vector<int64_t> cutoffs;
   std::string kind = cfg.dataset;
