@@ -21,12 +21,16 @@ const ModelConfig& validated(const ModelConfig& cfg) {
 
 template <typename T>
 TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
-    : cfg_(validated(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_) {
+    : cfg_(validated(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_), sampled_head_(cfg_) {
   layers_.reserve(static_cast<size_t>(cfg_.n_layer));
   for (int64_t l = 0; l < cfg_.n_layer; ++l) layers_.emplace_back(cfg_, l);
 
   int first = store_.size();
-  crit_.register_params(store_);
+  if (cfg_.sampled()) {
+    sampled_head_.register_params(store_);
+  } else {
+    crit_.register_params(store_);
+  }
   crit_ids_ = id_range(first, store_.size());
   for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) layers_[static_cast<size_t>(l)].register_params(store_);
   r_w_bias_id_ = store_.add("r_w_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
@@ -37,7 +41,11 @@ TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
 
   store_.allocate(ops_);
   word_emb_.bind(store_);
-  crit_.bind(store_);
+  if (cfg_.sampled()) {
+    sampled_head_.bind(store_);
+  } else {
+    crit_.bind(store_);
+  }
   for (DecoderLayer<T>& layer : layers_) layer.bind_shared_biases(r_w_bias_id_, r_r_bias_id_);
 }
 
@@ -186,7 +194,16 @@ void TransformerXL<T>::forward_layers_replayed(Memory<T>& mem) {
 template <typename T>
 const Tensor<T>& TransformerXL<T>::forward_loss() {
   TXL_CHECK(stage_ == Stage::kLayersDone, "forward_loss: call forward_embed and forward_layers first");
-  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
+  candidates_.clear();
+  if (!cfg_.sampled()) {
+    crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
+  } else if (geometry_.ctx.train) {
+    const StepContext& ctx = geometry_.ctx;
+    candidates_ = candidate_source_ ? candidate_source_(ctx) : sampled_head_.sampler().draw(ctx.seed, ctx.step);
+    sampled_head_.forward(ops_, store_, core_out_, targets_, &candidates_, nll_flat_);
+  } else {
+    sampled_head_.forward(ops_, store_, core_out_, targets_, nullptr, nll_flat_);
+  }
   nll_ = nll_flat_.reshaped({geometry_.qlen, geometry_.batch});
   stage_ = Stage::kNone;
   have_forward_ = true;
@@ -204,7 +221,11 @@ void TransformerXL<T>::backward(const Tensor<T>& dnll, const std::function<void(
       for (int id : ids) grad_ready(id);
   };
 
-  crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  if (cfg_.sampled()) {
+    sampled_head_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  } else {
+    crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  }
   ready(crit_ids_);
   apply_dropout(ops_, drop_core_, d_hidden_.data(), d_hidden_.data());
 
@@ -241,6 +262,10 @@ double TransformerXL<T>::flops_per_token_fwd(int64_t batch) const {
   const double head_classes = static_cast<double>(cfg_.cluster_end(0) + cfg_.n_clusters());
   double other = 2.0 * d0 * head_classes;
   if (projected) other += 2.0 * M * d0 + 2.0 * de * M;  // loss-head and embedding projections (cluster 0)
+  if (cfg_.sampled()) {  // target + at most 2·sample_softmax candidate scores, embedding projection
+    other = 2.0 * M * (1.0 + 2.0 * static_cast<double>(cfg_.sample_softmax));
+    if (projected) other += 2.0 * de * M;
+  }
   return static_cast<double>(cfg_.n_layer) * layer + other;
 }
 

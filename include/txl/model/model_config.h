@@ -31,6 +31,9 @@ struct ModelConfig {
   bool same_length = false;
   int64_t clamp_len = -1;  // <= 0: no clamping
   int64_t attn_type = 0;
+  // > 0: train with the sampled softmax over this many log-uniform samples (2x drawn,
+  // made distinct); the loss head is then sampled_softmax.h. <= 0: adaptive softmax.
+  int64_t sample_softmax = -1;
   InitSpec init;
 
   int64_t embed_dim() const { return d_embed > 0 ? d_embed : d_model; }
@@ -39,6 +42,7 @@ struct ModelConfig {
   int64_t cluster_begin(int64_t c) const { return c == 0 ? 0 : cutoffs.at(static_cast<size_t>(c - 1)); }
   int64_t cluster_end(int64_t c) const { return c == n_clusters() ? n_token : cutoffs.at(static_cast<size_t>(c)); }
   int64_t cluster_dim(int64_t c) const;  // d_embed / div_val^c
+  bool sampled() const { return sample_softmax > 0; }
   bool tie_proj(int64_t c) const { return static_cast<size_t>(c) < tie_projs.size() && tie_projs[static_cast<size_t>(c)]; }
 
   // Throws txl::Error naming the first inconsistent field.
