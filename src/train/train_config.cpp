@@ -23,6 +23,7 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"dropout", &C::dropout, "dropout rate"},
       {"dropatt", &C::dropatt, "attention-probability dropout rate"},
       {"attn_type", &C::attn_type, "attention type (0: relative, Transformer-XL)"},
+      {"sample_softmax", &C::sample_softmax, "> 0: train with a sampled softmax over this many samples (-1: off)"},
       {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
       {"same_length", &C::same_length, "every query attends to the same number of keys"},
       {"init", &C::init, "normal | uniform"},
@@ -118,6 +119,8 @@ void TrainConfig::finalize(int world) {
   require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
   require(dropatt >= 0 && dropatt < 1, "dropatt", "must be in [0, 1)");
   require(attn_type == 0, "attn_type", "only 0 (relative positions, Transformer-XL) is implemented");
+  require(sample_softmax <= 0 || tie_weight, "sample_softmax",
+          "needs tie_weight: true (the sampled softmax scores with the input embedding, as the recipe asserts)");
   require(init_std > 0 && proj_init_std > 0 && init_range > 0, "init_std",
           "init_std, proj_init_std and init_range must be positive");
 
@@ -197,6 +200,7 @@ ModelConfig TrainConfig::model_config(int64_t n_token, const std::vector<int64_t
   m.same_length = same_length;
   m.clamp_len = clamp_len;
   m.attn_type = attn_type;
+  m.sample_softmax = sample_softmax;
   m.init.init = init;
   m.init.init_std = init_std;
   m.init.proj_init_std = proj_init_std;

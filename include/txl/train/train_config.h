@@ -29,6 +29,7 @@ struct TrainConfig {
   double dropout = 0.1;
   double dropatt = 0.0;
   int64_t attn_type = 0;
+  int64_t sample_softmax = -1;       // > 0: sampled softmax in training (sampled_softmax.h)
   int64_t clamp_len = -1;
   bool same_length = false;
   std::string init = "normal";
