@@ -207,6 +207,41 @@ void ByteLevelBpe::encode_append(std::string_view text, std::vector<int32_t>& ou
   for (std::string_view piece : gpt2_pretokenize(text)) encode_piece(piece, out);
 }
 
+std::string ByteLevelBpe::decode(const std::vector<int32_t>& ids) const {
+  std::unordered_map<char32_t, unsigned char> byte_of;
+  for (int b = 0; b < 256; ++b) byte_of[gpt2_byte_symbol(static_cast<unsigned char>(b))] = static_cast<unsigned char>(b);
+  std::string out;
+  for (const int32_t id : ids) {
+    TXL_CHECK(id >= 0 && static_cast<size_t>(id) < symbols_.size(), "BPE decode: id {} outside [0, {})", id,
+              symbols_.size());
+    const std::string& s = symbols_[static_cast<size_t>(id)];
+    for (const char* p = s.data(); p < s.data() + s.size();) {
+      const char32_t c = decode_utf8(p);
+      const auto it = byte_of.find(c);
+      if (it != byte_of.end()) {
+        out.push_back(static_cast<char>(it->second));
+      } else {
+        append_utf8(out, c);
+      }
+    }
+  }
+  return out;
+}
+
+std::string universal_newlines(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\r') {
+      out.push_back(text[i]);
+    } else {
+      out.push_back('\n');
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    }
+  }
+  return out;
+}
+
 std::vector<int32_t> ByteLevelBpe::encode(std::string_view text) const {
   std::vector<int32_t> out;
   encode_append(text, out);

@@ -26,6 +26,10 @@ char32_t gpt2_byte_symbol(unsigned char byte);
 // Step 1 on valid UTF-8 text: the pieces in order (views into `text`; they tile it).
 std::vector<std::string_view> gpt2_pretokenize(std::string_view text);
 
+// Python's universal newlines (how the recipe reads a text file before encoding it):
+// "\r\n" and a lone "\r" become "\n".
+std::string universal_newlines(std::string_view text);
+
 class ByteLevelBpe {
  public:
   // symbols[id] = token (byte-mapped UTF-8, as vocab.json spells it); merges in rank
@@ -37,6 +41,10 @@ class ByteLevelBpe {
   // Valid UTF-8 text -> token ids. Not thread-safe (it caches the ids of every piece).
   std::vector<int32_t> encode(std::string_view text) const;
   void encode_append(std::string_view text, std::vector<int32_t>& out) const;
+
+  // Ids -> text: the symbols' code points mapped back to bytes (code points outside the
+  // byte map, e.g. of added tokens, stay as they are).
+  std::string decode(const std::vector<int32_t>& ids) const;
 
   const std::vector<std::string>& symbols() const { return symbols_; }
   const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
