@@ -53,6 +53,9 @@ void save_model_params(h5::File& file, const ParamStore<T>& params, const ModelC
   file.set_attr(kModelGroup, "tie_projs", resolved_tie_projs(cfg));
   file.set_attr(kModelGroup, "sample_softmax", cfg.sample_softmax);
   file.set_attr(kModelGroup, "model_format_version", kModelFormatVersion);
+  // The learned position tables' length (not derivable from the lengths below, which
+  // evaluation may change).
+  if (cfg.learned_positions()) file.set_attr(kModelGroup, "max_klen", cfg.position_rows());
   // Informational: the settings the model was used with when saved.
   file.set_attr(kModelGroup, "tgt_len", cfg.tgt_len);
   file.set_attr(kModelGroup, "mem_len", cfg.mem_len);
@@ -85,6 +88,13 @@ void check_model_config(const h5::File& file, const ModelConfig& cfg) {
   TXL_CHECK(std::max<int64_t>(sample_softmax, 0) == std::max<int64_t>(cfg.sample_softmax, 0),
             "{}: model hyper-parameter 'sample_softmax' is {} in the file but {} in this model", file.path(),
             sample_softmax, cfg.sample_softmax);
+  if (cfg.learned_positions()) {
+    TXL_CHECK(file.has_attr(kModelGroup, "max_klen"), "{}: model hyper-parameter 'max_klen' missing", file.path());
+    const int64_t stored = file.attr_int(kModelGroup, "max_klen");
+    TXL_CHECK(stored == cfg.position_rows(),
+              "{}: model hyper-parameter 'max_klen' is {} in the file but {} in this model", file.path(), stored,
+              cfg.position_rows());
+  }
 }
 
 template <typename T>
@@ -134,6 +144,7 @@ ModelConfig read_model_config(const h5::File& file) {
   get("div_val", cfg.div_val);
   get("attn_type", cfg.attn_type);
   get("sample_softmax", cfg.sample_softmax);
+  get("max_klen", cfg.max_klen);
   get_flag("tie_weight", cfg.tie_weight);
   get_flag("pre_lnorm", cfg.pre_lnorm);
   if (file.has_attr(kModelGroup, "cutoffs")) cfg.cutoffs = file.attr_ints(kModelGroup, "cutoffs");

@@ -63,8 +63,9 @@ void check_case(const std::string& name) {
     const GoldenSegment& seg = c.segments[s];
     SCOPED_TRACE("segment " + std::to_string(s));
     const std::vector<int32_t> data = c.data(s), target = c.target(s);
-    ASSERT_EQ(c.data_rows(s), seg.len) << "this check runs cases without extended context";
-    const Tensor<double>& nll = model.forward(data.data(), target.data(), seg.len, c.batch, mem, ctx);
+    StepContext seg_ctx = ctx;
+    seg_ctx.ext_rows = c.data_rows(s) - seg.len;  // ext_len rows of extended context first
+    const Tensor<double>& nll = model.forward(data.data(), target.data(), c.data_rows(s), c.batch, mem, seg_ctx);
     EXPECT_LT(relative_error(in_recipe_loss_order(to_host(*ops, nll), target, cfg), seg.loss.values), 1e-12)
         << "loss";
 
@@ -98,6 +99,16 @@ TEST(GoldenModel, Attn0DivVal2PreLnSameLengthClamp) { check_case("attn0_divval2_
 TEST(GoldenModel, Attn0UntiedPlainSoftmax) { check_case("attn0_untied_plain_softmax"); }
 TEST(GoldenModel, Attn0LongMemory) { check_case("attn0_longmem"); }
 TEST(GoldenModel, SampledSoftmax) { check_case("sample_softmax"); }
+TEST(GoldenModel, Attn0ExtendedContext) { check_case("attn0_ext_len"); }
+TEST(GoldenModel, Attn1LearnedRelative) { check_case("attn1"); }
+TEST(GoldenModel, Attn1SameLengthClamp) { check_case("attn1_samelength_clamp"); }
+TEST(GoldenModel, Attn1LongMemory) { check_case("attn1_longmem"); }
+TEST(GoldenModel, Attn2AbsoluteSinusoid) { check_case("attn2"); }
+TEST(GoldenModel, Attn2SameLengthClamp) { check_case("attn2_samelength_clamp"); }
+TEST(GoldenModel, Attn2LongMemory) { check_case("attn2_longmem"); }
+TEST(GoldenModel, Attn3LearnedAbsolute) { check_case("attn3"); }
+TEST(GoldenModel, Attn3SameLengthClamp) { check_case("attn3_samelength_clamp"); }
+TEST(GoldenModel, Attn3LongMemory) { check_case("attn3_longmem"); }
 
 }  // namespace
 }  // namespace txl::test
