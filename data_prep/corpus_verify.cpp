@@ -35,6 +35,14 @@ void verify_corpus_file(const std::string& path) {
     digests[cf::kSymbols] = h.hex_digest();
     const std::vector<int64_t>& c = corpus.vocabulary().counts();
     digests[cf::kCounts] = sha256_hex(c.data(), c.size() * sizeof(int64_t));
+    if (const ByteLevelBpe* bpe = corpus.vocabulary().bpe()) {
+      Sha256 m;
+      for (const auto& [a, b] : bpe->merges()) {
+        const std::string line = a + " " + b;
+        m.update(line.c_str(), line.size() + 1);
+      }
+      digests[cf::kBpeMerges] = m.hex_digest();
+    }
   }
   for (const std::string& name : f.list("/")) {
     if (!corpus.has_split(name)) continue;

@@ -19,6 +19,7 @@ const char* kCreatedBy = "txl_prep 0.1.0";
 std::pair<int, std::string> canonical_key(const std::string& path) {
   if (path == cf::kSymbols) return {0, ""};
   if (path == cf::kCounts) return {1, ""};
+  if (path == cf::kBpeMerges) return {2, ""};
   const size_t slash = path.find('/', 1);
   const std::string split = path.substr(1, slash - 1);
   const std::string leaf = path.substr(slash + 1);
@@ -115,6 +116,13 @@ CorpusWriter::CorpusWriter(const std::string& path, const CorpusDescription& d)
 }
 
 CorpusWriter::~CorpusWriter() = default;
+
+void CorpusWriter::write_bpe_merges(const std::vector<std::string>& merges) {
+  file_.write_strings(cf::kBpeMerges, merges);
+  Sha256 h;
+  for (const std::string& s : merges) h.update(s.c_str(), s.size() + 1);
+  digests_[cf::kBpeMerges] = h.hex_digest();
+}
 
 void CorpusWriter::write_vocabulary(const std::vector<std::string>& symbols, const std::vector<int64_t>& counts) {
   TXL_CHECK(symbols.size() == counts.size(), "vocabulary: {} symbols, {} counts", symbols.size(), counts.size());

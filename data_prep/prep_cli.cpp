@@ -37,6 +37,19 @@ void check_options(const PrepOptions& o) {
     failf("--vocab_splits '{}' is unknown (expected train or all)", o.vocab_splits);
   if (o.vocab_splits == "all" && !o.vocab_file.empty())
     fail("--vocab_splits all counts the vocabulary, --vocab_file fixes it: give one of them");
+  if (o.vocab != "word" && o.vocab != "bpe") failf("--vocab '{}' is unknown (expected word or bpe)", o.vocab);
+  if (o.vocab == "bpe") {
+    if (o.dataset != "wt103" && o.dataset != "wt2" && o.dataset != "ptb" && o.dataset != "generic")
+      failf("--vocab bpe applies to --dataset wt103, wt2, ptb and generic, not '{}'", o.dataset);
+    if (o.bpe_vocab.empty() || o.bpe_merges.empty())
+      fail("--vocab bpe needs --bpe_vocab vocab.json and --bpe_merges merges.txt (GPT-2's files; nothing is downloaded)");
+    if (o.level != "word" || o.lower_case || o.eos || o.min_freq > 0 || o.max_size >= 0 || !o.vocab_file.empty() ||
+        !o.vocab_splits.empty())
+      fail("--vocab bpe fixes the tokenisation: --level, --lower_case, --eos, --min_freq, --max_size, --vocab_file and "
+           "--vocab_splits do not apply");
+  } else if (!o.bpe_vocab.empty() || !o.bpe_merges.empty()) {
+    fail("--bpe_vocab and --bpe_merges apply to --vocab bpe");
+  }
   if (o.level != "word" && o.level != "char") failf("--level '{}' is unknown (expected word or char)", o.level);
   if (o.level == "char" && (o.min_freq > 0 || o.max_size >= 0 || !o.vocab_file.empty()))
     fail("--min_freq, --max_size and --vocab_file apply to --level word");
@@ -49,6 +62,8 @@ PrepSummary prepare_corpus(const PrepOptions& options) {
   h5::write_atomically(options.out, [&](const std::string& tmp) {
     if (options.dataset == "enwik8" || options.dataset == "text8") {
       summary = prepare_char_split_corpus(options, tmp);
+    } else if (options.vocab == "bpe") {
+      summary = prepare_bpe_corpus(options, tmp);
     } else if (options.dataset == "lm1b") {
       summary = prepare_lm1b_corpus(options, tmp);
     } else {
@@ -77,6 +92,10 @@ int prep_main(int argc, char** argv) {
   app.add_option("--vocab_file", o.vocab_file, "generic, lm1b: vocabulary file, one symbol per line (first field)");
   app.add_option("--vocab_splits", o.vocab_splits,
                  "generic: count the vocabulary over train only (default) or all of train, valid, test");
+  app.add_option("--vocab", o.vocab, "wt103, wt2, ptb, generic: word, or bpe (GPT-2 byte-level BPE)")
+      ->capture_default_str();
+  app.add_option("--bpe_vocab", o.bpe_vocab, "--vocab bpe: GPT-2's vocab.json (token -> id)");
+  app.add_option("--bpe_merges", o.bpe_merges, "--vocab bpe: GPT-2's merges.txt (one merge per line, rank order)");
   app.add_option("--cutoffs", o.cutoffs, "recommended adaptive-softmax cutoffs to record (e.g. 20000,40000)")
       ->delimiter(',');
   app.add_option("--holdout", o.holdout, "enwik8/text8: bytes/characters in each of valid and test")

@@ -22,7 +22,7 @@ int64_t integer_vector_length(const h5::File& f, const std::string& path) {
 
 TokenizationRules read_rules(const h5::File& f, const std::string& vocab_kind) {
   TokenizationRules r;
-  if (vocab_kind == "word") {
+  if (vocab_kind == "word" || vocab_kind == "bpe") {
     r.unit = SymbolUnit::kWord;
   } else {
     const std::string unit = f.attr_string("/", "char_unit");
@@ -56,8 +56,8 @@ CorpusFile CorpusFile::open(const std::string& path) {
           fmt_::kVersion);
   c.dataset_ = f.attr_string("/", "dataset");
   c.vocab_kind_ = f.attr_string("/", "vocab_kind");
-  if (c.vocab_kind_ != "word" && c.vocab_kind_ != "char")
-    failf("{}: attribute vocab_kind = '{}' (expected word or char)", path, c.vocab_kind_);
+  if (c.vocab_kind_ != "word" && c.vocab_kind_ != "char" && c.vocab_kind_ != "bpe")
+    failf("{}: attribute vocab_kind = '{}' (expected word, char or bpe)", path, c.vocab_kind_);
   const std::string layout = f.attr_string("/", "layout");
   if (layout == fmt_::kLayoutStream) {
     c.layout_ = CorpusLayout::kStream;
@@ -78,7 +78,19 @@ CorpusFile CorpusFile::open(const std::string& path) {
   for (const int64_t cut : c.cutoffs_)
     if (cut <= 0 || cut >= n_token) failf("{}: recommended cutoff {} is outside (0, n_token = {})", path, cut, n_token);
   try {
+    std::vector<std::pair<std::string, std::string>> merges;
+    if (c.vocab_kind_ == "bpe") {
+      if (!f.exists(fmt_::kBpeMerges)) failf("a BPE corpus without {}", fmt_::kBpeMerges);
+      for (const std::string& m : f.read_strings(fmt_::kBpeMerges)) {
+        const size_t sp = m.find(' ');
+        if (sp == std::string::npos) failf("BPE merge '{}' is not 'left right'", m);
+        merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+      }
+    }
+    std::shared_ptr<const ByteLevelBpe> bpe;
+    if (c.vocab_kind_ == "bpe") bpe = std::make_shared<const ByteLevelBpe>(symbols, std::move(merges));
     c.vocabulary_ = Vocabulary(std::move(symbols), std::move(counts), read_rules(f, c.vocab_kind_));
+    c.vocabulary_.set_bpe(std::move(bpe));
   } catch (const Error& e) {
     failf("{}: {}", path, e.what());
   }

@@ -49,6 +49,7 @@ int32_t Vocabulary::encode_symbol(std::string_view symbol) const {
 }
 
 std::vector<int32_t> Vocabulary::encode(std::string_view text) const {
+  if (bpe_) return bpe_->encode(universal_newlines(text));  // as the recipe's tokenize(line)
   std::vector<int32_t> ids;
   if (rules_.unit == SymbolUnit::kByte) {
     // Byte level (enwik8): every byte is a symbol; newline bytes end lines and carry no token.
@@ -77,6 +78,7 @@ std::vector<int32_t> Vocabulary::encode(std::string_view text) const {
 }
 
 std::string Vocabulary::decode(const std::vector<int32_t>& ids) const {
+  if (bpe_) return bpe_->decode(ids);
   std::string out;
   const int32_t line_end = rules_.line_end.empty() ? -1 : find(rules_.line_end);
   bool line_start = true;

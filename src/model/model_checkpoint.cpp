@@ -1,5 +1,6 @@
 #include "txl/model/model_checkpoint.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ void save_model_params(h5::File& file, const ParamStore<T>& params, const ModelC
   for (const ScalarField& f : architecture_scalars(cfg)) file.set_attr(kModelGroup, f.name, f.value);
   file.set_attr(kModelGroup, "cutoffs", cfg.cutoffs);
   file.set_attr(kModelGroup, "tie_projs", resolved_tie_projs(cfg));
+  file.set_attr(kModelGroup, "sample_softmax", cfg.sample_softmax);
   file.set_attr(kModelGroup, "model_format_version", kModelFormatVersion);
   // The learned position tables' length (not derivable from the lengths below, which
   // evaluation may change).
@@ -80,6 +82,12 @@ void check_model_config(const h5::File& file, const ModelConfig& cfg) {
   };
   check_list("cutoffs", cfg.cutoffs);
   check_list("tie_projs", resolved_tie_projs(cfg));
+  // Written since the sampled softmax exists; older files are adaptive-softmax models.
+  const int64_t sample_softmax =
+      file.has_attr(kModelGroup, "sample_softmax") ? file.attr_int(kModelGroup, "sample_softmax") : -1;
+  TXL_CHECK(std::max<int64_t>(sample_softmax, 0) == std::max<int64_t>(cfg.sample_softmax, 0),
+            "{}: model hyper-parameter 'sample_softmax' is {} in the file but {} in this model", file.path(),
+            sample_softmax, cfg.sample_softmax);
   if (cfg.learned_positions()) {
     TXL_CHECK(file.has_attr(kModelGroup, "max_klen"), "{}: model hyper-parameter 'max_klen' missing", file.path());
     const int64_t stored = file.attr_int(kModelGroup, "max_klen");
@@ -135,6 +143,7 @@ ModelConfig read_model_config(const h5::File& file) {
   get("d_embed", cfg.d_embed);
   get("div_val", cfg.div_val);
   get("attn_type", cfg.attn_type);
+  get("sample_softmax", cfg.sample_softmax);
   get("max_klen", cfg.max_klen);
   get_flag("tie_weight", cfg.tie_weight);
   get_flag("pre_lnorm", cfg.pre_lnorm);

@@ -31,6 +31,9 @@ void ModelConfig::validate() const {
             "tie_projs needs {} entries (one per cluster), got {}", cutoffs.size() + 1, tie_projs.size());
   TXL_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got {})", dropout);
   TXL_CHECK(dropatt >= 0 && dropatt < 1, "dropatt must be in [0, 1) (got {})", dropatt);
+  // The recipe's sampled softmax scores with the input embedding (it asserts tie_weight).
+  TXL_CHECK(!sampled() || tie_weight, "sample_softmax {} needs tie_weight (its output weights are the embedding)",
+            sample_softmax);
   TXL_CHECK(tgt_len > 0, "tgt_len must be positive (got {})", tgt_len);
   TXL_CHECK(mem_len >= 0 && ext_len >= 0, "mem_len and ext_len must be >= 0 (got {}, {})", mem_len, ext_len);
   // The recipe slices its learned tables without bounds checks; these are the settings

@@ -23,12 +23,16 @@ ModelConfig resolved(const ModelConfig& cfg) {
 
 template <typename T>
 TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
-    : cfg_(resolved(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_), positions_(cfg_) {
+    : cfg_(resolved(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_), sampled_head_(cfg_), positions_(cfg_) {
   layers_.reserve(static_cast<size_t>(cfg_.n_layer));
   for (int64_t l = 0; l < cfg_.n_layer; ++l) layers_.emplace_back(cfg_, l);
 
   int first = store_.size();
-  crit_.register_params(store_);
+  if (cfg_.sampled()) {
+    sampled_head_.register_params(store_);
+  } else {
+    crit_.register_params(store_);
+  }
   crit_ids_ = id_range(first, store_.size());
   for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) layers_[static_cast<size_t>(l)].register_params(store_);
   if (cfg_.attn_type == 0) {
@@ -45,7 +49,11 @@ TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
 
   store_.allocate(ops_);
   word_emb_.bind(store_);
-  crit_.bind(store_);
+  if (cfg_.sampled()) {
+    sampled_head_.bind(store_);
+  } else {
+    crit_.bind(store_);
+  }
   if (cfg_.attn_type == 0)
     for (DecoderLayer<T>& layer : layers_) layer.relative_attention()->bind_shared_biases(r_w_bias_id_, r_r_bias_id_);
   positions_.bind(layers_);
@@ -214,7 +222,16 @@ const Tensor<T>& TransformerXL<T>::forward_loss() {
   const StepGeometry& g = geometry_;
   // Only the rows after the extended context are predicted (the recipe's loss covers the
   // last rows of the hidden output).
-  crit_.forward(ops_, store_, core_out_.slice(g.ctx.ext_rows * g.batch, g.query_rows()), targets_, nll_flat_);
+  const Tensor<T> predicted = core_out_.slice(g.ctx.ext_rows * g.batch, g.query_rows());
+  candidates_.clear();
+  if (!cfg_.sampled()) {
+    crit_.forward(ops_, store_, predicted, targets_, nll_flat_);
+  } else if (g.ctx.train) {
+    candidates_ = candidate_source_ ? candidate_source_(g.ctx) : sampled_head_.sampler().draw(g.ctx.seed, g.ctx.step);
+    sampled_head_.forward(ops_, store_, predicted, targets_, &candidates_, nll_flat_);
+  } else {
+    sampled_head_.forward(ops_, store_, predicted, targets_, nullptr, nll_flat_);
+  }
   nll_ = nll_flat_.reshaped({g.qlen - g.ctx.ext_rows, g.batch});
   stage_ = Stage::kNone;
   have_forward_ = true;
@@ -233,10 +250,17 @@ void TransformerXL<T>::backward(const Tensor<T>& dnll, const std::function<void(
       for (int id : ids) grad_ready(id);
   };
 
+  auto head_backward = [&](const Tensor<T>& d, Tensor<T>& dhidden) {
+    if (cfg_.sampled()) {
+      sampled_head_.backward(ops_, store_, d, dhidden);
+    } else {
+      crit_.backward(ops_, store_, d, dhidden);
+    }
+  };
   if (E == 0) {
-    crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+    head_backward(dnll.reshaped({N}), d_hidden_);
   } else {  // the extended-context rows get no gradient from the loss
-    crit_.backward(ops_, store_, dnll.reshaped({N - E}), d_predicted_);
+    head_backward(dnll.reshaped({N - E}), d_predicted_);
     ensure(ops_, d_hidden_, {N, M});
     ops_.fill(d_hidden_.data(), E * M, T(0));
     ops_.copy(d_hidden_.data() + E * M, d_predicted_.data(), d_predicted_.bytes());
@@ -285,6 +309,10 @@ double TransformerXL<T>::flops_per_token_fwd(int64_t batch) const {
   const double head_classes = static_cast<double>(cfg_.cluster_end(0) + cfg_.n_clusters());
   double other = 2.0 * d0 * head_classes;
   if (projected) other += 2.0 * M * d0 + 2.0 * de * M;  // loss-head and embedding projections (cluster 0)
+  if (cfg_.sampled()) {  // target + at most 2·sample_softmax candidate scores, embedding projection
+    other = 2.0 * M * (1.0 + 2.0 * static_cast<double>(cfg_.sample_softmax));
+    if (projected) other += 2.0 * de * M;
+  }
   return static_cast<double>(cfg_.n_layer) * layer + other;
 }
 

@@ -24,6 +24,7 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"dropatt", &C::dropatt, "attention-probability dropout rate"},
       {"attn_type", &C::attn_type, "attention type: 0 relative (Transformer-XL), 1 learned relative (Shaw et al.), 2 absolute sinusoids "
        "(Vaswani et al.), 3 learned absolute per layer (Al-Rfou et al.)"},
+      {"sample_softmax", &C::sample_softmax, "> 0: train with a sampled softmax over this many samples (-1: off)"},
       {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
       {"same_length", &C::same_length, "every query attends to the same number of keys"},
       {"init", &C::init, "normal | uniform"},
@@ -84,7 +85,7 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
        "bind each rank's threads to CPU cores: disabled | single | single_unique | socket | "
        "socket_unique_interleaved | socket_unique_continuous"},
       // the recipe's options, kept for its command lines and files (docs/recipe-users.md)
-      {"vocab", &C::vocab, "vocabulary type: word (bpe is not supported)"},
+      {"vocab", &C::vocab, "vocabulary type: word | bpe (bpe: the corpus must be txl_prep --vocab bpe)"},
       {"amp", &C::amp, "with fp16: the recipe's mixed-precision implementation (apex | pytorch); txl has one fp16 mode"},
       {"apex_amp_opt_level", &C::apex_amp_opt_level, "with fp16 and amp apex: O0 means float32; O1/O2 txl's fp16; O3 refused"},
       {"multi_gpu", &C::multi_gpu, "ddp | dp: txl always runs data parallel over its MPI ranks"},
@@ -94,7 +95,6 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"no_env", &C::no_env, "accepted; txl logs no environment dump"},
       {"emb_init", &C::emb_init, "accepted, no effect (as in the recipe, whose initialisation never reads it)"},
       {"emb_init_range", &C::emb_init_range, "accepted, no effect (as emb_init)"},
-      {"sample_softmax", &C::sample_softmax, "sampled-softmax samples: only -1 (no sampling) is implemented"},
       {"clip_nonemb", &C::clip_nonemb, "clip non-embedding gradients only: only false is implemented"},
   };
   return keys;
@@ -195,6 +195,8 @@ void TrainConfig::finalize(int world) {
           fmt::format("{} is not one of 0 (relative), 1 (learned relative), 2 (absolute sinusoids), 3 (learned "
                       "absolute)",
                       attn_type));
+  require(sample_softmax <= 0 || tie_weight, "sample_softmax",
+          "needs tie_weight: true (the sampled softmax scores with the input embedding, as the recipe asserts)");
   require(init_std > 0 && proj_init_std > 0 && init_range > 0, "init_std",
           "init_std, proj_init_std and init_range must be positive");
 
@@ -255,9 +257,6 @@ void TrainConfig::finalize(int world) {
 
 void TrainConfig::resolve_recipe_options() {
   require_one_of(vocab, "vocab", {"word", "bpe"});
-  require(vocab == "word", "vocab",
-          "bpe (GPT-2 byte-pair) vocabularies are not supported; txl_prep builds the recipe's word (or character) "
-          "vocabularies: use vocab: word");
   require_one_of(amp, "amp", {"apex", "pytorch"});
   require_one_of(apex_amp_opt_level, "apex_amp_opt_level", {"O0", "O1", "O2", "O3"});
   if (fp16 && amp == "apex") {
@@ -299,8 +298,6 @@ void TrainConfig::resolve_recipe_options() {
     notes.push_back(fmt::format("local_rank {} ignored: MPI or SLURM give each rank its number", local_rank));
   if (emb_init != "normal" || emb_init_range != 0.01)
     notes.push_back("emb_init / emb_init_range have no effect (the recipe's initialisation does not read them either)");
-  require(sample_softmax == -1, "sample_softmax",
-          "sampled-softmax training is not implemented; use the full or adaptive softmax (sample_softmax: -1)");
   require(!clip_nonemb, "clip_nonemb",
           "clipping only the non-embedding gradients is not implemented; txl clips the norm of all gradients "
           "(clip_nonemb: false)");
@@ -336,6 +333,7 @@ ModelConfig TrainConfig::model_config(int64_t n_token, const std::vector<int64_t
   m.same_length = same_length;
   m.clamp_len = clamp_len;
   m.attn_type = attn_type;
+  m.sample_softmax = sample_softmax;
   m.init.init = init;
   m.init.init_std = init_std;
   m.init.proj_init_std = proj_init_std;

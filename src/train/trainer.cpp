@@ -73,6 +73,9 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   corpus_.emplace(data::CorpusFile::open(cfg_.data));
   if (!cfg_.dataset.empty() && cfg_.dataset != corpus_->dataset())
     failf("config: dataset: '{}' but {} holds the '{}' corpus", cfg_.dataset, cfg_.data, corpus_->dataset());
+  if (cfg_.vocab == "bpe" && corpus_->vocab_kind() != "bpe")
+    failf("config: vocab: bpe but {} has a '{}' vocabulary (prepare it with txl_prep --vocab bpe)", cfg_.data,
+          corpus_->vocab_kind());
   for (const char* split : {"train", "valid"})
     if (!corpus_->has_split(split)) failf("{}: the corpus has no '{}' split", cfg_.data, split);
   std::optional<TrainingCheckpoint> ckpt;

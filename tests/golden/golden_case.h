@@ -131,6 +131,7 @@ inline ModelConfig golden_model_config(const YAML::Node& y) {
     else if (k == "same_length") m.same_length = v.as<bool>();
     else if (k == "clamp_len") m.clamp_len = v.as<int64_t>();
     else if (k == "attn_type") m.attn_type = v.as<int64_t>();
+    else if (k == "sample_softmax") m.sample_softmax = v.as<int64_t>();
     else if (k == "adaptive") adaptive = v.as<bool>();
     else if (k == "batch") continue;  // the streams, not a model setting
     else failf("golden config: key '{}' is not mapped to ModelConfig", k);

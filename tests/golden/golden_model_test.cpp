@@ -42,7 +42,20 @@ void check_case(const std::string& name) {
   const ModelConfig cfg = golden_model_config(c.config);
   auto ops = make_cpu_ops<double>();
   TransformerXL<double> model(cfg, *ops);
-  load_golden_weights(model, c.weights);
+  std::map<std::string, GoldenArray> weights = c.weights;
+  StepContext ctx;
+  if (cfg.sampled()) {
+    // The recipe's sampled model also holds out_layer.weight, which its sampled loss never
+    // reads (it scores with the embedding; no gradient for it in the case); txl has no such
+    // parameter. The case is a training-mode forward with the recipe's own draws.
+    ASSERT_EQ(c.grads.count("out_layer.weight"), 0u);
+    weights.erase("out_layer.weight");
+    ASSERT_FALSE(c.sampled_ids.empty());
+    const std::vector<int32_t> drawn(c.sampled_ids.begin(), c.sampled_ids.end());
+    model.set_candidate_source([drawn](const StepContext&) { return drawn; });
+    ctx.train = true;
+  }
+  load_golden_weights(model, weights);
   model.params().zero_grad(*ops);
 
   Memory<double> mem;
@@ -50,9 +63,9 @@ void check_case(const std::string& name) {
     const GoldenSegment& seg = c.segments[s];
     SCOPED_TRACE("segment " + std::to_string(s));
     const std::vector<int32_t> data = c.data(s), target = c.target(s);
-    StepContext ctx;
-    ctx.ext_rows = c.data_rows(s) - seg.len;  // ext_len rows of extended context first
-    const Tensor<double>& nll = model.forward(data.data(), target.data(), c.data_rows(s), c.batch, mem, ctx);
+    StepContext seg_ctx = ctx;
+    seg_ctx.ext_rows = c.data_rows(s) - seg.len;  // ext_len rows of extended context first
+    const Tensor<double>& nll = model.forward(data.data(), target.data(), c.data_rows(s), c.batch, mem, seg_ctx);
     EXPECT_LT(relative_error(in_recipe_loss_order(to_host(*ops, nll), target, cfg), seg.loss.values), 1e-12)
         << "loss";
 
@@ -85,6 +98,7 @@ TEST(GoldenModel, Attn0AdaptiveTied) { check_case("attn0_adaptive"); }
 TEST(GoldenModel, Attn0DivVal2PreLnSameLengthClamp) { check_case("attn0_divval2_preln_samelength_clamp"); }
 TEST(GoldenModel, Attn0UntiedPlainSoftmax) { check_case("attn0_untied_plain_softmax"); }
 TEST(GoldenModel, Attn0LongMemory) { check_case("attn0_longmem"); }
+TEST(GoldenModel, SampledSoftmax) { check_case("sample_softmax"); }
 TEST(GoldenModel, Attn0ExtendedContext) { check_case("attn0_ext_len"); }
 TEST(GoldenModel, Attn1LearnedRelative) { check_case("attn1"); }
 TEST(GoldenModel, Attn1SameLengthClamp) { check_case("attn1_samelength_clamp"); }

@@ -66,13 +66,24 @@ ModelConfig config_pre_ln() {
   return c;
 }
 
+// Sampled softmax (sample_softmax 5 of 90 ids) over an adaptive embedding with div_val 2:
+// training scores against the log-uniform candidates, evaluation with the full softmax.
+ModelConfig config_sampled() {
+  ModelConfig c = config_adaptive();
+  c.n_token = 90;
+  c.cutoffs = {30, 60};
+  c.sample_softmax = 5;
+  return c;
+}
+
 class GpuModel : public GpuTest {
  protected:
   std::vector<int32_t> tokens(const ModelConfig& cfg, int64_t n) { return randint(n, 0, static_cast<int32_t>(cfg.n_token)); }
 
   // Runs `steps` forward/backward steps on the CPU and on `dev_ops` from the same
   // parameters and data; compares nll, gradients and memory with the given tolerances.
-  void compare_model(const ModelConfig& cfg, Ops<float>& dev_ops, double tol, int steps, const std::string& what) {
+  void compare_model(const ModelConfig& cfg, Ops<float>& dev_ops, double tol, int steps, const std::string& what,
+                     bool train = true) {
     TransformerXL<float> ref(cfg, cpu());
     TransformerXL<float> dev(cfg, dev_ops);
     ref.init_params(11);
@@ -85,7 +96,7 @@ class GpuModel : public GpuTest {
       const std::string at = what + " step " + std::to_string(step);
       const auto data = tokens(cfg, n), target = tokens(cfg, n);
       StepContext ctx;
-      ctx.train = true;
+      ctx.train = train;
       ctx.seed = 5;
       ctx.step = static_cast<uint64_t>(step);
       ctx.batch_offset = 1;
@@ -129,6 +140,11 @@ class GpuModel : public GpuTest {
 TEST_F(GpuModel, Fp32LossGradientsAndMemoryMatchCpu) {
   compare_model(config_adaptive(), dut(), 1e-5, 3, "adaptive/post-LN");
   compare_model(config_pre_ln(), dut(), 1e-5, 3, "pre-LN/same_length/clamp");
+}
+
+TEST_F(GpuModel, SampledSoftmaxMatchesCpu) {
+  compare_model(config_sampled(), dut(), 1e-5, 3, "sampled softmax (training)");
+  compare_model(config_sampled(), dut(), 1e-5, 2, "sampled-softmax model, full softmax (evaluation)", false);
 }
 
 // attn_type 1, 2, 3 (docs/model.md) through the same kernels: learned relative tables

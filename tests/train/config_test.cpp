@@ -232,6 +232,15 @@ TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
 
 // Every preset of every shipped configuration file is valid for the rank count its
 // name implies ("..._8gpu_...": 8), in both sections.
+TEST(TrainConfig, SampleSoftmaxNeedsTiedWeightsAndReachesTheModel) {
+  const std::string e = error_of([] { config_from("{data: x.h5, sample_softmax: 8, tie_weight: false}"); });
+  EXPECT_NE(e.find("config: sample_softmax: needs tie_weight: true"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  TrainConfig c = config_from("{data: x.h5, sample_softmax: 8}");
+  EXPECT_EQ(c.model_config(1000, {}, "wt103").sample_softmax, 8);
+  EXPECT_EQ(config_from("{data: x.h5}").model_config(1000, {}, "wt103").sample_softmax, -1);
+}
+
 TEST(ShippedConfigs, EveryPresetValidates) {
   const std::string dir = std::string(TXL_SOURCE_DIR) + "/configs";
   int files = 0, presets = 0;

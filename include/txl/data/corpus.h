@@ -31,7 +31,7 @@ class CorpusFile {
 
   const std::string& path() const { return file_.path(); }
   const std::string& dataset() const { return dataset_; }        // wt103, wt2, ..., generic
-  const std::string& vocab_kind() const { return vocab_kind_; }  // "word" or "char"
+  const std::string& vocab_kind() const { return vocab_kind_; }  // "word", "char" or "bpe"
   bool char_level() const { return vocab_kind_ == "char"; }      // report bpc, not ppl
   int64_t n_token() const { return vocabulary_.size(); }
   const std::vector<int64_t>& cutoffs() const { return cutoffs_; }  // recommended adaptive cutoffs

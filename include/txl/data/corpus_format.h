@@ -6,6 +6,8 @@
 //                           source_checksums, created_by
 //   /vocab/symbols          string [n_token]   symbol of each id (UTF-8)
 //   /vocab/counts           int64  [n_token]   count of each id in the training split
+//   /vocab/bpe_merges       string [M]         vocab_kind "bpe": the BPE merges "left right"
+//                                              in rank order (byte_level_bpe.h)
 //   /<split>/tokens         int32  [N]         token ids, chunked (one hyperslab per rank)
 //   /<split>/sentence_offsets  int64 [S+1]     layout "sentences" (lm1b): sentence s is
 //                                              tokens [off[s], off[s+1]) without markers
@@ -28,6 +30,7 @@ inline constexpr const char* kLayoutSentences = "sentences";
 
 inline constexpr const char* kSymbols = "/vocab/symbols";
 inline constexpr const char* kCounts = "/vocab/counts";
+inline constexpr const char* kBpeMerges = "/vocab/bpe_merges";
 
 inline std::string split_group(const std::string& split) { return "/" + split; }
 inline std::string tokens_path(const std::string& split) { return "/" + split + "/tokens"; }

@@ -4,10 +4,12 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "txl/data/byte_level_bpe.h"
 #include "txl/data/symbol_map.h"
 #include "txl/data/text_tokenizer.h"
 
@@ -34,6 +36,11 @@ class Vocabulary {
   // Id of the unknown-word symbol (rules().unk), or -1 when the corpus has none.
   int32_t unk_id() const { return unk_id_; }
 
+  // A BPE corpus (vocab_kind "bpe"): encode and decode use GPT-2's byte-level BPE
+  // instead of the rules (its symbols are this vocabulary's, in id order).
+  void set_bpe(std::shared_ptr<const ByteLevelBpe> bpe) { bpe_ = std::move(bpe); }
+  const ByteLevelBpe* bpe() const { return bpe_.get(); }
+
   // Encodes raw text with the corpus rules: lines, words or characters, lower-casing,
   // line-end symbols, sentence markers; out-of-vocabulary symbols become unk (or throw
   // when there is none).
@@ -49,6 +56,7 @@ class Vocabulary {
   SymbolMap<int32_t> index_;
   std::array<int32_t, 256> byte_ids_{};  // byte unit: id of each byte value (-1 absent)
   int32_t unk_id_ = -1;
+  std::shared_ptr<const ByteLevelBpe> bpe_;
 };
 
 }  // namespace txl::data

@@ -5,6 +5,7 @@
 //   1  word embedding output              (SPEC §3.2, rate `dropout`)
 //   2  position embedding                 (SPEC §3.2, rate `dropout`)
 //   3  output of the last layer           (SPEC §3.4, rate `dropout`)
+//   4  sampled-softmax candidates (not a dropout: the draws of log_uniform_sampler.h)
 //   16 + 8*L + 0  attention probabilities of layer L      (rate `dropatt`)
 //   16 + 8*L + 1  o_net output of layer L                 (rate `dropout`)
 //   16 + 8*L + 2  pos_ff hidden (after ReLU) of layer L   (rate `dropout`)
@@ -23,6 +24,7 @@ namespace dropout_site {
 constexpr uint32_t kWordEmbedding = 1;
 constexpr uint32_t kPositionEmbedding = 2;
 constexpr uint32_t kCoreOutput = 3;
+constexpr uint32_t kSampledSoftmax = 4;
 constexpr uint32_t layer(int64_t layer_index, DropoutPlace place) {
   return 16u + 8u * static_cast<uint32_t>(layer_index) + static_cast<uint32_t>(place);
 }

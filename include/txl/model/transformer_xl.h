@@ -1,11 +1,12 @@
 // The Transformer-XL language model (SPEC §3), written once against Ops<T>: adaptive
 // input embedding -> n_layer decoder layers with attention and memory -> projected
-// adaptive log-softmax. Every layer's forward and backward is written out; activations
+// adaptive log-softmax, or with sample_softmax > 0 the sampled softmax (sampled_softmax.h:
+// sampled in training, full in evaluation). Every layer's forward and backward is written out; activations
 // are kept in members reused across steps. attn_type 0 is SPEC §3's relative attention;
 // 1, 2 and 3 are the recipe's other position schemes (docs/model.md, position_inputs.h).
 //
 // Parameter registration order (= flat buffer layout = order in which backward finalises
-// gradients, so all-reduce buckets are contiguous): crit.*, layers n_layer-1 .. 0 (each:
+// gradients, so all-reduce buckets are contiguous): crit.* (sampled: out_layer.bias), layers n_layer-1 .. 0 (each:
 // pos_ff.*, then dec_attn.*), the model-level position parameters (attn_type 0: r_w_bias,
 // r_r_bias; 1: r_emb, r_w_bias, r_bias; 3: r_emb), word_emb.* (last: with tie_weight the
 // table receives its final contribution from the embedding backward).
@@ -22,6 +23,7 @@
 #include "txl/model/layer_workspace.h"
 #include "txl/model/memory.h"
 #include "txl/model/model_config.h"
+#include "txl/model/sampled_softmax.h"
 #include "txl/model/position_inputs.h"
 #include "txl/model/step_context.h"
 #include "txl/model/step_geometry.h"
@@ -101,6 +103,13 @@ class TransformerXL {
   // Called in forward on the word-embedding output [qlen*batch, d_model] before its
   // dropout (e.g. to perturb it for finite differences). Empty: none.
   void set_embedding_hook(std::function<void(Ops<T>&, Tensor<T>&)> hook) { embedding_hook_ = std::move(hook); }
+  // Sampled softmax: the candidates of a training step (distinct ids) come from `source`
+  // instead of the model's LogUniformSampler (e.g. the draws of a reference run). Empty:
+  // the sampler.
+  using CandidateSource = std::function<std::vector<int32_t>(const StepContext&)>;
+  void set_candidate_source(CandidateSource source) { candidate_source_ = std::move(source); }
+  // The candidates of the last sampled training forward (empty otherwise).
+  const std::vector<int32_t>& candidates() const { return candidates_; }
 
  private:
   const T* position_embedding_for(int64_t klen);
@@ -110,6 +119,9 @@ class TransformerXL {
   ParamStore<T> store_;
   AdaptiveEmbedding<T> word_emb_;
   ProjectedAdaptiveLogSoftmax<T> crit_;
+  SampledSoftmax<T> sampled_head_;  // the head instead of crit_ when cfg_.sampled()
+  CandidateSource candidate_source_;
+  std::vector<int32_t> candidates_;
   std::vector<DecoderLayer<T>> layers_;  // index = layer number
   int r_w_bias_id_ = -1, r_r_bias_id_ = -1;  // attn_type 0
   PositionInputs<T> positions_;              // attn_type 1, 2, 3

@@ -30,6 +30,7 @@ struct TrainConfig {
   double dropout = 0.1;
   double dropatt = 0.0;
   int64_t attn_type = 0;
+  int64_t sample_softmax = -1;       // > 0: sampled softmax in training (sampled_softmax.h)
   int64_t clamp_len = -1;
   bool same_length = false;
   std::string init = "normal";
@@ -92,7 +93,7 @@ struct TrainConfig {
   std::string affinity = "disabled";  // CPU cores of each rank (cpu_affinity.h)
 
   // ---- the recipe's options txl accepts for compatibility (docs/recipe-users.md) ----
-  std::string vocab = "word";      // word only (bpe: refused)
+  std::string vocab = "word";      // word | bpe (bpe: the corpus must be a BPE corpus)
   std::string amp = "apex";        // apex | pytorch: how fp16 was done; txl has one fp16 mode
   std::string apex_amp_opt_level = "O2";
   std::string multi_gpu;           // "" | ddp | dp: txl is always MPI data parallel
@@ -102,7 +103,6 @@ struct TrainConfig {
   bool no_env = false;
   std::string emb_init = "normal";  // unused by the recipe's initialisation too
   double emb_init_range = 0.01;
-  int64_t sample_softmax = -1;     // only -1 (full softmax)
   bool clip_nonemb = false;        // only false
 
   // Not a key: what finalize() decided about the recipe's plumbing options, one line

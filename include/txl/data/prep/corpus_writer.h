@@ -17,7 +17,7 @@ namespace txl::data::prep {
 
 struct CorpusDescription {
   std::string dataset;              // wt103, wt2, ptb, enwik8, text8, lm1b, generic
-  std::string vocab_kind = "word";  // word | char
+  std::string vocab_kind = "word";  // word | char | bpe
   TokenizationRules rules;          // unit decides char_unit (byte | codepoint)
   std::vector<int64_t> cutoffs;     // recommended adaptive-softmax cutoffs (may be empty)
   bool sentences = false;           // layout "sentences" (lm1b) instead of "stream"
@@ -39,6 +39,8 @@ class CorpusWriter {
   CorpusWriter& operator=(const CorpusWriter&) = delete;
 
   void write_vocabulary(const std::vector<std::string>& symbols, const std::vector<int64_t>& counts);
+  // vocab_kind "bpe": the merges ("left right", rank order), digested like the symbols.
+  void write_bpe_merges(const std::vector<std::string>& merges);
   // `size_hint` (expected tokens, when known) lets small splits use small chunks.
   void begin_split(const std::string& name, int64_t size_hint = -1);
   void append_tokens(const int32_t* ids, size_t n);

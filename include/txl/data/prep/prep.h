@@ -23,6 +23,10 @@ struct PrepOptions {
   std::string vocab_file;        // fixed vocabulary, one symbol per line (first field)
   std::string vocab_splits;      // splits counted for the vocabulary: train | all ("": train)
   std::vector<int64_t> cutoffs;  // recommended adaptive cutoffs to record (overrides defaults)
+  // wt103, wt2, ptb, generic: "word" (symbols from the rules above) or "bpe" (GPT-2's
+  // byte-level BPE from the user's vocab.json and merges.txt; bpe_corpus.cpp)
+  std::string vocab = "word";
+  std::string bpe_vocab, bpe_merges;
   bool cutoffs_given = false;
   // enwik8 / text8
   int64_t holdout = 5000000;  // units in each of valid and test
@@ -49,6 +53,7 @@ int prep_main(int argc, char** argv);
 // ---- the builders behind prepare_corpus (one per kind of source) -------------------------
 PrepSummary prepare_line_corpus(const PrepOptions& options, const std::string& tmp_path);  // wt103 wt2 ptb generic
 PrepSummary prepare_lm1b_corpus(const PrepOptions& options, const std::string& tmp_path);  // lm1b
+PrepSummary prepare_bpe_corpus(const PrepOptions& options, const std::string& tmp_path);  // --vocab bpe
 PrepSummary prepare_char_split_corpus(const PrepOptions& options, const std::string& tmp_path);  // enwik8 text8
 
 }  // namespace txl::data::prep
