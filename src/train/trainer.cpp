@@ -190,6 +190,7 @@ TrainOutcome Trainer::run() {
   if (restarted_)
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
+  for (const std::string& note : start_notes_) log_.line("| " + note);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
   config_record["config_yaml"] = info_.config_yaml;

@@ -53,6 +53,9 @@ class Trainer {
 
   TrainOutcome run();
 
+  // A line for the start of the run's log (after the resume line).
+  void add_start_note(std::string line) { start_notes_.push_back(std::move(line)); }
+
   // Called after every optimizer step (tests use it to stop at a given step).
   void set_after_step(std::function<void(int64_t step)> fn) { after_step_ = std::move(fn); }
 
@@ -87,6 +90,7 @@ class Trainer {
   TrainingState state_;
   bool restarted_ = false;
   std::string restart_path_;
+  std::vector<std::string> start_notes_;
   RunLog log_;
   std::function<void(int64_t)> after_step_;
 
