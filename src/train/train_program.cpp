@@ -144,6 +144,7 @@ int run_train_program(const std::vector<std::string>& args, Communicator& comm) 
       std::string note;
       lock = WorkDirLock::acquire(inv.cfg.work_dir, lock_options_from_environment(), &note);
       if (!note.empty()) notes.push_back(note);
+      notes.insert(notes.end(), inv.restart_notes.begin(), inv.restart_notes.end());
       for (const std::string& corrupt : inv.corrupt_checkpoints) {
         set_aside_corrupt_checkpoint(corrupt);
         notes.push_back(fmt::format("restart: renamed the corrupt {} to {}.corrupt", corrupt, corrupt));
@@ -153,7 +154,6 @@ int run_train_program(const std::vector<std::string>& args, Communicator& comm) 
     }
   }
   agree_on_error(comm, problem);
-  notes.insert(notes.end(), inv.restart_notes.begin(), inv.restart_notes.end());
   if (comm.rank() == 0)
     for (const std::string& n : notes) std::cerr << n << std::endl;
   Trainer trainer(inv.cfg, inv.eval_config_yaml, inv.restart_path, comm);

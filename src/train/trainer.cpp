@@ -65,6 +65,8 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     failf("config: dataset: '{}' but {} holds the '{}' corpus", cfg_.dataset, cfg_.data, corpus_->dataset());
   for (const char* split : {"train", "valid"})
     if (!corpus_->has_split(split)) failf("{}: the corpus has no '{}' split", cfg_.data, split);
+  // The test split is read only after training: check it now, not after hours of work.
+  if (corpus_->has_split("test")) corpus_->check_split("test");
   std::optional<TrainingCheckpoint> ckpt;
   if (!restart_path.empty()) {
     // The corpus first: a model of another corpus fails later checks less clearly.
