@@ -105,7 +105,9 @@ File File::open(const std::string& path, bool writable) {
   return File(path, Handle(id, H5Fclose));
 }
 
-void File::flush() { H5Fflush(file_.get(), H5F_SCOPE_GLOBAL); }
+void File::flush() {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) failf("{}: cannot write the file to disk (disk full?)", path_);
+}
 
 bool File::exists(const std::string& path) const {
   if (path == "/" || path.empty()) return true;
