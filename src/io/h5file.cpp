@@ -11,8 +11,13 @@ namespace txl::h5 {
 namespace {
 
 // HDF5 prints a stack trace per failed call unless told not to; we report one line.
+// H5dont_atexit: HDF5's exit handler closes what is still open, and crashes on a file
+// whose close already failed (a full disk); every txl file is closed by its Handle.
 struct SilenceHdf5 {
-  SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  SilenceHdf5() {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
 };
 const SilenceHdf5 kSilence;
 
