@@ -66,7 +66,8 @@ for ((t = 1; t <= trials; t++)); do
   rm -rf "$work"
   kills=$((1 + RANDOM % 3)) sent="" restarts=0 ok=1
   while ! finished "$work"; do
-    train "$work" >>"$root/trial.log" 2>&1 &
+    # The binary itself in the background (not a function: $! must be txl_train's pid).
+    "$bin/txl_train" "$root/soak.yaml" --work_dir "$work" --restart auto >>"$root/trial.log" 2>&1 &
     pid=$!
     if ((kills > 0)); then
       # A random moment within the expected run time (milliseconds).
