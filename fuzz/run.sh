@@ -4,7 +4,8 @@
 # SECONDS (default 600), starting from fuzz/seeds/<name>/. New interesting inputs go to
 # build-fuzz/corpus/<name>/, crashes to build-fuzz/crashes/<name>/ (add a crash input to
 # fuzz/seeds/<name>/ once fixed: the regular test suite replays every seed). One line per
-# target: executions, seconds, and whether it found a crash. JOBS=N runs N targets at once.
+# target: executions, seconds, and whether it found a crash. JOBS=N runs N targets at once;
+# NO_BUILD=1 runs what build-fuzz/ already holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
@@ -12,14 +13,14 @@ shift || true
 build=${TXL_FUZZ_BUILD:-build-fuzz}
 jobs=${JOBS:-1}
 command -v clang++ >/dev/null || { echo "error: clang++ not found (apt-get install clang)" >&2; exit 1; }
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+[ -n "${NO_BUILD:-}" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DTXL_CUDA=OFF -DTXL_NATIVE=OFF -DTXL_BUILD_TESTS=OFF -DTXL_FUZZ=ON \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" ${CMAKE_CXX_COMPILER_LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$CMAKE_CXX_COMPILER_LAUNCHER} >/dev/null
 if [ $# -gt 0 ]; then targets=("$@"); else
   targets=(); for f in fuzz/fuzz_*.cpp; do n=$(basename "$f" .cpp); targets+=("${n#fuzz_}"); done
 fi
-ninja -C "$build" "${targets[@]/#/fuzz_}"
+[ -n "${NO_BUILD:-}" ] || ninja -C "$build" "${targets[@]/#/fuzz_}"
 run_one() {
   local name=$1 corpus="$build/corpus/$1" crashes="$build/crashes/$1/" log="$build/fuzz_$1.log"
   mkdir -p "$corpus" "$crashes"

@@ -1,5 +1,6 @@
 #include "txl/io/h5file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -412,6 +413,13 @@ void commit_temporary(const std::string& temp_path, const std::string& final_pat
   if (ec) {
     remove_quietly(temp_path);
     failf("{}: cannot rename temporary file into place: {}", final_path, ec.message());
+  }
+  // And the directory entry, so the rename itself survives a node crash.
+  const std::string dir = std::filesystem::path(final_path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 
