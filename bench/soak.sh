@@ -88,8 +88,7 @@ for ((t = 1; t <= trials; t++)); do
     fi
     if ((restarts > 10)); then echo "trial $t: no progress after 10 runs"; ok=0 failed=$((failed + 1)); break; fi
   done
-  : >"$root/trial.log"
-  ((ok)) || continue
+  ((ok)) || { : >"$root/trial.log"; continue; }
   result=identical
   for group in /model /memory; do
     if ! "$bin/txl_checkpoint_diff" "$root/ref/checkpoint_last.h5" "$work/checkpoint_last.h5" 0 "$group" 2>&1 |
@@ -97,7 +96,13 @@ for ((t = 1; t <= trials; t++)); do
       result="DIVERGED in $group"
     fi
   done
-  [ "$result" = identical ] || diverged=$((diverged + 1))
+  if [ "$result" != identical ]; then
+    diverged=$((diverged + 1))
+    keep="${TMPDIR:-/tmp}/txl_soak_diverged_$t.$$"
+    cp -r "$work" "$keep" && cp "$root/trial.log" "$keep/runs.log"
+    result+=" (work dir and logs kept in $keep)"
+  fi
+  : >"$root/trial.log"
   echo "trial $t: signals ${sent:-none (finished first)}, $restarts runs, $result"
 done
 echo "soak: $trials trials, $interruptions interruptions, $diverged diverged, $failed failed runs"

@@ -338,10 +338,15 @@ void File::set_attr(const std::string& obj, const std::string& name, double valu
   put_attr(obj, name, H5T_NATIVE_DOUBLE, space.get(), &value);
 }
 void File::set_attr(const std::string& obj, const std::string& name, const std::string& value) {
+  // A fixed-length string lives in the (checksummed) object header; a variable-length one
+  // would go to the global heap, which has no checksum.
   Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "HDF5: dataspace");
-  Handle type = string_type();
-  const char* p = value.c_str();
-  put_attr(obj, name, type.get(), space.get(), &p);
+  Handle type = check(H5Tcopy(H5T_C_S1), H5Tclose, "HDF5: cannot create string type");
+  H5Tset_size(type.get(), std::max<size_t>(value.size(), 1));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  put_attr(obj, name, type.get(), space.get(), padded.data());
 }
 void File::set_attr(const std::string& obj, const std::string& name, const std::vector<int64_t>& value) {
   Handle space = simple_space({static_cast<int64_t>(value.size())});
@@ -380,11 +385,24 @@ double File::attr_double(const std::string& obj, const std::string& name) const 
 std::string File::attr_string(const std::string& obj, const std::string& name) const {
   Handle o = open_object(obj);
   Handle a = open_attr(o.get(), path_, obj, name);
-  Handle type = string_type();
-  char* p = nullptr;
-  if (H5Aread(a.get(), type.get(), &p) < 0) failf("{}: attribute '{}' is not a string", path_, name);
-  std::string s = p ? p : "";
-  H5free_memory(p);
+  Handle stored = check(H5Aget_type(a.get()), H5Tclose, fmt::format("{}: attribute '{}': type", path_, name));
+  if (H5Tget_class(stored.get()) != H5T_STRING) failf("{}: attribute '{}' is not a string", path_, name);
+  if (H5Tis_variable_str(stored.get()) > 0) {  // files of earlier txl versions
+    Handle type = string_type();
+    char* p = nullptr;
+    if (H5Aread(a.get(), type.get(), &p) < 0)
+      failf("{}: cannot read attribute '{}' ({})", path_, name, read_failure_cause());
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t size = H5Tget_size(stored.get());
+  Handle type = check(H5Tcopy(stored.get()), H5Tclose, "HDF5: cannot create string type");  // same cset
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  std::string s(size, '\0');
+  if (H5Aread(a.get(), type.get(), s.data()) < 0)
+    failf("{}: cannot read attribute '{}' ({})", path_, name, read_failure_cause());
+  s.resize(std::min(s.size(), s.find('\0')));
   return s;
 }
 std::vector<int64_t> File::attr_ints(const std::string& obj, const std::string& name) const {
