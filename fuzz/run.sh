@@ -5,7 +5,7 @@
 # build-fuzz/corpus/<name>/, crashes to build-fuzz/crashes/<name>/ (add a crash input to
 # fuzz/seeds/<name>/ once fixed: the regular test suite replays every seed). One line per
 # target: executions, seconds, and whether it found a crash. JOBS=N runs N targets at once;
-# NO_BUILD=1 runs what build-fuzz/ already holds; FORK=1 keeps fuzzing past timeouts
+# NO_BUILD=1 runs what build-fuzz/ already holds; FORK=1 keeps fuzzing past crashes and timeouts
 # (libFuzzer's fork mode; a hang inside libhdf5 on a crafted file is a known finding).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ run_one() {
   mkdir -p "$corpus" "$crashes"
   # OMP_NUM_THREADS=1: Eigen inside one process; detect_leaks off: HDF5 keeps global state.
   OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 TMPDIR=$(mktemp -d) "$build/bin/fuzz_$name" -max_total_time="$seconds" \
-    ${FORK:+-fork=1 -ignore_timeouts=1 -ignore_ooms=1} -timeout=30 -rss_limit_mb=4096 -max_len=262144 -artifact_prefix="$crashes" -print_final_stats=1 \
+    ${FORK:+-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1} -timeout=30 -rss_limit_mb=4096 -max_len=262144 -artifact_prefix="$crashes" -print_final_stats=1 \
     "$corpus" "fuzz/seeds/$name" >"$log" 2>&1 || true
   local execs
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
