@@ -30,10 +30,12 @@ run_one() {
     ${FORK:+-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1} -timeout=30 -rss_limit_mb=4096 -max_len=262144 -artifact_prefix="$crashes" -print_final_stats=1 \
     "$corpus" "fuzz/seeds/$name" >"$log" 2>&1 || true
   local execs
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  # Fork mode prints "#N: cov: ..." progress lines instead.
+  [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*:' "$log" | tail -n 1 | tr -d '#:' || true)
   local found="no crash"
   if ls "$crashes" | grep -q .; then found="CRASH: $(ls "$crashes" | head -3 | tr '\n' ' ')"; fi
-  echo "fuzz_$name: $execs executions in $seconds s, $found (log $log)"
+  echo "fuzz_$name: ${execs:-?} executions in $seconds s, $found (log $log)"
 }
 export -f run_one; export build seconds
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'

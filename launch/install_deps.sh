@@ -7,7 +7,10 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libeigen3-dev
           libyaml-cpp-dev libgtest-dev libfmt-dev libcli11-dev nlohmann-json3-dev libssl-dev zlib1g-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(slurmctld slurmd slurm-client)
+  # SLURM for the two-node e2e test; the aarch64 cross compiler for the compile-only
+  # check of the CPU code for Grace nodes (tests/compile_targets.sh); gnuplot for the
+  # txl_plot test.
+  packages+=(slurmctld slurmd slurm-client g++-aarch64-linux-gnu gnuplot-nox)
 fi
 
 missing=()

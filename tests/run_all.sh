@@ -3,8 +3,12 @@
 #  1. install missing Debian packages,
 #  2. Release build (CUDA sources compiled when nvcc is present) + every ctest test
 #     (GPU tests report "skipped: no GPU" without a GPU),
-#  3. ASan+UBSan build of the CPU libraries and tests + ctest -L cpu,
-#  4. the two-node SLURM end-to-end test.
+#  3. compile-only checks of the CPU code for x86-64-v4 (also at -O1), x86-64-v3 and
+#     aarch64 (tests/compile_targets.sh), warnings as errors,
+#  4. ASan+UBSan build (portable target: TXL_NATIVE=OFF) of the CPU libraries and tests
+#     + ctest -L cpu,
+#  5. the two-node SLURM end-to-end test.
+# Our own code builds with -DTXL_WERROR=ON here; a user's build never fails on a warning.
 # Ends with one summary line "tests: N passed, M failed".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,8 +50,15 @@ section "tests (release)"
 ctest --test-dir build --output-on-failure -j "$jobs" 2>&1 | tee build/ctest.log
 tally build/ctest.log
 
-section "sanitizer build (ASan + UBSan, CPU)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" -DTXL_SANITIZE=ON -DTXL_CUDA=OFF -DTXL_WERROR=ON \
+section "compile checks for other CPU targets"
+compile_targets=(x86-64-v4 x86-64-v4:O1 x86-64-v3 aarch64)
+tests/compile_targets.sh "${compile_targets[@]}" 2>&1 | tee build/compile_targets.log
+rc=${PIPESTATUS[0]}
+passed=$((passed + ${#compile_targets[@]} - rc))
+failed=$((failed + rc))
+
+section "sanitizer build (ASan + UBSan, CPU, portable target)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" -DTXL_SANITIZE=ON -DTXL_CUDA=OFF -DTXL_WERROR=ON -DTXL_NATIVE=OFF \
   >build-asan/configure.log 2>&1 || { cat build-asan/configure.log; exit 1; }
 # The engine's own suites (the trainer's program tests start many processes and are
 # covered by the release pass; under ASan they would dominate the suite's time).

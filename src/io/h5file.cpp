@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -101,6 +102,21 @@ File File::create(const std::string& path) {
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) failf("{}: cannot create HDF5 file (directory missing or not writable?)", path);
   return File(path, Handle(id, H5Fclose));
+}
+
+File File::create_in_memory(const std::string& name) {
+  // The core driver without a backing store: nothing touches the disk. HDF5 tells open
+  // files apart by name, so each gets a distinct one.
+  static std::atomic<int64_t> counter{0};
+  const int64_t n = ++counter;
+  const std::string unique = n == 1 ? name : fmt::format("{} #{}", name, n);
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // Grows in 8 MiB steps (realloc; a converted model may be gigabytes).
+  if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), size_t{8} << 20, 0) < 0)
+    failf("{}: cannot set up an in-memory file", name);
+  hid_t id = H5Fcreate(unique.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (id < 0) failf("{}: cannot create an in-memory HDF5 file", name);
+  return File(unique, Handle(id, H5Fclose));
 }
 
 File File::open(const std::string& path, bool writable) {

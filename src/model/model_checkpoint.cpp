@@ -51,6 +51,9 @@ void save_model_params(h5::File& file, const ParamStore<T>& params, const ModelC
   file.set_attr(kModelGroup, "cutoffs", cfg.cutoffs);
   file.set_attr(kModelGroup, "tie_projs", resolved_tie_projs(cfg));
   file.set_attr(kModelGroup, "model_format_version", kModelFormatVersion);
+  // The learned position tables' length (not derivable from the lengths below, which
+  // evaluation may change).
+  if (cfg.learned_positions()) file.set_attr(kModelGroup, "max_klen", cfg.position_rows());
   // Informational: the settings the model was used with when saved.
   file.set_attr(kModelGroup, "tgt_len", cfg.tgt_len);
   file.set_attr(kModelGroup, "mem_len", cfg.mem_len);
@@ -77,6 +80,13 @@ void check_model_config(const h5::File& file, const ModelConfig& cfg) {
   };
   check_list("cutoffs", cfg.cutoffs);
   check_list("tie_projs", resolved_tie_projs(cfg));
+  if (cfg.learned_positions()) {
+    TXL_CHECK(file.has_attr(kModelGroup, "max_klen"), "{}: model hyper-parameter 'max_klen' missing", file.path());
+    const int64_t stored = file.attr_int(kModelGroup, "max_klen");
+    TXL_CHECK(stored == cfg.position_rows(),
+              "{}: model hyper-parameter 'max_klen' is {} in the file but {} in this model", file.path(), stored,
+              cfg.position_rows());
+  }
 }
 
 template <typename T>
@@ -125,6 +135,7 @@ ModelConfig read_model_config(const h5::File& file) {
   get("d_embed", cfg.d_embed);
   get("div_val", cfg.div_val);
   get("attn_type", cfg.attn_type);
+  get("max_klen", cfg.max_klen);
   get_flag("tie_weight", cfg.tie_weight);
   get_flag("pre_lnorm", cfg.pre_lnorm);
   if (file.has_attr(kModelGroup, "cutoffs")) cfg.cutoffs = file.attr_ints(kModelGroup, "cutoffs");

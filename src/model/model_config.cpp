@@ -15,7 +15,11 @@ void ModelConfig::validate() const {
   TXL_CHECK(d_model > 0 && d_model % 2 == 0, "d_model must be positive and even (got {})", d_model);
   TXL_CHECK(d_inner > 0, "d_inner must be positive (got {})", d_inner);
   TXL_CHECK(div_val >= 1, "div_val must be >= 1 (got {})", div_val);
-  TXL_CHECK(attn_type == 0, "attn_type {} is not implemented yet (only 0)", attn_type);
+  TXL_CHECK(attn_type >= 0 && attn_type <= 3,
+            "attn_type must be 0 (relative, Transformer-XL), 1 (learned relative), 2 (absolute sinusoids) or 3 "
+            "(learned absolute); got {}",
+            attn_type);
+  TXL_CHECK(max_klen >= 0, "max_klen must be >= 0 (got {})", max_klen);
   int64_t prev = 0;
   for (int64_t c : cutoffs) {
     TXL_CHECK(c > prev && c < n_token, "cutoffs must be increasing and inside (0, n_token={}); got {}", n_token, c);
@@ -29,6 +33,19 @@ void ModelConfig::validate() const {
   TXL_CHECK(dropatt >= 0 && dropatt < 1, "dropatt must be in [0, 1) (got {})", dropatt);
   TXL_CHECK(tgt_len > 0, "tgt_len must be positive (got {})", tgt_len);
   TXL_CHECK(mem_len >= 0 && ext_len >= 0, "mem_len and ext_len must be >= 0 (got {}, {})", mem_len, ext_len);
+  // The recipe slices its learned tables without bounds checks; these are the settings
+  // under which its slices mean what they say (attn_type 1 repeats the first row when klen
+  // exceeds the table, which is accepted).
+  if (attn_type == 1)
+    TXL_CHECK(clamp_len <= position_rows(),
+              "attn_type 1: clamp_len {} exceeds the {} rows of r_emb (max_klen); clamp_len <= {} or -1", clamp_len,
+              position_rows(), position_rows());
+  if (attn_type == 3) {
+    const int64_t qlen = tgt_len + ext_len;
+    TXL_CHECK(mem_len > 0 ? qlen < position_rows() : qlen <= position_rows(),
+              "attn_type 3: tgt_len + ext_len = {} needs {} the {} rows of r_emb (max_klen)", qlen,
+              mem_len > 0 ? "fewer than" : "at most", position_rows());
+  }
 }
 
 }  // namespace txl

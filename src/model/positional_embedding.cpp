@@ -20,10 +20,13 @@ template <typename T>
 std::vector<T> position_embedding(int64_t klen, int64_t d_model, int64_t clamp_len) {
   TXL_CHECK(d_model % 2 == 0, "position embedding needs an even d_model (got {})", d_model);
   const int64_t half = d_model / 2;
+  // inv_freq is computed in float32 whatever T is: the recipe keeps it in a float32
+  // buffer made before the model is converted to another precision, and its double-
+  // precision numbers (tests/fixtures/golden) carry that rounding.
   std::vector<T> inv_freq(static_cast<size_t>(half));
   for (int64_t k = 0; k < half; ++k)
     inv_freq[static_cast<size_t>(k)] =
-        T(1) / static_cast<T>(std::pow(10000.0, static_cast<double>(2 * k) / static_cast<double>(d_model)));
+        static_cast<T>(1.0f / std::pow(10000.0f, static_cast<float>(2 * k) / static_cast<float>(d_model)));
   const std::vector<int64_t> pos = relative_positions(klen, clamp_len);
   std::vector<T> out(static_cast<size_t>(klen * d_model));
   for (int64_t r = 0; r < klen; ++r) {

@@ -16,7 +16,8 @@ RelMultiHeadAttention<T>::RelMultiHeadAttention(const ModelConfig& cfg, int64_t 
       d_model_(cfg.d_model),
       pre_lnorm_(cfg.pre_lnorm),
       dropout_(cfg.dropout),
-      dropatt_(cfg.dropatt) {}
+      dropatt_(cfg.dropatt),
+      learned_(cfg.attn_type == 1) {}
 
 template <typename T>
 void RelMultiHeadAttention<T>::register_params(ParamStore<T>& store) {
@@ -24,7 +25,7 @@ void RelMultiHeadAttention<T>::register_params(ParamStore<T>& store) {
   const int64_t hd = n_head_ * d_head_;
   // qkv_net rows: [0, HD) q, [HD, 2HD) k, [2HD, 3HD) v; head h uses columns h*D..h*D+D-1.
   qkv_id_ = store.add(prefix + "qkv_net.weight", {3 * hd, d_model_}, ParamInit::kWeight);
-  r_net_id_ = store.add(prefix + "r_net.weight", {hd, d_model_}, ParamInit::kWeight);
+  if (!learned_) r_net_id_ = store.add(prefix + "r_net.weight", {hd, d_model_}, ParamInit::kWeight);
   o_net_id_ = store.add(prefix + "o_net.weight", {d_model_, hd}, ParamInit::kWeight);
   layer_norm_.register_params(store, prefix + "layer_norm", d_model_);
 }
@@ -36,14 +37,29 @@ void RelMultiHeadAttention<T>::bind_shared_biases(int r_w_bias_id, int r_r_bias_
 }
 
 template <typename T>
+void RelMultiHeadAttention<T>::bind_learned_positions(int r_emb_id, int r_w_bias_id, int r_bias_id,
+                                                      int64_t table_rows, const Tensor<int32_t>* rows) {
+  TXL_CHECK(learned_, "layer {}: learned positions bound to an attn_type 0 block", layer_);
+  r_emb_id_ = r_emb_id;
+  r_w_bias_id_ = r_w_bias_id;
+  r_bias_id_ = r_bias_id;
+  table_rows_ = table_rows;
+  table_rows_used_ = rows;
+}
+
+template <typename T>
 std::vector<int> RelMultiHeadAttention<T>::param_ids() const {
+  if (learned_) return {qkv_id_, o_net_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
   return {qkv_id_, r_net_id_, o_net_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
 }
 
 template <typename T>
 void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
                                        const StepGeometry& g, const T* cat, const T* pos, T* out) {
-  TXL_CHECK(r_w_bias_id_ >= 0 && r_r_bias_id_ >= 0, "layer {}: attention biases not bound", layer_);
+  TXL_CHECK(learned_ ? r_emb_id_ >= 0 && table_rows_used_ != nullptr : r_w_bias_id_ >= 0 && r_r_bias_id_ >= 0,
+            "layer {}: attention position parameters not bound", layer_);
+  TXL_CHECK(!learned_ || table_rows_used_->numel() == g.klen, "layer {}: {} learned position rows for klen {}",
+            layer_, learned_ ? table_rows_used_->numel() : 0, g.klen);
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
   const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
@@ -51,7 +67,6 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
   cat_ = cat;
   pos_ = pos;
   const T* w_qkv = store.param(qkv_id_).data();
-  const T* w_r = store.param(r_net_id_).data();
   const T* w_o = store.param(o_net_id_).data();
 
   // Projections. q only for the Q new rows; k and v for all K rows (memory included).
@@ -70,15 +85,22 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
   ensure(ops, qw_, {H, B, Q, D});
   ensure(ops, kh_, {H, B, K, D});
   ensure(ops, vh_, {H, B, K, D});
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_w_bias_id_).data(), qu_.data());
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_r_bias_id_).data(), qw_.data());
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_w_bias_id_).data() + (learned_ ? layer_ * HD : 0),
+                  qu_.data());
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, learned_ ? nullptr : store.param(r_r_bias_id_).data(),
+                  qw_.data());
   ops.split_heads(ws.kv_lin.data(), K, B, H, D, 2 * HD, nullptr, kh_.data());
   ops.split_heads(ws.kv_lin.data() + HD, K, B, H, D, 2 * HD, nullptr, vh_.data());
 
-  // R = pos · W_rᵀ [K, HD] -> [H, K, D]
+  // R [K, HD] -> [H, K, D]: pos · W_rᵀ, or the step's rows of this layer's r_emb.
   ensure(ops, ws.r_lin, {K, HD});
   ensure(ops, rh_, {H, K, D});
-  linear_forward<T>(ops, pos, K, M, w_r, HD, nullptr, ws.r_lin.data());
+  if (learned_) {
+    ops.gather_rows(store.param(r_emb_id_).data() + layer_ * table_rows_ * HD, table_rows_used_->data(), K, HD,
+                    ws.r_lin.data());
+  } else {
+    linear_forward<T>(ops, pos, K, M, store.param(r_net_id_).data(), HD, nullptr, ws.r_lin.data());
+  }
   ops.split_heads(ws.r_lin.data(), K, 1, H, D, HD, nullptr, rh_.data());
 
   // AC[n] = (q+u)[n] · k[n]ᵀ over n = (h, b). BD_raw for head h: (q+w)[h] viewed as
@@ -89,6 +111,17 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
                            ws.scores.data(), K, Q * K, H * B);
   ops.gemm_strided_batched(Trans::kNo, Trans::kYes, B * Q, K, D, T(1), qw_.data(), D, B * Q * D, rh_.data(), D,
                            K * D, T(0), ws.bd.data(), K, B * Q * K, H);
+  if (learned_) {
+    // BD_raw[h, b, i, r] += r_bias[row r, h]: per head, ones[B*Q] times that column.
+    ensure(ops, ws.r_bias, {K, H});
+    ensure(ops, ws.ones, {B * Q});
+    ops.fill(ws.ones.data(), B * Q, T(1));
+    ops.gather_rows(store.param(r_bias_id_).data() + layer_ * table_rows_ * H, table_rows_used_->data(), K, H,
+                    ws.r_bias.data());
+    for (int64_t h = 0; h < H; ++h)
+      ops.gemm(Trans::kNo, Trans::kYes, B * Q, K, 1, T(1), ws.ones.data(), 1, ws.r_bias.data() + h, H, T(1),
+               ws.bd.data() + h * B * Q * K, K);
+  }
   ops.rel_shift_add(ws.bd.data(), H * B, Q, K, g.mlen, ws.scores.data());
 
   ensure(ops, probs_, {H * B, Q, K});
@@ -123,7 +156,8 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
 
 template <typename T>
 void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
-                                        const StepGeometry& g, const T* dout, T* dh) {
+                                        const StepGeometry& g, const T* dout, T* dh, T* dmem) {
+  TXL_CHECK(dmem == nullptr, "layer {}: relative attention gives no memory gradient", layer_);
   TXL_CHECK(cat_ != nullptr && g.qlen == geometry_.qlen && g.klen == geometry_.klen && g.batch == geometry_.batch,
             "layer {}: attention backward without a matching forward", layer_);
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
@@ -177,14 +211,28 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
   ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, B * Q, T(1), ws.bd.data(), K, B * Q * K, qw_.data(), D,
                            B * Q * D, T(0), ws.d_rh.data(), D, K * D, H);
 
-  // r_net: R = pos · W_rᵀ (the position embedding itself needs no gradient).
   ensure(ops, ws.r_lin, {K, HD});
   ops.merge_heads(ws.d_rh.data(), K, 1, H, D, HD, false, ws.r_lin.data());
-  linear_backward_weight<T>(ops, ws.r_lin.data(), pos_, K, M, HD, store.grad(r_net_id_).data(), nullptr);
-
-  // Shared biases u, w.
-  ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data());
-  ops.head_bias_grad(ws.d_qw.data(), Q, B, H, D, store.grad(r_r_bias_id_).data());
+  if (learned_) {
+    // R and r_bias were table rows (repeated rows collect every use).
+    ops.scatter_add_rows(ws.r_lin.data(), table_rows_used_->data(), K, HD,
+                         store.grad(r_emb_id_).data() + layer_ * table_rows_ * HD);
+    ensure(ops, ws.r_bias, {K, H});
+    ensure(ops, ws.ones, {B * Q});
+    ops.fill(ws.ones.data(), B * Q, T(1));
+    for (int64_t h = 0; h < H; ++h)
+      ops.gemm(Trans::kYes, Trans::kNo, K, 1, B * Q, T(1), ws.bd.data() + h * B * Q * K, K, ws.ones.data(), 1, T(0),
+               ws.r_bias.data() + h, H);
+    ops.scatter_add_rows(ws.r_bias.data(), table_rows_used_->data(), K, H,
+                         store.grad(r_bias_id_).data() + layer_ * table_rows_ * H);
+    ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data() + layer_ * HD);
+  } else {
+    // r_net: R = pos · W_rᵀ (the position embedding itself needs no gradient).
+    linear_backward_weight<T>(ops, ws.r_lin.data(), pos_, K, M, HD, store.grad(r_net_id_).data(), nullptr);
+    // Shared biases u, w.
+    ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data());
+    ops.head_bias_grad(ws.d_qw.data(), Q, B, H, D, store.grad(r_r_bias_id_).data());
+  }
 
   // Back to the projections: d q = d(q+u) + d(q+w); d k, d v interleaved like kv_lin.
   ensure(ops, ws.kv_lin, {NK, 2 * HD});

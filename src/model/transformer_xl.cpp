@@ -13,15 +13,17 @@ std::vector<int> id_range(int begin, int end) {
   for (int i = begin; i < end; ++i) ids.push_back(i);
   return ids;
 }
-const ModelConfig& validated(const ModelConfig& cfg) {
+ModelConfig resolved(const ModelConfig& cfg) {
   cfg.validate();
-  return cfg;
+  ModelConfig out = cfg;
+  if (out.learned_positions()) out.max_klen = out.position_rows();
+  return out;
 }
 }  // namespace
 
 template <typename T>
 TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
-    : cfg_(validated(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_) {
+    : cfg_(resolved(cfg)), ops_(ops), word_emb_(cfg_), crit_(cfg_), positions_(cfg_) {
   layers_.reserve(static_cast<size_t>(cfg_.n_layer));
   for (int64_t l = 0; l < cfg_.n_layer; ++l) layers_.emplace_back(cfg_, l);
 
@@ -29,8 +31,14 @@ TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
   crit_.register_params(store_);
   crit_ids_ = id_range(first, store_.size());
   for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) layers_[static_cast<size_t>(l)].register_params(store_);
-  r_w_bias_id_ = store_.add("r_w_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
-  r_r_bias_id_ = store_.add("r_r_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
+  if (cfg_.attn_type == 0) {
+    r_w_bias_id_ = store_.add("r_w_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
+    r_r_bias_id_ = store_.add("r_r_bias", {cfg_.n_head, cfg_.d_head}, ParamInit::kWeight);
+    position_ids_ = {r_w_bias_id_, r_r_bias_id_};
+  } else {
+    positions_.register_params(store_);
+    position_ids_ = positions_.param_ids();
+  }
   first = store_.size();
   word_emb_.register_params(store_);
   emb_ids_ = id_range(first, store_.size());
@@ -38,7 +46,9 @@ TransformerXL<T>::TransformerXL(const ModelConfig& cfg, Ops<T>& ops)
   store_.allocate(ops_);
   word_emb_.bind(store_);
   crit_.bind(store_);
-  for (DecoderLayer<T>& layer : layers_) layer.bind_shared_biases(r_w_bias_id_, r_r_bias_id_);
+  if (cfg_.attn_type == 0)
+    for (DecoderLayer<T>& layer : layers_) layer.relative_attention()->bind_shared_biases(r_w_bias_id_, r_r_bias_id_);
+  positions_.bind(layers_);
 }
 
 template <typename T>
@@ -82,6 +92,8 @@ template <typename T>
 void TransformerXL<T>::forward_embed(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch,
                                      const Memory<T>& mem, const StepContext& ctx) {
   TXL_CHECK(qlen > 0 && batch > 0, "forward: empty batch (qlen {}, batch {})", qlen, batch);
+  TXL_CHECK(ctx.ext_rows >= 0 && ctx.ext_rows < qlen, "forward: {} extended-context rows leave no target of {} rows",
+            ctx.ext_rows, qlen);
   TXL_CHECK(ctx.batch_global == 0 || (ctx.batch_offset >= 0 && ctx.batch_offset + batch <= ctx.batch_global),
             "forward: local streams [{}, {}) outside the global batch of {}", ctx.batch_offset,
             ctx.batch_offset + batch, ctx.batch_global);
@@ -108,20 +120,32 @@ void TransformerXL<T>::forward_embed(const int32_t* data, const int32_t* target,
   const int64_t N = g.query_rows(), NM = g.memory_rows();
 
   ids_.assign(data, data + N);
-  targets_.assign(target, target + N);
+  targets_.assign(target, target + (qlen - ctx.ext_rows) * batch);
 
   // Layer inputs: memory rows first (copied in forward_layers); the new rows of layer 0
   // are the embedding, those of layer L > 0 the output of layer L-1.
   layer_in_.resize(n_layer);
   for (size_t l = 0; l < n_layer; ++l) ensure(ops_, layer_in_[l], {g.key_rows(), M});
 
+  positions_.prepare(ops_, g, cfg_.clamp_len);
   word_emb_.forward(ops_, store_, ids_, emb_out_);
   if (embedding_hook_) embedding_hook_(ops_, emb_out_);
+  T* core_in = layer_in_[0].data() + NM * M;
+  const T* emb = emb_out_.data();
+  if (cfg_.attn_type == 2) {
+    positions_.add_to_embedding(ops_, g, emb, core_in);
+    emb = core_in;
+  }
   drop_emb_ = stream_dropout(ctx, cfg_.dropout, dropout_site::kWordEmbedding, qlen, batch, M);
-  apply_dropout(ops_, drop_emb_, emb_out_.data(), layer_in_[0].data() + NM * M);
+  apply_dropout(ops_, drop_emb_, emb, core_in);
 
-  pos_ = position_embedding_for(g.klen);
-  drop_pos_ = shared_dropout(ctx, cfg_.dropout, dropout_site::kPositionEmbedding, g.klen * M);
+  // The sinusoid the layers see (attn_type 0 only; type 2 adds it to the input above).
+  pos_ = nullptr;
+  drop_pos_ = DropoutPlan{};
+  if (cfg_.attn_type == 0) {
+    pos_ = position_embedding_for(g.klen);
+    drop_pos_ = shared_dropout(ctx, cfg_.dropout, dropout_site::kPositionEmbedding, g.klen * M);
+  }
   if (drop_pos_.active) {
     ensure(ops_, pos_drop_, {g.klen, M});
     apply_dropout(ops_, drop_pos_, pos_, pos_drop_.data());
@@ -143,6 +167,7 @@ void TransformerXL<T>::forward_layers(Memory<T>& mem) {
 
   for (size_t l = 0; l < n_layer; ++l) {
     T* out = l + 1 < n_layer ? layer_in_[l + 1].data() + NM * M : core_out_.data();
+    positions_.add_to_layer_input(ops_, store_, g, static_cast<int64_t>(l), layer_in_[l].data());
     layers_[l].forward(ops_, store_, ws_, g, layer_in_[l].data(), pos_, out);
   }
   drop_core_ = stream_dropout(g.ctx, cfg_.dropout, dropout_site::kCoreOutput, g.qlen, g.batch, M);
@@ -186,8 +211,11 @@ void TransformerXL<T>::forward_layers_replayed(Memory<T>& mem) {
 template <typename T>
 const Tensor<T>& TransformerXL<T>::forward_loss() {
   TXL_CHECK(stage_ == Stage::kLayersDone, "forward_loss: call forward_embed and forward_layers first");
-  crit_.forward(ops_, store_, core_out_, targets_, nll_flat_);
-  nll_ = nll_flat_.reshaped({geometry_.qlen, geometry_.batch});
+  const StepGeometry& g = geometry_;
+  // Only the rows after the extended context are predicted (the recipe's loss covers the
+  // last rows of the hidden output).
+  crit_.forward(ops_, store_, core_out_.slice(g.ctx.ext_rows * g.batch, g.query_rows()), targets_, nll_flat_);
+  nll_ = nll_flat_.reshaped({g.qlen - g.ctx.ext_rows, g.batch});
   stage_ = Stage::kNone;
   have_forward_ = true;
   return nll_;
@@ -198,24 +226,38 @@ void TransformerXL<T>::backward(const Tensor<T>& dnll, const std::function<void(
   TXL_CHECK(have_forward_, "backward without a preceding forward");
   const StepGeometry& g = geometry_;
   const int64_t N = g.query_rows(), M = cfg_.d_model;
-  TXL_CHECK(dnll.numel() == N, "backward: dnll has {} elements, the forward produced {}", dnll.numel(), N);
+  const int64_t E = g.ctx.ext_rows * g.batch;
+  TXL_CHECK(dnll.numel() == N - E, "backward: dnll has {} elements, the forward produced {}", dnll.numel(), N - E);
   auto ready = [&](const std::vector<int>& ids) {
     if (grad_ready)
       for (int id : ids) grad_ready(id);
   };
 
-  crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  if (E == 0) {
+    crit_.backward(ops_, store_, dnll.reshaped({N}), d_hidden_);
+  } else {  // the extended-context rows get no gradient from the loss
+    crit_.backward(ops_, store_, dnll.reshaped({N - E}), d_predicted_);
+    ensure(ops_, d_hidden_, {N, M});
+    ops_.fill(d_hidden_.data(), E * M, T(0));
+    ops_.copy(d_hidden_.data() + E * M, d_predicted_.data(), d_predicted_.bytes());
+  }
   ready(crit_ids_);
   apply_dropout(ops_, drop_core_, d_hidden_.data(), d_hidden_.data());
 
   ensure(ops_, d_other_, {N, M});
+  T* d_mem = nullptr;
+  if (positions_.needs_memory_grad() && g.mlen > 0) {
+    ensure(ops_, d_mem_, {g.memory_rows(), M});
+    d_mem = d_mem_.data();
+  }
   T* d_cur = d_hidden_.data();
   T* d_next = d_other_.data();
   for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) {
-    layers_[static_cast<size_t>(l)].backward(ops_, store_, ws_, g, d_cur, d_next, grad_ready);
+    layers_[static_cast<size_t>(l)].backward(ops_, store_, ws_, g, d_cur, d_next, d_mem, grad_ready);
+    positions_.backward_layer_input(ops_, store_, g, l, d_mem, d_next);
     std::swap(d_cur, d_next);
   }
-  ready({r_w_bias_id_, r_r_bias_id_});
+  ready(position_ids_);
 
   ensure(ops_, d_emb_, {N, M});
   apply_dropout(ops_, drop_emb_, d_cur, d_emb_.data());
@@ -229,10 +271,12 @@ double TransformerXL<T>::flops_per_token_fwd(int64_t batch) const {
   const double Q = static_cast<double>(cfg_.tgt_len), K = static_cast<double>(cfg_.tgt_len + cfg_.mem_len);
   const double M = static_cast<double>(cfg_.d_model), HD = static_cast<double>(cfg_.n_head * cfg_.d_head);
   const double F = static_cast<double>(cfg_.d_inner);
-  double layer = 2.0 * M * HD            // q
+  const double r_net = cfg_.attn_type == 0 ? 2.0 * K * M * HD / (Q * B) : 0.0;
+  const double score_gemms = cfg_.attn_type <= 1 ? 3.0 : 2.0;  // AC, BD, AV; absolute types: no BD
+  double layer = 2.0 * M * HD                  // q
                  + 2.0 * M * 2.0 * HD * K / Q  // k, v over memory and new rows
-                 + 2.0 * K * M * HD / (Q * B)  // r_net, once per step
-                 + 3.0 * 2.0 * HD * K          // AC, BD, AV
+                 + r_net                       // once per step
+                 + score_gemms * 2.0 * HD * K
                  + 2.0 * HD * M                // o_net
                  + 2.0 * 2.0 * M * F;          // pos_ff
   const double d0 = static_cast<double>(cfg_.cluster_dim(0));

@@ -14,8 +14,14 @@ const char* key_type_name(KeyType type) {
     case KeyType::kIntList: return "a list of integers";
     case KeyType::kFloatList: return "a list of numbers";
     case KeyType::kBoolList: return "a list of true/false";
+    case KeyType::kStringList: return "a list of strings";
   }
   return "?";
+}
+
+bool is_list_type(KeyType type) {
+  return type == KeyType::kIntList || type == KeyType::kFloatList || type == KeyType::kBoolList ||
+         type == KeyType::kStringList;
 }
 
 namespace {
@@ -118,20 +124,31 @@ std::vector<bool> yaml_to_bool_list(const YAML::Node& v, const std::string& key,
   return out;
 }
 
+std::vector<std::string> yaml_to_string_list(const YAML::Node& v, const std::string& key, const std::string& where) {
+  return parse_list<std::string>(v, key, where, KeyType::kStringList, [](const std::string& s, std::string* x) {
+    *x = s;
+    return true;
+  });
+}
+
 std::string shortest_text(double x) {
   if (std::isinf(x)) return x > 0 ? ".inf" : "-.inf";
   return fmt::format("{}", x);
 }
 
 YAML::Node command_line_value(KeyType type, const std::string& text) {
-  const bool is_list = type == KeyType::kIntList || type == KeyType::kFloatList || type == KeyType::kBoolList;
-  if (!is_list) return YAML::Node(text);
+  if (!is_list_type(type)) return YAML::Node(text);
   if (!text.empty() && text.front() == '[') {
     try {
       return YAML::Load(text);
     } catch (const YAML::Exception& e) {
       failf("command line: cannot parse list '{}': {}", text, e.msg);
     }
+  }
+  if (type == KeyType::kStringList) {
+    YAML::Node seq(YAML::NodeType::Sequence);
+    seq.push_back(text);
+    return seq;
   }
   YAML::Node seq(YAML::NodeType::Sequence);
   size_t start = 0;

@@ -1,12 +1,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/data/corpus.h"
+#include "txl/data/moses_tokenizer.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/train/backend.h"
+#include "txl/train/dllogger.h"
+#include "txl/train/eval_arguments.h"
 #include "txl/train/eval_config.h"
 #include "txl/train/evaluator.h"
 #include "txl/train/preset_file.h"
@@ -36,6 +41,53 @@ struct SplitReport {
   int64_t tokens_processed = 0;      // all repetitions
 };
 
+// eval.py's progress lines: means over each log_interval batches (counted across the
+// repetitions of one split), the throughput summed over ranks.
+class IntervalLog {
+ public:
+  IntervalLog(int64_t interval, RunLog& log, DlLogger& dllog, Communicator& comm)
+      : interval_(interval), log_(log), dllog_(dllog), comm_(comm) {}
+  void operator()(const EvalBatch& b) {
+    if (interval_ <= 0) return;
+    ++step_;
+    double tok_per_s = static_cast<double>(b.tokens) / b.seconds;
+    comm_.allreduce_sum(&tok_per_s, 1);
+    latency_ += b.seconds;
+    throughput_ += tok_per_s;
+    loss_ += b.mean_loss;
+    if (step_ % interval_ != 0) return;
+    const double n = static_cast<double>(interval_);
+    const double ms = 1000.0 * latency_ / n, tps = throughput_ / n, loss = loss_ / n;
+    log_.line(format_eval_interval_line(step_, b.index + 1, b.n_batch, ms, tps, loss));
+    dllog_.log(step_, {{"eval_latency", ms}, {"eval_throughput", tps}, {"eval_loss", loss},
+                       {"eval_perplexity", perplexity(loss)}});
+    latency_ = throughput_ = loss_ = 0.0;
+  }
+
+ private:
+  int64_t interval_, step_ = 0;
+  double latency_ = 0.0, throughput_ = 0.0, loss_ = 0.0;
+  RunLog& log_;
+  DlLogger& dllog_;
+  Communicator& comm_;
+};
+
+// eval.py options that txl accepts but that change nothing here, when they were set.
+std::string without_effect(const EvalConfig& e) {
+  const EvalConfig d{};
+  std::vector<std::string> set;
+  if (e.seed != d.seed) set.push_back(fmt::format("seed {}", e.seed));
+  if (e.affinity != d.affinity) set.push_back("affinity " + e.affinity);
+  if (e.local_rank != d.local_rank) set.push_back(fmt::format("local_rank {}", e.local_rank));
+  if (e.no_env) set.push_back("no_env");
+  if (!e.manual_config.empty()) set.push_back("manual_config (the checkpoint carries the model configuration)");
+  if (e.manual_vocab != d.manual_vocab) set.push_back("manual_vocab " + e.manual_vocab);
+  if (set.empty()) return "";
+  std::string out = "| eval.py options accepted without effect in txl:";
+  for (size_t i = 0; i < set.size(); ++i) out += (i ? ", " : " ") + set[i];
+  return out + " (docs/recipe-users.md)";
+}
+
 }  // namespace
 
 std::string eval_usage() {
@@ -49,7 +101,8 @@ std::string eval_usage() {
   return out;
 }
 
-int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
+int run_eval_program(const std::vector<std::string>& raw_args, Communicator& comm) {
+  const std::vector<std::string> args = recipe_eval_arguments(raw_args);
   const CommandLine cl = parse_command_line(args, option_types(eval_config_keys()));
   if (cl.help) {
     if (comm.rank() == 0) std::cout << eval_usage();
@@ -83,33 +136,95 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
 
   TrainConfig trained;
   apply_section(trained, train_config_keys(), YAML::Load(info.config_yaml), ckpt_path + " [config]");
-  const std::string data_path = e.data.empty() ? trained.data : e.data;
-  if (data_path.empty()) fail("eval config: data: no corpus given and the checkpoint names none");
-  const data::CorpusFile corpus = data::CorpusFile::open(data_path);
-  if (corpus.checksum() != info.corpus_checksum)
-    failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
-          ckpt_path, info.corpus_checksum, data_path, corpus.checksum());
+  std::string data_path = e.data.empty() ? trained.data : e.data;
+  // A converted recipe checkpoint carries its vocabulary, so --manual needs no corpus.
+  std::optional<CheckpointVocabulary> own_vocab;
+  if (has_checkpoint_vocabulary(ckpt.file())) own_vocab = read_checkpoint_vocabulary(ckpt.file());
+  if (data_path.empty() && !(own_vocab && !e.manual.empty()))
+    fail("eval config: data: no corpus given and the checkpoint names none");
+  if (!data_path.empty() && fs::is_directory(data_path)) {  // eval.py's --data DIR: the file txl_train --data DIR prepared
+    const std::string file = (fs::path(data_path) / fmt::format("txl_{}.h5", info.dataset)).string();
+    if (!fs::is_regular_file(file))
+      failf("eval config: data: {} is a directory without {} (txl_train --data {} prepares it; or give a txl_prep "
+            "corpus file)",
+            data_path, file, data_path);
+    data_path = file;
+  }
+  std::optional<data::CorpusFile> corpus;
+  if (!data_path.empty()) {
+    corpus.emplace(data::CorpusFile::open(data_path));
+    if (info.corpus_checksum.empty() && own_vocab)
+      check_same_symbols(own_vocab->vocabulary, corpus->vocabulary(), ckpt_path + " vocabulary", data_path);
+    else if (corpus->checksum() != info.corpus_checksum)
+      failf("{}: the model was trained on another corpus (checksum {}) than {} ({}); its vocabulary may differ",
+            ckpt_path, info.corpus_checksum, data_path, corpus->checksum());
+    if (!e.dataset.empty() && e.dataset != corpus->dataset())
+      failf("eval config: dataset: '{}' but {} holds the '{}' corpus", e.dataset, data_path, corpus->dataset());
+  }
   if (e.manual.empty())
     for (const std::string& s : e.splits())
-      if (!corpus.has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
+      if (!corpus->has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
+  const data::Vocabulary& vocabulary = corpus ? corpus->vocabulary() : own_vocab->vocabulary;
 
-  const bool graph = e.type == "graph";
+  // Logs as eval.py writes them: eval_log.log (Python logging's prefix) and the DLLogger
+  // file in work_dir, unless --debug or no work_dir.
+  const bool writer = comm.rank() == 0;
+  RunLog log;
+  DlLogger dllog;
+  if (!e.work_dir.empty() && !e.debug) {
+    if (writer) {
+      std::error_code ec;
+      fs::create_directories(e.work_dir, ec);
+      if (ec) failf("work_dir: cannot create {}: {}", e.work_dir, ec.message());
+    }
+    comm.barrier();
+    if (e.log_all_ranks)  // every rank (0 too), as eval.py
+      log = RunLog((fs::path(e.work_dir) / fmt::format("eval_log_rank_{}.log", comm.rank())).string(), "", true,
+                   comm.rank());
+    else if (writer)
+      log = RunLog((fs::path(e.work_dir) / "eval_log.log").string(), "", true);
+    if (writer) dllog = DlLogger((fs::path(e.work_dir) / e.dllog_file).string());
+  } else if (writer) {
+    log = RunLog("", "", true);
+  }
+  auto say = [&](const std::string& line) { log.line(line); };
+  say(std::string(100, '='));
+  say("| txl_eval: resolved configuration");
+  for (const auto& key : eval_config_keys())
+    say(fmt::format("|     {} : {}", key.name, yaml_inline(key.value(e))));
+  say(std::string(100, '='));
+  dllog.log("PARAMETER", parameter_data(eval_config_keys(), e));
+  for (const auto& [metric, unit] : std::vector<std::pair<std::string, std::string>>{{"eval_throughput", "tokens/s"},
+                                                                                    {"eval_loss", ""},
+                                                                                    {"eval_perplexity", ""},
+                                                                                    {"eval_latency", "ms"},
+                                                                                    {"eval_avg_latency", "ms"}})
+    dllog.metadata(metric, unit);
+  for (double p : e.percentiles) dllog.metadata(fmt::format("eval_{}%_latency", p), "ms");
+  if (const std::string line = without_effect(e); !line.empty()) say(line);
+  say("Loading checkpoint from " + ckpt_path);
+
+  const bool graph = e.graphed();
   auto ops = make_backend(e.device, e.precision, comm.local_rank(), graph);
   ModelConfig mc = read_model_config(ckpt.file());
   mc.dropout = 0.0;  // evaluation: no dropout (also not applied with ctx.train = false)
   mc.dropatt = 0.0;
   TransformerXL<float> model(mc, *ops);
   ckpt.load_model(model);
+  // Lengths this model cannot use (e.g. attn_type 1 with clamp_len beyond its r_emb rows)
+  // fail here, before any data is read.
+  try {
+    model.set_lengths(e.tgt_len, e.ext_len, e.mem_len, e.same_length, e.clamp_len);
+  } catch (const Error& err) {
+    failf("eval config: {}", err.what());
+  }
   EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
-  const bool char_level = corpus.char_level();
-  const bool writer = comm.rank() == 0;
-  auto say = [&](const std::string& line) {
-    if (writer) std::cout << line << std::endl;
-  };
+  const bool char_level = corpus ? corpus->char_level() : own_vocab->vocab_kind == "char";
 
-  say(fmt::format("Evaluating with bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}{} on {} ({}, {} steps)",
-                  e.batch_size, e.tgt_len, e.ext_len, e.mem_len, e.clamp_len, e.same_length ? " same_length" : "",
-                  data_path, ops->name(), e.type));
+  say(fmt::format("Evaluating with: math {} type {} bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}", e.precision,
+                  e.type, e.batch_size, e.tgt_len, e.ext_len, e.mem_len, e.clamp_len));
+  say(fmt::format("| same_length {} | corpus {} ({}) | backend {} | {} forward passes", e.same_length, data_path,
+                  corpus ? corpus->dataset() : std::string("checkpoint vocabulary"), ops->name(), graph ? "graphed" : "eager"));
   EvalSettings s;
   s.tgt_len = e.tgt_len;
   s.ext_len = e.ext_len;
@@ -126,20 +241,29 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     std::unique_ptr<data::BatchIterator> it;
     int64_t batch_global = e.batch_size;
     if (name == "manual") {
-      std::vector<int32_t> tokens = corpus.vocabulary().encode(e.manual);
+      // As eval.py: Moses-tokenised with WikiText's conventions (word-level corpora).
+      const bool words = vocabulary.rules().unit == data::SymbolUnit::kWord;
+      const std::string text = words ? data::tokenize_like_wikitext(e.manual) : e.manual;
+      if (words) say("| manual text as tokens: " + text);
+      std::vector<int32_t> tokens = vocabulary.encode(text);
       batch_global = 1;  // the text is one stream
-      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len);
+      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len, e.ext_len);
     } else {
       data::IteratorOptions opt;
       opt.warmup_mem_len = e.mem_len;
-      it = data::make_batch_iterator(corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
+      opt.ext_len = e.ext_len;
+      it = data::make_batch_iterator(*corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
     }
+    IntervalLog interval(e.log_interval, log, dllog, comm);
+    s.on_batch = std::ref(interval);
     for (int64_t r = 0; r < e.repeat; ++r) {
       rep.result = evaluate(model, *it, s, batch_global, comm, &step);
       for (double l : rep.result.latencies) rep.latencies_ms.push_back(1000.0 * l);
       rep.seconds += rep.result.seconds;
       rep.tokens_processed += rep.result.tokens_processed;
     }
+    s.on_batch = nullptr;
+    if (rep.result.batches > 0) say(format_eval_time_line(rep.seconds, rep.result.batches));
     TXL_CHECK(rep.result.tokens > 0, "{}: no tokens were evaluated (split too short for batch_size {}?)", name,
               e.batch_size);
     reports.push_back(std::move(rep));
@@ -148,7 +272,8 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
   int exit_code = kExitOk;
   json out = {{"model", ckpt_path}, {"data", data_path}, {"batch_size", e.batch_size}, {"tgt_len", e.tgt_len},
               {"ext_len", e.ext_len}, {"mem_len", e.mem_len}, {"clamp_len", e.clamp_len},
-              {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision}, {"type", e.type},
+              {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision},
+              {"type", graph ? "graph" : "eager"},
               {"world", comm.size()}, {"results", json::object()}};
   for (const SplitReport& rep : reports) {
     const double loss = rep.result.loss();
@@ -165,11 +290,17 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
                       rep.result.batches, step.graph_nodes()));
     say(fmt::format("Latency Avg: {:.2f} ms", mean_ms));
     json pct = json::object();
+    nlohmann::ordered_json summary = {{"eval_loss", loss}, {"eval_ppl", perplexity(loss)},
+                                      {"eval_throughput", throughput}, {"eval_avg_latency", mean_ms}};
     for (double p : e.percentiles) {
       const double v = percentile(rep.latencies_ms, p);
       say(fmt::format("Latency {}%: {:.2f} ms", p, v));
       pct[fmt::format("{}", p)] = v;
+      summary[fmt::format("eval_{}%_latency", p)] = v;
     }
+    say(std::string(100, '='));
+    if (reports.size() > 1) summary["split"] = rep.name;
+    dllog.log(nlohmann::ordered_json::array(), summary);
     json r = {{"loss", loss}, {"tokens", rep.result.tokens}, {"batches", rep.result.batches},
               {"throughput_tok_s", throughput}, {"latency_avg_ms", mean_ms}, {"latency_percentiles_ms", pct},
               {"repeat", e.repeat}, {"seconds", rep.seconds}, {"graph_replays", rep.result.graph_replays}};
@@ -189,8 +320,9 @@ int run_eval_program(const std::vector<std::string>& args, Communicator& comm) {
     }
   }
   if (writer && !e.save_data.empty()) {
-    std::ofstream f(e.save_data);
-    if (!f) failf("save_data: cannot write {}", e.save_data);
+    const std::string path = e.save_data_path();
+    std::ofstream f(path);
+    if (!f) failf("save_data: cannot write {}", path);
     f << "# split latency_ms (one line per batch, every repetition)\n";
     for (const SplitReport& rep : reports)
       for (double l : rep.latencies_ms) f << rep.name << ' ' << fmt::format("{:.6f}", l) << '\n';

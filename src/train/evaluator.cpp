@@ -25,13 +25,14 @@ EvalResult evaluate(TransformerXL<float>& model, data::BatchIterator& it, const 
   data::Batch batch;
   const auto start = Clock::now();
   while ((s.max_batches < 0 || counted_batches < s.max_batches) && it.next(batch)) {
-    TXL_CHECK(batch.ext == 0, "evaluation: extended context (ext_len > 0) is not supported");
     const auto t0 = Clock::now();
+    ctx.ext_rows = batch.ext;
     const Tensor<float>& nll =
-        forward.forward(batch.data.data(), batch.target.data(), batch.len, batch.n_streams, mem, ctx);
+        forward.forward(batch.data.data(), batch.target.data(), batch.ext + batch.len, batch.n_streams, mem, ctx);
     const double sum = ops.sum(nll.data(), nll.numel());  // synchronises: the latency includes the device work
     r.latencies.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     const double tokens = static_cast<double>(batch.len * batch.n_streams);
+    if (s.on_batch) s.on_batch({r.batches, it.n_batch(), r.latencies.back(), sum / tokens, batch.len * batch.n_streams});
     local[2] += tokens;
     if (batch.counted) {
       local[0] += sum;

@@ -22,7 +22,8 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"pre_lnorm", &C::pre_lnorm, "LayerNorm before attention / feed-forward"},
       {"dropout", &C::dropout, "dropout rate"},
       {"dropatt", &C::dropatt, "attention-probability dropout rate"},
-      {"attn_type", &C::attn_type, "attention type (0: relative, Transformer-XL)"},
+      {"attn_type", &C::attn_type, "attention type: 0 relative (Transformer-XL), 1 learned relative (Shaw et al.), 2 absolute sinusoids "
+       "(Vaswani et al.), 3 learned absolute per layer (Al-Rfou et al.)"},
       {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
       {"same_length", &C::same_length, "every query attends to the same number of keys"},
       {"init", &C::init, "normal | uniform"},
@@ -72,8 +73,79 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"target_throughput", &C::target_throughput, "benchmark: exit 2 if tok/s is lower (0: off)"},
       {"target_perplexity", &C::target_perplexity, "benchmark: exit 2 if the final ppl/bpc is higher (0: off)"},
       {"peak_tflops", &C::peak_tflops, "peak TFLOP/s of one device; enables MFU in the logs (0: unknown)"},
+      {"txtlog_file", &C::txtlog_file, "file name of the text log inside work_dir"},
+      {"dllog_file", &C::dllog_file, "file name of the DLLogger JSON log inside work_dir"},
+      {"debug", &C::debug, "write nothing: no work_dir, log files or checkpoints (the console log only)"},
+      {"no_eval", &C::no_eval, "skip validation, and so the checkpoints, during training"},
+      {"no_test", &C::no_test, "skip the test-split evaluation after training"},
+      {"append_dataset", &C::append_dataset, "append '-<dataset>' to work_dir"},
+      {"append_time", &C::append_time, "append '/<start time YYYYmmdd-HHMMSS>' to work_dir"},
+      {"affinity", &C::affinity,
+       "bind each rank's threads to CPU cores: disabled | single | single_unique | socket | "
+       "socket_unique_interleaved | socket_unique_continuous"},
+      // the recipe's options, kept for its command lines and files (docs/recipe-users.md)
+      {"vocab", &C::vocab, "vocabulary type: word (bpe is not supported)"},
+      {"amp", &C::amp, "with fp16: the recipe's mixed-precision implementation (apex | pytorch); txl has one fp16 mode"},
+      {"apex_amp_opt_level", &C::apex_amp_opt_level, "with fp16 and amp apex: O0 means float32; O1/O2 txl's fp16; O3 refused"},
+      {"multi_gpu", &C::multi_gpu, "ddp | dp: txl always runs data parallel over its MPI ranks"},
+      {"gpu0_bsz", &C::gpu0_bsz, "dp's batch share of GPU 0: ignored (txl splits batch_size evenly over ranks)"},
+      {"swap_mem", &C::swap_mem, "keep the memory in host memory between steps (not implemented; logged)"},
+      {"local_rank", &C::local_rank, "ignored: MPI or SLURM give each rank its number"},
+      {"no_env", &C::no_env, "accepted; txl logs no environment dump"},
+      {"emb_init", &C::emb_init, "accepted, no effect (as in the recipe, whose initialisation never reads it)"},
+      {"emb_init_range", &C::emb_init_range, "accepted, no effect (as emb_init)"},
+      {"sample_softmax", &C::sample_softmax, "sampled-softmax samples: only -1 (no sampling) is implemented"},
+      {"clip_nonemb", &C::clip_nonemb, "clip non-embedding gradients only: only false is implemented"},
   };
   return keys;
+}
+
+const std::vector<std::pair<std::string, KeyType>>& train_config_aliases() {
+  static const std::vector<std::pair<std::string, KeyType>> aliases = {{"cuda", KeyType::kBool},
+                                                                       {"not_tied", KeyType::kBool}};
+  return aliases;
+}
+
+std::vector<std::pair<std::string, KeyType>> train_option_types() {
+  std::vector<std::pair<std::string, KeyType>> out = option_types(train_config_keys());
+  out.insert(out.end(), train_config_aliases().begin(), train_config_aliases().end());
+  return out;
+}
+
+namespace {
+
+// Sets `name` from `value` on `cfg`, through an alias when it is one.
+void assign_train_key(TrainConfig& cfg, const std::string& name, const YAML::Node& value, const std::string& where) {
+  if (name == "cuda" || name == "not_tied") {
+    if (!value || value.IsNull()) return;
+    const bool on = yaml_to_bool(value, name, where);
+    if (name == "cuda") cfg.device = on ? "cuda" : "cpu";
+    else cfg.tie_weight = !on;
+    return;
+  }
+  const ConfigKey<TrainConfig>* key = find_key(train_config_keys(), name);
+  if (!key) {
+    std::vector<std::string> known = key_names(train_config_keys());
+    for (const auto& a : train_config_aliases()) known.push_back(a.first);
+    fail(unknown_key_message(where, name, known));
+  }
+  key->assign(cfg, value, where);
+}
+
+}  // namespace
+
+void apply_train_section(TrainConfig& cfg, const YAML::Node& section, const std::string& where) {
+  if (!section || section.IsNull()) return;
+  if (!section.IsMap()) failf("{}: expected a mapping of key: value", where);
+  for (const auto& kv : section) assign_train_key(cfg, kv.first.Scalar(), kv.second, where);
+}
+
+void apply_train_overrides(TrainConfig& cfg, const CommandLine& cl) {
+  for (const auto& [name, text] : cl.overrides) {
+    const auto* key = find_key(train_config_keys(), name);
+    const KeyType type = key ? key->type() : KeyType::kBool;  // both aliases are booleans
+    assign_train_key(cfg, name, command_line_value(type, text), "command line");
+  }
 }
 
 namespace {
@@ -94,6 +166,8 @@ void require_one_of(const std::string& value, const std::string& key, std::initi
 
 void TrainConfig::finalize(int world) {
   TXL_CHECK(world >= 1, "world size must be >= 1 (got {})", world);
+  notes.clear();
+  resolve_recipe_options();
   if (fp16) {
     require(precision == "fp32" || precision == "fp16", "fp16",
             fmt::format("fp16: true contradicts precision: {}", precision));
@@ -117,14 +191,17 @@ void TrainConfig::finalize(int world) {
   require(div_val >= 1, "div_val", "must be >= 1");
   require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
   require(dropatt >= 0 && dropatt < 1, "dropatt", "must be in [0, 1)");
-  require(attn_type == 0, "attn_type", "only 0 (relative positions, Transformer-XL) is implemented");
+  require(attn_type >= 0 && attn_type <= 3, "attn_type",
+          fmt::format("{} is not one of 0 (relative), 1 (learned relative), 2 (absolute sinusoids), 3 (learned "
+                      "absolute)",
+                      attn_type));
   require(init_std > 0 && proj_init_std > 0 && init_range > 0, "init_std",
           "init_std, proj_init_std and init_range must be positive");
 
   require(!data.empty(), "data", "no corpus given (set data: PATH or --data PATH)");
   require(tgt_len > 0, "tgt_len", "must be positive");
   require(mem_len >= 0, "mem_len", "must be >= 0");
-  require(ext_len == 0, "ext_len", "extended context (ext_len > 0) is not supported; use mem_len");
+  require(ext_len >= 0, "ext_len", "must be >= 0");
   if (eval_tgt_len < 0) eval_tgt_len = tgt_len;
   require(eval_tgt_len > 0, "eval_tgt_len", "must be positive");
   require(eval_tgt_len <= tgt_len + mem_len, "eval_tgt_len",
@@ -147,7 +224,9 @@ void TrainConfig::finalize(int world) {
   require(max_step > 0, "max_step", "must be positive");
   require(max_step_scheduler >= 0, "max_step_scheduler", "must be >= 0");
   require(warmup_step >= 0, "warmup_step", "must be >= 0");
-  if (scheduler == "cosine")
+  // A run that ends within the warm-up never reaches the cosine part (the recipe's
+  // benchmark runs: a few steps of a preset with a long warm-up).
+  if (scheduler == "cosine" && max_step >= warmup_step)
     require(scheduler_max_step() > warmup_step, "warmup_step",
             fmt::format("{} must be below the cosine period end max_step_scheduler/max_step = {}", warmup_step,
                         scheduler_max_step()));
@@ -165,6 +244,66 @@ void TrainConfig::finalize(int world) {
   require(target_perplexity >= 0, "target_perplexity", "must be >= 0");
   require(peak_tflops >= 0, "peak_tflops", "must be >= 0");
   require(seed >= 0, "seed", "must be >= 0");
+  require(!txtlog_file.empty() && txtlog_file.find('/') == std::string::npos, "txtlog_file",
+          "must be a file name (it is written inside work_dir)");
+  require(!dllog_file.empty() && dllog_file.find('/') == std::string::npos, "dllog_file",
+          "must be a file name (it is written inside work_dir)");
+  require_one_of(affinity, "affinity",
+                 {"disabled", "single", "single_unique", "socket", "socket_unique_interleaved",
+                  "socket_unique_continuous"});
+}
+
+void TrainConfig::resolve_recipe_options() {
+  require_one_of(vocab, "vocab", {"word", "bpe"});
+  require(vocab == "word", "vocab",
+          "bpe (GPT-2 byte-pair) vocabularies are not supported; txl_prep builds the recipe's word (or character) "
+          "vocabularies: use vocab: word");
+  require_one_of(amp, "amp", {"apex", "pytorch"});
+  require_one_of(apex_amp_opt_level, "apex_amp_opt_level", {"O0", "O1", "O2", "O3"});
+  if (fp16 && amp == "apex") {
+    require(apex_amp_opt_level != "O3", "apex_amp_opt_level",
+            "O3 (pure float16 without float32 master weights) is not available; txl's fp16 keeps float32 master "
+            "weights like O1/O2: use --apex_amp_opt_level O2 or --amp pytorch");
+    if (apex_amp_opt_level == "O0") {
+      fp16 = false;  // apex's O0 trains in float32
+      notes.push_back("fp16 with apex opt level O0 is float32 training (as in apex): precision fp32");
+    } else {
+      notes.push_back(fmt::format(
+          "fp16 with apex {}: txl's fp16 mode (float16 GEMM operands, float32 master weights, dynamic loss scaling; "
+          "docs/gpu.md)",
+          apex_amp_opt_level));
+    }
+  } else if (fp16) {
+    notes.push_back("fp16 with amp pytorch: txl's fp16 mode (float16 GEMM operands, float32 master weights, dynamic "
+                    "loss scaling; docs/gpu.md)");
+  }
+  if (!multi_gpu.empty()) {
+    require_one_of(multi_gpu, "multi_gpu", {"ddp", "dp"});
+    if (multi_gpu == "ddp")
+      notes.push_back("multi_gpu ddp: txl trains data parallel over its MPI ranks (start one rank per GPU with mpirun "
+                      "or srun; docs/distributed.md)");
+    else
+      notes.push_back("multi_gpu dp: txl has no single-process multi-GPU mode; this run is data parallel over its MPI "
+                      "ranks instead (same global batch and gradients); start one rank per GPU with mpirun or srun");
+  }
+  if (gpu0_bsz >= 0)
+    notes.push_back(fmt::format("gpu0_bsz {} ignored: it sizes GPU 0's share in the recipe's dp mode; txl gives every "
+                                "rank batch_size / ranks streams",
+                                gpu0_bsz));
+  if (swap_mem)
+    notes.push_back(device == "cuda"
+                        ? "swap_mem: not implemented on the GPU yet; the memory stays in device memory (same results, "
+                          "more device memory)"
+                        : "swap_mem: no effect on CPU runs (the memory is in host memory already)");
+  if (local_rank != 0)
+    notes.push_back(fmt::format("local_rank {} ignored: MPI or SLURM give each rank its number", local_rank));
+  if (emb_init != "normal" || emb_init_range != 0.01)
+    notes.push_back("emb_init / emb_init_range have no effect (the recipe's initialisation does not read them either)");
+  require(sample_softmax == -1, "sample_softmax",
+          "sampled-softmax training is not implemented; use the full or adaptive softmax (sample_softmax: -1)");
+  require(!clip_nonemb, "clip_nonemb",
+          "clipping only the non-embedding gradients is not implemented; txl clips the norm of all gradients "
+          "(clip_nonemb: false)");
 }
 
 ModelConfig TrainConfig::model_config(int64_t n_token, const std::vector<int64_t>& recommended_cutoffs,

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -25,8 +26,6 @@ std::string format_train_line(const TrainLogLine& l) {
                               l.epoch, l.step, l.batch, l.n_batch, l.lr, l.ms_per_batch, l.tok_per_s, l.loss);
   if (l.char_level) s += fmt::format(" | bpc {:9.5f}", bits_per_character(l.loss));
   else s += fmt::format(" | ppl {:9.2f}", perplexity(l.loss));
-  if (l.mfu >= 0) s += fmt::format(" | MFU {:4.1f}%", 100.0 * l.mfu);
-  else s += " | MFU n/a";
   return s;
 }
 
@@ -38,16 +37,41 @@ std::string format_eval_line(int64_t eval_index, int64_t step, double seconds, d
   return s;
 }
 
-std::string format_end_line(double loss, bool char_level) {
+std::string format_end_line(double seconds, double loss, bool char_level) {
   if (char_level)
-    return fmt::format("| End of training | test loss {:5.2f} | test bpc {:9.5f}", loss, bits_per_character(loss));
-  return fmt::format("| End of training | test loss {:5.2f} | test ppl {:9.3f}", loss, perplexity(loss));
+    return fmt::format("| End of training | test time: {:5.2f}s | test loss {:5.2f} | test bpc {:9.5f}", seconds, loss,
+                       bits_per_character(loss));
+  return fmt::format("| End of training | test time: {:5.2f}s | test loss {:5.2f} | test ppl {:9.3f}", seconds, loss,
+                     perplexity(loss));
+}
+
+std::string format_training_time_line(double seconds) {
+  return fmt::format("Training time: {:.2f} minutes", seconds / 60.0);
 }
 
 std::string format_split_line(const std::string& split, double loss, bool char_level) {
   if (char_level)
-    return fmt::format("| {0} loss {1:5.2f} | {0} bpc {2:9.5f}", split, loss, bits_per_character(loss));
-  return fmt::format("| {0} loss {1:5.2f} | {0} ppl {2:9.3f}", split, loss, perplexity(loss));
+    return fmt::format("| {0} loss {1:5.2f} | {0} bpc {2:9.5f} ", split, loss, bits_per_character(loss));
+  return fmt::format("| {0} loss {1:5.2f} | {0} ppl {2:9.3f} ", split, loss, perplexity(loss));
+}
+
+std::string format_eval_interval_line(int64_t step, int64_t batch, int64_t n_batch, double ms_per_batch,
+                                      double tok_per_s, double loss) {
+  return fmt::format("| step {:>8d} | batches {:>6d} / {:d} | ms/batch {:5.2f} | tok/s {:7.0f} | loss {:5.2f} | ppl {:5.2f}",
+                     step, batch, n_batch, ms_per_batch, tok_per_s, loss, perplexity(loss));
+}
+
+std::string format_eval_time_line(double seconds, int64_t segments) {
+  return fmt::format("Time : {:.2f}s, {:.2f}ms/segment", seconds, 1000.0 * seconds / static_cast<double>(segments));
+}
+
+std::string recipe_log_time(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const std::time_t secs = static_cast<std::time_t>(duration_cast<seconds>(t.time_since_epoch()).count());
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  return fmt::format("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 AppendFile::AppendFile(const std::string& path) : path_(path) {
@@ -83,14 +107,17 @@ void AppendFile::write_line(const std::string& line) {
   }
 }
 
-RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout) : echo_(echo_stdout) {
+RunLog::RunLog(const std::string& text_path, const std::string& jsonl_path, bool echo_stdout, int rank)
+    : echo_(echo_stdout), rank_(rank >= 0 ? std::to_string(rank) : "") {
   if (!text_path.empty()) text_ = AppendFile(text_path);
   if (!jsonl_path.empty()) json_ = AppendFile(jsonl_path);
 }
 
 void RunLog::line(const std::string& text) {
-  if (echo_) std::cout << text << std::endl;
-  text_.write_line(text);
+  if (echo_) std::cout << (rank_.empty() ? "" : rank_ + ": ") << text << std::endl;
+  if (text_.is_open())
+    text_.write_line(recipe_log_time(std::chrono::system_clock::now()) + " - INFO - " +
+                     (rank_.empty() ? "" : rank_ + " - ") + text);
 }
 
 void RunLog::metrics(const nlohmann::json& record) { json_.write_line(record.dump()); }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/dist/world.h"
 #if defined(TXL_WITH_CUDA)
 #include "txl/cuda/nccl_communicator.h"
@@ -34,9 +35,18 @@ void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, con
   };
   same("batch_size", now.batch_size, saved.batch_size);
   same("tgt_len", now.tgt_len, saved.tgt_len);
+  same("ext_len", now.ext_len, saved.ext_len);
   same("roll", now.roll, saved.roll);
   same("varlen", now.varlen, saved.varlen);
   same("seed", now.seed, saved.seed);
+}
+
+// The memory of validation and the final test: the recipe keeps the training attention
+// span (mem_len + tgt_len - eval_tgt_len), except for a model trained without memory,
+// which it evaluates without memory too (it lengthens ext_len instead, which without
+// memory changes nothing).
+int64_t validation_mem_len(const TrainConfig& c) {
+  return c.mem_len == 0 ? 0 : c.mem_len + c.tgt_len - c.eval_tgt_len;
 }
 
 }  // namespace
@@ -72,7 +82,11 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     // The corpus first: a model of another corpus fails later checks less clearly.
     ckpt.emplace(TrainingCheckpoint::open(restart_path));
     const std::string saved_checksum = ckpt->info().corpus_checksum;
-    if (saved_checksum != corpus_->checksum())
+    // A converted recipe checkpoint names no corpus but carries its vocabulary.
+    if (saved_checksum.empty() && has_checkpoint_vocabulary(ckpt->file()))
+      check_same_symbols(read_checkpoint_vocabulary(ckpt->file()).vocabulary, corpus_->vocabulary(),
+                         "restart: " + restart_path + " vocabulary", cfg_.data);
+    else if (saved_checksum != corpus_->checksum())
       failf("restart: {} was trained on another corpus (checksum {}) than data: {} ({})", restart_path,
             saved_checksum, cfg_.data, corpus_->checksum());
   }
@@ -114,6 +128,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     memories_ = ckpt->load_memories(layout_, cfg_.batch_chunk, *ops_);
     restarted_ = true;
     restart_path_ = restart_path;
+    restart_not_carried_ = ckpt->not_carried_over();
   } else {
     model_->init_params(static_cast<uint64_t>(cfg_.seed));
     memories_.resize(static_cast<size_t>(cfg_.batch_chunk));
@@ -132,6 +147,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   topt.seed = static_cast<uint64_t>(cfg_.seed);
   topt.roll = cfg_.roll;
   topt.varlen = cfg_.varlen;
+  topt.ext_len = cfg_.ext_len;
   topt.shuffle = true;
   train_iter_ = data::make_batch_iterator(*corpus_, "train", cfg_.batch_size, world, rank, cfg_.tgt_len, topt);
   if (restarted_) train_iter_->seek(state_.position);
@@ -139,7 +155,8 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   state_.position = train_iter_->position();
 
   data::IteratorOptions vopt;
-  vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+  vopt.warmup_mem_len = validation_mem_len(cfg_);
+  vopt.ext_len = cfg_.ext_len;
   valid_iter_ = data::make_batch_iterator(*corpus_, "valid", cfg_.eval_batch_size, world, rank, cfg_.eval_tgt_len, vopt);
   flops_per_token_ = model_->flops_per_token_fwd(layout_.chunk_batch);
 }
@@ -148,8 +165,13 @@ Trainer::~Trainer() = default;
 
 void Trainer::open_work_dir() {
   const bool writer = comm_->rank() == 0;
-  const std::string text_log = (fs::path(cfg_.work_dir) / "train_log.log").string();
+  if (cfg_.debug) {  // the recipe's debug mode: nothing on disk, the console log only
+    if (writer) log_ = RunLog("", "", true);
+    return;
+  }
+  const std::string text_log = (fs::path(cfg_.work_dir) / cfg_.txtlog_file).string();
   const std::string metrics = (fs::path(cfg_.work_dir) / "train_log.jsonl").string();
+  const std::string dllog = (fs::path(cfg_.work_dir) / cfg_.dllog_file).string();
   if (writer) {
     std::error_code ec;
     fs::create_directories(cfg_.work_dir, ec);
@@ -160,14 +182,20 @@ void Trainer::open_work_dir() {
       if (name.rfind("checkpoint_", 0) == 0 && name.find(".h5.tmp.") != std::string::npos)
         h5::remove_quietly(entry.path().string());
     }
-    if (restarted_) truncate_metrics_after(metrics, state_.step);
+    if (restarted_) {
+      truncate_metrics_after(metrics, state_.step);
+      truncate_dllogger_after(dllog, state_.step);
+    }
   }
   comm_->barrier();
-  if (writer) {
+  // As the recipe: with log_all_ranks every rank (0 too) writes train_log_rank_<r>.log.
+  if (cfg_.log_all_ranks) {
+    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank_{}.log", comm_->rank())).string(),
+                  writer ? metrics : "", true, comm_->rank());
+  } else if (writer) {
     log_ = RunLog(text_log, metrics, true);
-  } else if (cfg_.log_all_ranks) {
-    log_ = RunLog((fs::path(cfg_.work_dir) / fmt::format("train_log_rank{}.log", comm_->rank())).string(), "", false);
   }
+  if (writer) dllog_ = DlLogger(dllog);
 }
 
 std::string Trainer::describe_start() const {
@@ -188,18 +216,27 @@ TrainOutcome Trainer::run() {
   for (const auto& key : train_config_keys())
     log_.line(fmt::format("|     {} : {}", key.name, yaml_inline(key.value(cfg_))));
   log_.line(kDoubleRule);
+  for (const std::string& note : cfg_.notes) log_.line("| " + note);
+  if (cfg_.debug) log_.line("| debug: no work_dir, log files or checkpoints are written");
   log_.line(fmt::format("| {} | {}", world_line, describe_start()));
   if (restarted_)
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
   for (const std::string& note : start_notes_) log_.line("| " + note);
+  for (const std::string& gap : restart_not_carried_) log_.line("| not carried over from the recipe: " + gap);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
   config_record["config_yaml"] = info_.config_yaml;
   log_.metrics(config_record);
+  dllog_.log("PARAMETER", parameter_data(train_config_keys(), cfg_));
+  for (const auto& [metric, unit] : std::vector<std::pair<const char*, const char*>>{
+           {"train_throughput", "tokens/s"}, {"train_elapsed", "min"}, {"valid_elapsed", "min"},
+           {"train_perplexity", ""}, {"valid_perplexity", ""}, {"train_loss", ""}, {"valid_loss", ""}})
+    dllog_.metadata(metric, unit);
 
   TrainOutcome outcome;
-  interval_start_ = now_seconds();
+  const double train_start = now_seconds();
+  interval_start_ = train_start;
   int64_t batches_this_epoch = state_.position.batch;
   while (state_.step < cfg_.max_step) {
     data::Batch batch;
@@ -207,8 +244,9 @@ TrainOutcome Trainer::run() {
       if (batches_this_epoch == 0)
         failf("{}: the train split gives no batch of batch_size {} x tgt_len {}", cfg_.data, cfg_.batch_size,
               cfg_.tgt_len);
+      // The memories carry over into the next epoch, as the recipe's do (it keeps one
+      // memory per chunk for the whole run; tests/golden/golden_trajectory_test.cpp).
       train_iter_->start_epoch(train_iter_->position().epoch + 1);
-      for (Memory<float>& m : memories_) m.clear();  // the recipe starts every epoch without memory
       batches_this_epoch = 0;
       continue;
     }
@@ -217,15 +255,19 @@ TrainOutcome Trainer::run() {
     state_.position = train_iter_->position();
     if (state_.step % cfg_.log_interval == 0) log_interval_line();
     bool saved = false;
-    if (cfg_.eval_interval > 0 && state_.step % cfg_.eval_interval == 0) {
+    if (!cfg_.no_eval && cfg_.eval_interval > 0 && state_.step % cfg_.eval_interval == 0) {
       validate_and_checkpoint();
       saved = true;
     }
     if (after_step_) after_step_(state_.step);
     if (stop_agreed()) {
-      if (!saved) save_last();
-      log_.line(fmt::format("| stop signal: finished step {}, wrote {}; continue with --restart {}", state_.step,
-                            (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), cfg_.work_dir));
+      if (cfg_.debug) {
+        log_.line(fmt::format("| stop signal: finished step {}; debug mode writes no checkpoint", state_.step));
+      } else {
+        if (!saved) save_last();
+        log_.line(fmt::format("| stop signal: finished step {}, wrote {}; continue with --restart {}", state_.step,
+                              (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), cfg_.work_dir));
+      }
       log_.metrics({{"type", "stop"}, {"step", state_.step}});
       outcome.stopped_by_signal = true;
       outcome.steps = state_.step;
@@ -233,15 +275,19 @@ TrainOutcome Trainer::run() {
       return outcome;
     }
   }
-  if (state_.last_eval_step != state_.step) validate_and_checkpoint();
+  if (!cfg_.no_eval && state_.last_eval_step != state_.step) validate_and_checkpoint();
+  const double train_elapsed = now_seconds() - train_start;
+  log_.line(kRule);
+  log_.line("End of training");
   outcome.steps = state_.step;
   outcome.best_val_loss = state_.best_val_loss;
 
-  // Final test evaluation with the best checkpoint (rank 0 reads it and broadcasts).
-  if (corpus_->has_split("test")) {
+  // Final test evaluation with the best checkpoint (rank 0 reads it and broadcasts);
+  // without one (no_eval, debug) with the model as trained.
+  if (!cfg_.no_test && corpus_->has_split("test")) {
     const std::string best = (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string();
     double have_best = 0.0;
-    if (comm_->rank() == 0 && fs::exists(best)) {
+    if (comm_->rank() == 0 && !cfg_.debug && !cfg_.no_eval && fs::exists(best)) {
       TrainingCheckpoint::open(best).load_model(*model_);
       have_best = 1.0;
     }
@@ -251,13 +297,15 @@ TrainOutcome Trainer::run() {
       comm_->broadcast(flat.data(), flat.bytes(), 0);
     }
     data::IteratorOptions vopt;
-    vopt.warmup_mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;
+    vopt.warmup_mem_len = validation_mem_len(cfg_);
+    vopt.ext_len = cfg_.ext_len;
     auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
                                                cfg_.eval_tgt_len, vopt);
     const EvalResult r = run_validation(*test_iter, -1);
     outcome.test_loss = r.loss();
+    outcome.test_seconds = r.seconds;
     log_.line(kDoubleRule);
-    log_.line(format_end_line(r.loss(), char_level));
+    log_.line(format_end_line(r.seconds, r.loss(), char_level));
     log_.line(kDoubleRule);
     json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
                 {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
@@ -280,19 +328,42 @@ TrainOutcome Trainer::run() {
   // A run resumed at its last step logs no training interval: no throughput to report.
   const std::string throughput_text =
       throughputs_.empty() ? "n/a (no steps run)" : fmt::format("{:.2f} tok/s", outcome.throughput);
-  log_.line(fmt::format("| Training throughput: {} | final {} {} {:.3f}", throughput_text,
-                        outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  log_.line(format_training_time_line(train_elapsed));
+  log_.line(fmt::format("Training throughput: {}", throughput_text));
+  log_.line(fmt::format("| final {} {} {:.3f}", outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  nlohmann::ordered_json dl_summary = nlohmann::ordered_json::object();
+  if (outcome.test_loss) {
+    dl_summary["test_elapsed"] = outcome.test_seconds;
+    dl_summary["test_loss"] = *outcome.test_loss;
+    if (char_level) dl_summary["test_bits_per_character"] = bits_per_character(*outcome.test_loss);
+    else dl_summary["test_perplexity"] = perplexity(*outcome.test_loss);
+  }
+  dl_summary["train_throughput"] = outcome.throughput;
+  dl_summary["train_elapsed"] = train_elapsed / 60.0;
+  dl_summary["train_loss"] = last_interval_loss_;
+  dl_summary["valid_loss"] = state_.best_val_loss;
+  dl_summary["valid_perplexity"] = perplexity(state_.best_val_loss);
+  dllog_.log(nlohmann::ordered_json::array(), dl_summary);
   json summary = {{"type", "summary"}, {"step", state_.step}, {"throughput", outcome.throughput},
                   {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {metric_name, final_metric}};
-  if (cfg_.target_throughput > 0 && outcome.throughput < cfg_.target_throughput) {
-    log_.line(fmt::format("| benchmark: throughput {:.2f} tok/s is below target_throughput {:.2f}", outcome.throughput,
-                          cfg_.target_throughput));
-    outcome.exit_code = kExitTargetMissed;
+  // The recipe's benchmark: exp(best validation loss) against target_perplexity (for
+  // characters too), the mean throughput against target_throughput; a target without
+  // a measurement (no validation ran) is not checked.
+  const bool validated = state_.eval_count > 0;
+  if (cfg_.target_perplexity > 0 && validated) {
+    const double best_ppl = perplexity(state_.best_val_loss);
+    log_.line(fmt::format("Perplexity achieved: {:.2f} target: {:.2f}", best_ppl, cfg_.target_perplexity));
+    const bool passed = best_ppl <= cfg_.target_perplexity;
+    log_.line(passed ? "Perplexity test passed" : "Perplexity test failed");
+    if (!passed) outcome.exit_code = kExitTargetMissed;
+  } else if (cfg_.target_perplexity > 0) {
+    log_.line("| benchmark: target_perplexity not checked: no validation ran (no_eval)");
   }
-  if (cfg_.target_perplexity > 0 && final_metric > cfg_.target_perplexity) {
-    log_.line(fmt::format("| benchmark: {} {:.3f} is above target_perplexity {:.3f}", metric_name, final_metric,
-                          cfg_.target_perplexity));
-    outcome.exit_code = kExitTargetMissed;
+  if (cfg_.target_throughput > 0) {
+    log_.line(fmt::format("Throughput achieved: {:.2f} target: {:.2f}", outcome.throughput, cfg_.target_throughput));
+    const bool passed = outcome.throughput >= cfg_.target_throughput;
+    log_.line(passed ? "Throughput test passed" : "Throughput test failed");
+    if (!passed) outcome.exit_code = kExitTargetMissed;
   }
   summary["passed"] = outcome.exit_code == kExitOk;
   log_.metrics(summary);
@@ -300,8 +371,8 @@ TrainOutcome Trainer::run() {
 }
 
 void Trainer::train_step(const data::Batch& b) {
-  const int64_t chunks = cfg_.batch_chunk, cb = layout_.chunk_batch, len = b.len;
-  TXL_CHECK(b.ext == 0, "training: extended context (ext_len > 0) is not supported");
+  // Data rows: b.ext rows of extended context, then the len rows whose targets count.
+  const int64_t chunks = cfg_.batch_chunk, cb = layout_.chunk_batch, len = b.len, rows = b.ext + b.len;
   TXL_CHECK(b.n_streams == cb * chunks, "training: batch has {} streams, expected {} x {}", b.n_streams, chunks, cb);
   ++state_.step;
   Ops<float>& ops = *ops_;
@@ -317,23 +388,25 @@ void Trainer::train_step(const data::Batch& b) {
   ctx.seed = static_cast<uint64_t>(cfg_.seed);
   ctx.step = static_cast<uint64_t>(state_.step);
   ctx.batch_global = cfg_.batch_size;
+  ctx.ext_rows = b.ext;
   double step_loss = 0.0;
   for (int64_t c = 0; c < chunks; ++c) {
     const int32_t* data = b.data.data();
     const int32_t* target = b.target.data();
     if (chunks > 1) {  // columns [c*cb, (c+1)*cb) of the time-major [len, local] batch
-      chunk_data_.resize(static_cast<size_t>(len * cb));
+      chunk_data_.resize(static_cast<size_t>(rows * cb));
       chunk_target_.resize(static_cast<size_t>(len * cb));
-      for (int64_t t = 0; t < len; ++t)
-        for (int64_t j = 0; j < cb; ++j) {
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t j = 0; j < cb; ++j)
           chunk_data_[static_cast<size_t>(t * cb + j)] = b.data[static_cast<size_t>(t * b.n_streams + c * cb + j)];
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t j = 0; j < cb; ++j)
           chunk_target_[static_cast<size_t>(t * cb + j)] = b.target[static_cast<size_t>(t * b.n_streams + c * cb + j)];
-        }
       data = chunk_data_.data();
       target = chunk_target_.data();
     }
     ctx.batch_offset = layout_.first_stream + c * cb;
-    const Tensor<float>& nll = model_->forward(data, target, len, cb, memories_[static_cast<size_t>(c)], ctx);
+    const Tensor<float>& nll = model_->forward(data, target, rows, cb, memories_[static_cast<size_t>(c)], ctx);
     step_loss += ops.sum(nll.data(), nll.numel()) / static_cast<double>(len * cb) / static_cast<double>(chunks);
     reducer_->begin(c == chunks - 1);
     model_->backward(dnll_, [this](int id) { reducer_->on_grad_ready(id); });
@@ -353,8 +426,10 @@ void Trainer::train_step(const data::Batch& b) {
   const double norm = std::sqrt(sum_squares) * unscale;
   double clip_coef = 1.0;
   if (cfg_.clip > 0 && norm > cfg_.clip) clip_coef = cfg_.clip / (norm + 1e-6);
-  if (apply) optimizer_->step(scheduler_->lr_for_step(state_.step), unscale * clip_coef);
+  last_step_lr_ = scheduler_->lr_for_step(state_.step);
+  if (apply) optimizer_->step(last_step_lr_, unscale * clip_coef);
   last_grad_norm_ = norm;
+  last_step_loss_ = step_loss;
 
   interval_loss_ += step_loss;
   ++interval_steps_;
@@ -378,16 +453,29 @@ void Trainer::log_interval_line() {
   l.tok_per_s = tok_per_s;
   l.loss = loss;
   l.char_level = corpus_->char_level();
-  if (cfg_.peak_tflops > 0)
-    l.mfu = 3.0 * flops_per_token_ * tok_per_s / (cfg_.peak_tflops * 1e12 * static_cast<double>(comm_->size()));
+  const double mfu = cfg_.peak_tflops > 0 ? 3.0 * flops_per_token_ * tok_per_s /
+                                                (cfg_.peak_tflops * 1e12 * static_cast<double>(comm_->size()))
+                                          : -1.0;
   log_.line(format_train_line(l));
+  if (mfu >= 0) log_.line(fmt::format("| MFU {:4.1f}% at step {} (peak_tflops {} per device)", 100.0 * mfu, l.step,
+                                      cfg_.peak_tflops));
+  last_interval_loss_ = loss;
+  nlohmann::ordered_json dl = {{"epoch", l.epoch},
+                               {"train_batch", l.batch},
+                               {"lr", l.lr},
+                               {"train_time/batch", l.ms_per_batch},
+                               {"train_throughput", tok_per_s},
+                               {"train_loss", loss}};
+  if (l.char_level) dl["train_bits_per_character"] = bits_per_character(loss);
+  else dl["train_perplexity"] = perplexity(loss);
+  dllog_.log(nlohmann::ordered_json::array({l.step}), dl);
   json rec = {{"type", "train"},         {"step", l.step},         {"epoch", l.epoch},
               {"batch", l.batch},        {"n_batch", l.n_batch},   {"lr", l.lr},
               {"ms_per_batch", l.ms_per_batch}, {"tok_per_s", tok_per_s}, {"loss", loss},
               {"grad_norm", last_grad_norm_}};
   if (l.char_level) rec["bpc"] = bits_per_character(loss);
   else rec["ppl"] = perplexity(loss);
-  if (l.mfu >= 0) rec["mfu"] = l.mfu;
+  if (mfu >= 0) rec["mfu"] = mfu;
   else rec["mfu"] = nullptr;
   if (scaler_.enabled()) rec["loss_scale"] = scaler_.scale();
   log_.metrics(rec);
@@ -401,7 +489,7 @@ EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches)
   EvalSettings s;
   s.tgt_len = cfg_.eval_tgt_len;
   s.ext_len = cfg_.ext_len;
-  s.mem_len = cfg_.mem_len + cfg_.tgt_len - cfg_.eval_tgt_len;  // the recipe keeps the attention span
+  s.mem_len = validation_mem_len(cfg_);
   s.same_length = cfg_.same_length;
   s.clamp_len = cfg_.clamp_len;
   s.max_batches = max_batches;
@@ -411,6 +499,7 @@ EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches)
 }
 
 void Trainer::validate_and_checkpoint() {
+  TXL_CHECK(!cfg_.no_eval, "validation requested with no_eval");
   const EvalResult r = run_validation(*valid_iter_, cfg_.eval_max_steps);
   const double val_loss = r.loss();
   ++state_.eval_count;
@@ -428,7 +517,15 @@ void Trainer::validate_and_checkpoint() {
   if (char_level) rec["bpc"] = bits_per_character(val_loss);
   else rec["ppl"] = perplexity(val_loss);
   log_.metrics(rec);
+  nlohmann::ordered_json dl = {{"valid_elapsed", r.seconds}, {"valid_loss", val_loss}};
+  if (char_level) dl["valid_bits_per_character"] = bits_per_character(val_loss);
+  else dl["valid_perplexity"] = perplexity(val_loss);
+  dllog_.log(nlohmann::ordered_json::array({state_.step}), dl);
 
+  if (cfg_.debug) {  // nothing is written in debug mode
+    interval_start_ = now_seconds();
+    return;
+  }
   save_last();
   const std::string last = (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string();
   if (best) copy_checkpoint(last, (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string(), *comm_);

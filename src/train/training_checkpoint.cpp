@@ -1,9 +1,11 @@
 #include "txl/train/training_checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
 #include "txl/core/fault_point.h"
+#include "txl/convert/recipe_checkpoint.h"
 #include "txl/model/model_checkpoint.h"
 
 namespace txl {
@@ -210,15 +212,20 @@ std::string resolve_checkpoint_path(const std::string& file_or_dir) {
   namespace fs = std::filesystem;
   if (fs::is_directory(file_or_dir)) {
     const std::string p = (fs::path(file_or_dir) / "checkpoint_last.h5").string();
-    if (!fs::exists(p)) failf("restart: {} holds no checkpoint_last.h5", file_or_dir);
-    return p;
+    if (fs::exists(p)) return p;
+    // A recipe work_dir (docs/recipe-users.md).
+    const std::string recipe = (fs::path(file_or_dir) / "checkpoint_last.pt").string();
+    if (fs::exists(recipe)) return recipe;
+    failf("restart: {} holds no checkpoint_last.h5 (nor a recipe checkpoint_last.pt)", file_or_dir);
   }
   if (!fs::exists(file_or_dir)) failf("restart: {}: no such checkpoint file or directory", file_or_dir);
   return file_or_dir;
 }
 
 TrainingCheckpoint TrainingCheckpoint::open(const std::string& path) {
-  h5::File f = h5::File::open(path);
+  // A recipe checkpoint (PyTorch zip) is converted in memory (docs/recipe-users.md).
+  h5::File f = std::filesystem::exists(path) && pt::looks_like_torch_file(path) ? open_recipe_checkpoint_in_memory(path)
+                                                                                  : h5::File::open(path);
   if (!f.has_attr(kRoot, "txl_checkpoint_format"))
     failf("{}: not a txl training checkpoint (attribute txl_checkpoint_format missing)", path);
   const int64_t version = f.attr_int(kRoot, "txl_checkpoint_format");
@@ -236,6 +243,18 @@ CheckpointInfo TrainingCheckpoint::info() const {
   i.dataset = file_.attr_string(kRoot, "dataset");
   i.seed = file_.attr_int(kRoot, "seed");
   return i;
+}
+
+std::vector<std::string> TrainingCheckpoint::not_carried_over() const {
+  std::vector<std::string> lines;
+  if (!file_.has_attr(kRoot, "not_carried_over")) return lines;
+  const std::string text = file_.attr_string(kRoot, "not_carried_over");
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    if (end > begin) lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return lines;
 }
 
 TrainingState TrainingCheckpoint::state() const {

@@ -1,8 +1,8 @@
 // The whole Transformer-XL on the CUDA backend against the CPU backend: per-token loss,
 // every parameter gradient and the new memory over several steps (memory growing, so
-// klen != qlen; dropout and dropatt on), in strict fp32 (relative 1e-5) and with bf16
-// GEMMs (1e-2); and 200 training steps of a tiny model whose loss curve must track the
-// CPU's.
+// klen != qlen; dropout and dropatt on; every attn_type), in strict fp32 (relative 1e-5)
+// and with bf16 GEMMs (1e-2); and 200 training steps of a tiny model whose loss curve
+// must track the CPU's.
 #include <cmath>
 #include <cstdio>
 
@@ -129,6 +129,21 @@ class GpuModel : public GpuTest {
 TEST_F(GpuModel, Fp32LossGradientsAndMemoryMatchCpu) {
   compare_model(config_adaptive(), dut(), 1e-5, 3, "adaptive/post-LN");
   compare_model(config_pre_ln(), dut(), 1e-5, 3, "pre-LN/same_length/clamp");
+}
+
+// attn_type 1, 2, 3 (docs/model.md) through the same kernels: learned relative tables
+// (row gathers and scatter-adds with repeated rows under clamp_len), absolute sinusoids
+// and learned absolute rows added to the inputs and memory in place.
+TEST_F(GpuModel, Fp32EveryAttnTypeMatchesCpu) {
+  for (int64_t attn_type : {1, 2, 3}) {
+    const std::string name = "attn_type " + std::to_string(attn_type);
+    ModelConfig post = config_adaptive();
+    post.attn_type = attn_type;
+    compare_model(post, dut(), 1e-5, 3, name + " adaptive/post-LN");
+    ModelConfig pre = config_pre_ln();
+    pre.attn_type = attn_type;
+    compare_model(pre, dut(), 1e-5, 3, name + " pre-LN/same_length/clamp");
+  }
 }
 
 TEST_F(GpuModel, Bf16GemmsStayWithinOnePercent) {

@@ -91,6 +91,40 @@ TEST_F(Checkpoint, RoundTripGivesTheSameLossBitForBit) {
   EXPECT_NO_THROW(check_model_config(f, back));
 }
 
+// Every attn_type: the position parameters round-trip, and the learned tables' length
+// (max_klen) comes back from the file even when the model is rebuilt with other lengths
+// (as evaluation does).
+TEST_F(Checkpoint, RoundTripKeepsEachAttnType) {
+  for (int64_t attn_type : {0, 1, 2, 3}) {
+    SCOPED_TRACE("attn_type " + std::to_string(attn_type));
+    ModelConfig cfg = checkpoint_config();
+    cfg.attn_type = attn_type;
+    auto ops = make_cpu_ops<float>();
+    TransformerXL<float> model(cfg, *ops);
+    randomize_params(model, 8, 0.3);
+    const std::vector<float> before = loss_of(model, *ops);
+    const std::string path = save(model, *ops, "attn" + std::to_string(attn_type) + ".h5");
+
+    h5::File f = h5::File::open(path);
+    ModelConfig back = read_model_config(f);
+    EXPECT_EQ(back.attn_type, attn_type);
+    if (cfg.learned_positions()) {
+      EXPECT_EQ(back.max_klen, cfg.tgt_len + cfg.ext_len + cfg.mem_len);
+      EXPECT_TRUE(f.exists("/model/r_emb"));
+    }
+    back.tgt_len = 2;  // evaluation lengths: the tables keep their length
+    back.mem_len = 3;
+    TransformerXL<float> fresh(back, *ops);
+    load_model_params(f, fresh.params(), fresh.config(), *ops);
+    fresh.set_lengths(cfg.tgt_len, cfg.ext_len, cfg.mem_len, cfg.same_length, cfg.clamp_len);
+    EXPECT_EQ(loss_of(fresh, *ops), before);
+
+    ModelConfig other = cfg;
+    other.attn_type = (attn_type + 1) % 4;
+    EXPECT_NE(load_error(path, other).find("'attn_type'"), std::string::npos) << load_error(path, other);
+  }
+}
+
 TEST_F(Checkpoint, DoubleModelLoadsAFloatFile) {
   const ModelConfig cfg = checkpoint_config();
   auto ops = make_cpu_ops<float>();

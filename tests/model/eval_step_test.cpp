@@ -1,7 +1,10 @@
 // EvalStep: evaluation with the decoder layers replayed from a recorded step graph gives
 // exactly the eager results (loss and memory) through memory warm-up, steady state, a
-// shorter batch and a new stream of batches, and replays as soon as the geometry repeats.
+// shorter batch and a new stream of batches, and replays as soon as the geometry repeats;
+// for every attn_type (types 2 and 3 add positions to the layer inputs in place).
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "model_test_util.h"
 #include "txl/core/recording_ops.h"
@@ -23,8 +26,11 @@ ModelConfig graph_test_config() {
   return c;
 }
 
-TEST(EvalStep, GraphReplayEqualsEagerBitForBit) {
-  const ModelConfig cfg = graph_test_config();
+class EvalStepAttnType : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(EvalStepAttnType, GraphReplayEqualsEagerBitForBit) {
+  ModelConfig cfg = graph_test_config();
+  cfg.attn_type = GetParam();
   auto plain = make_cpu_ops<double>();
   RecordingOps<double> recording(make_cpu_ops<double>());
   TransformerXL<double> eager_model(cfg, *plain), graph_model(cfg, recording);
@@ -64,6 +70,11 @@ TEST(EvalStep, GraphReplayEqualsEagerBitForBit) {
   EXPECT_EQ(eager.replays(), 0);
   EXPECT_GT(graphed.graph_nodes(), static_cast<size_t>(cfg.n_layer) * 10u);
 }
+
+INSTANTIATE_TEST_SUITE_P(EvalStep, EvalStepAttnType, ::testing::Values(0, 1, 2, 3),
+                         [](const ::testing::TestParamInfo<int64_t>& info) {
+                           return "AttnType" + std::to_string(info.param);
+                         });
 
 TEST(EvalStep, TrainingStepsAreNotReplayed) {
   const ModelConfig cfg = graph_test_config();

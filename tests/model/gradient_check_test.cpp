@@ -1,7 +1,7 @@
 // Central finite-difference checks (double precision) of TransformerXL::backward: every
 // parameter tensor and the gradient w.r.t. the word-embedding output, on the second step
 // of a stream (so the memory is non-empty), for configurations covering the SPEC §3
-// options.
+// options, extended context (rows that are attended to but predict nothing) included.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -40,11 +40,12 @@ TEST_P(GradientCheck, MatchesFiniteDifferences) {
   TransformerXL<double> model(gc.cfg, *ops);
   randomize_params(model, 11);
   const int64_t qlen = 5, batch = 2, n = qlen * batch;
+  const int64_t n_target = (qlen - gc.ctx.ext_rows) * batch;
 
   // Step 1 fills the memory; step 2 is checked.
   Memory<double> mem;
-  const auto data1 = random_tokens(gc.cfg, n, 1), target1 = random_tokens(gc.cfg, n, 2);
-  const auto data2 = random_tokens(gc.cfg, n, 3), target2 = random_tokens(gc.cfg, n, 4);
+  const auto data1 = random_tokens(gc.cfg, n, 1), target1 = random_tokens(gc.cfg, n_target, 2);
+  const auto data2 = random_tokens(gc.cfg, n, 3), target2 = random_tokens(gc.cfg, n_target, 4);
   StepContext ctx1 = gc.ctx;
   ctx1.step = gc.ctx.step + 1;
   model.forward(data1.data(), target1.data(), qlen, batch, mem, ctx1);
@@ -55,7 +56,7 @@ TEST_P(GradientCheck, MatchesFiniteDifferences) {
   }
   const Memory<double> mem0 = clone_memory(*ops, mem);
 
-  std::vector<double> weights(static_cast<size_t>(n));
+  std::vector<double> weights(static_cast<size_t>(n_target));
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> wd(0.5, 1.5);
   for (double& w : weights) w = wd(rng);
@@ -69,7 +70,7 @@ TEST_P(GradientCheck, MatchesFiniteDifferences) {
   ParamStore<double>& ps = model.params();
   ps.zero_grad(*ops);
   loss();
-  const Tensor<double> dnll = to_device(*ops, weights, {qlen, batch});
+  const Tensor<double> dnll = to_device(*ops, weights, {qlen - gc.ctx.ext_rows, batch});
   model.backward(dnll);
   const std::vector<double> grads = to_host(*ops, ps.flat_grads());
   const std::vector<double> d_emb = to_host(*ops, model.embedding_grad());
@@ -148,13 +149,14 @@ std::vector<GradCase> cases() {
                   c.same_length = true;
                 }),
       make_case("Div1ProjectedUntiedClampExt",
-                [](ModelConfig& c, StepContext&) {
+                [](ModelConfig& c, StepContext& ctx) {
                   c.d_embed = 6;
                   c.cutoffs = {10, 20};
                   c.tie_weight = false;
                   c.tie_projs = {true, false, true};
                   c.clamp_len = 3;
                   c.ext_len = 2;
+                  ctx.ext_rows = 2;
                 }),
       make_case("NoMemoryDiv2UntiedPreLn",
                 [](ModelConfig& c, StepContext&) {
@@ -166,13 +168,14 @@ std::vector<GradCase> cases() {
                   c.pre_lnorm = true;
                 }),
       make_case("PostLnSameLengthClampDiv2Tied",
-                [](ModelConfig& c, StepContext&) {
+                [](ModelConfig& c, StepContext& ctx) {
                   c.div_val = 2;
                   c.cutoffs = {10, 20};
                   c.tie_projs = {true, true, true};
                   c.same_length = true;
                   c.clamp_len = 2;
                   c.ext_len = 1;
+                  ctx.ext_rows = 1;
                 }),
       make_case("DropoutOnPostLn",
                 [](ModelConfig& c, StepContext& ctx) {
@@ -190,6 +193,65 @@ std::vector<GradCase> cases() {
                   c.dropout = 0.25;
                   c.dropatt = 0.3;
                   ctx = StepContext{true, 99, 3, 2, 6};
+                }),
+      // attn_type 1..3 (docs/model.md): learned relative positions, absolute sinusoids,
+      // learned absolute positions. klen is 9 on the checked step (memory 4 + 5 new rows).
+      make_case("Attn1LearnedRelativeClampPreLn",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 1;
+                  c.clamp_len = 3;  // only the last 3 table rows, the first of them repeated
+                  c.pre_lnorm = true;
+                  c.cutoffs = {10, 20};
+                  c.tie_projs = {false, true, true};
+                }),
+      make_case("Attn1KlenBeyondTableDropout",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 1;
+                  c.max_klen = 6;  // klen 9: the table's first row serves the 4 farthest positions
+                  c.same_length = true;
+                  c.dropout = 0.2;
+                  c.dropatt = 0.2;
+                  ctx = StepContext{true, 77, 5, 0, 0};
+                }),
+      make_case("Attn2AbsoluteSinusoidSameLengthClamp",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 2;
+                  c.same_length = true;
+                  c.clamp_len = 3;
+                  c.div_val = 2;
+                  c.cutoffs = {10, 20};
+                }),
+      make_case("Attn2PreLnDropout",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 2;
+                  c.pre_lnorm = true;
+                  c.dropout = 0.2;
+                  c.dropatt = 0.25;
+                  ctx = StepContext{true, 5, 2, 0, 0};
+                }),
+      make_case("Attn3LearnedAbsolutePreLnShortTable",
+                [](ModelConfig& c, StepContext&) {
+                  c.attn_type = 3;
+                  c.pre_lnorm = true;
+                  c.max_klen = 7;  // 2 rows for the 4 memory rows: the first one repeated
+                  c.cutoffs = {10, 20};
+                  c.tie_weight = false;
+                }),
+      make_case("Attn1ExtendedContextRows",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 1;
+                  c.ext_len = 2;
+                  ctx.ext_rows = 2;  // the first 2 of the 5 new rows predict nothing
+                  c.cutoffs = {10, 20};
+                }),
+      make_case("Attn3DropoutSameLengthExt",
+                [](ModelConfig& c, StepContext& ctx) {
+                  c.attn_type = 3;
+                  c.same_length = true;
+                  c.ext_len = 2;  // max_klen 11: table rows 2..10 serve the 9 key rows
+                  c.dropout = 0.2;
+                  c.dropatt = 0.2;
+                  ctx = StepContext{true, 31, 4, 0, 0};
                 }),
   };
 }

@@ -167,11 +167,13 @@ TEST(ModelApi, FlopCountOfASmallConfig) {
 TEST(PositionEmbedding, SinesThenCosinesOfClampedPositions) {
   const auto pos = relative_positions(6, 3);
   EXPECT_EQ(pos, (std::vector<int64_t>{3, 3, 3, 2, 1, 0}));
-  const auto pe = position_embedding<double>(6, 4, 3);  // inv_freq = {1, 1/100}
+  const auto pe = position_embedding<double>(6, 4, 3);  // inv_freq = {1, 1/100} rounded to float32
+  const double f100 = static_cast<double>(1.0f / 100.0f);
+  EXPECT_NE(f100, 1.0 / 100);  // the float32 rounding is visible in double
   EXPECT_DOUBLE_EQ(pe[0], std::sin(3.0));
-  EXPECT_DOUBLE_EQ(pe[1], std::sin(3.0 / 100));
+  EXPECT_DOUBLE_EQ(pe[1], std::sin(3.0 * f100));
   EXPECT_DOUBLE_EQ(pe[2], std::cos(3.0));
-  EXPECT_DOUBLE_EQ(pe[3], std::cos(3.0 / 100));
+  EXPECT_DOUBLE_EQ(pe[3], std::cos(3.0 * f100));
   EXPECT_DOUBLE_EQ(pe[5 * 4 + 0], 0.0);
   EXPECT_DOUBLE_EQ(pe[5 * 4 + 2], 1.0);
 }

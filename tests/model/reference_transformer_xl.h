@@ -114,7 +114,8 @@ class ReferenceTransformerXL {
     const int64_t M = cfg_.d_model, half = M / 2;
     Vec v(static_cast<size_t>(M));
     for (int64_t k = 0; k < half; ++k) {
-      const double inv_freq = 1.0 / std::pow(10000.0, static_cast<double>(2 * k) / static_cast<double>(M));
+      // float32, as the recipe's buffer (include/txl/model/positional_embedding.h)
+      const double inv_freq = 1.0f / std::pow(10000.0f, static_cast<float>(2 * k) / static_cast<float>(M));
       v[static_cast<size_t>(k)] = std::sin(static_cast<double>(p) * inv_freq);
       v[static_cast<size_t>(half + k)] = std::cos(static_cast<double>(p) * inv_freq);
     }

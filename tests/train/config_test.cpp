@@ -184,6 +184,27 @@ TEST(TrainConfig, InconsistentValuesNameTheKey) {
   EXPECT_EQ(config_from("{data: x.h5, local_batch_size: 3}", 4).batch_size, 12);
 }
 
+// attn_type 0..3 are accepted; another value, or a clamp_len beyond attn_type 1's
+// learned table (max_klen = tgt_len + ext_len + mem_len rows), fails with one line.
+TEST(TrainConfig, AttnTypesAndTheirBadCombinations) {
+  for (int attn_type : {0, 1, 2, 3}) {
+    TrainConfig c = config_from("{data: x.h5, attn_type: " + std::to_string(attn_type) + "}");
+    EXPECT_EQ(c.model_config(1000, {}, "wt2").attn_type, attn_type);
+  }
+  std::string e = error_of([] { config_from("{data: x.h5, attn_type: 4}"); });
+  EXPECT_NE(e.find("attn_type: 4 is not one of 0"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  TrainConfig c = config_from("{data: x.h5, attn_type: 1, tgt_len: 10, mem_len: 5, clamp_len: 16}");
+  e = error_of([&] { c.model_config(1000, {}, "wt2"); });
+  EXPECT_NE(e.find("clamp_len 16 exceeds the 15 rows of r_emb"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  c.clamp_len = 15;
+  EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
+  c.attn_type = 0;  // attn_type 0 clamps sinusoid positions: any clamp_len
+  c.clamp_len = 1000;
+  EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
+}
+
 TEST(TrainConfig, ResolvedYamlRoundTrips) {
   TrainConfig a = config_from("{data: x.h5, lr: 0.003, cutoffs: [5, 9], tie_projs: [false, true, true], roll: true}");
   const std::string text = yaml_to_text(config_to_yaml(a, train_config_keys()));

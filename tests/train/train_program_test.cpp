@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
 
 #include "train_test_util.h"
@@ -202,8 +203,9 @@ TEST_F(TrainProgram, KillNineThenRestartMatchesAnUninterruptedRun) {
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i], static_cast<int64_t>(i + 1));
 }
 
-// Benchmark mode: a missed target_perplexity or target_throughput makes the exit code 2.
-TEST_F(TrainProgram, MissedBenchmarkTargetsExitWithTwo) {
+// Benchmark mode: a missed target_perplexity or target_throughput makes the exit code 1
+// (kExitTargetMissed, the recipe's code).
+TEST_F(TrainProgram, MissedBenchmarkTargetsExitWithOne) {
   EXPECT_EQ(run_train_program({config_file_, "--max_step", "4", "--target_perplexity", "1.5"}, *comm_),
             kExitTargetMissed);
   const std::string work = dir_ + "/work";
@@ -228,6 +230,22 @@ TEST_F(TrainProgram, MissedBenchmarkTargetsExitWithTwo) {
   EXPECT_EQ(run_eval_program({"--model", ckpt, "--max_size", "2", "--target_perplexity", "1e9"}, *comm_), kExitOk);
 }
 
+// An attn_type 1 model (r_emb of tgt_len + mem_len = 32 rows): txl_eval refuses a
+// clamp_len beyond the table at start-up, in one line, and evaluates with a key length
+// beyond the table (the recipe repeats the table's first row for the farthest keys).
+TEST_F(TrainProgram, AttnType1EvalChecksItsTableAtStartUp) {
+  ASSERT_EQ(error_of([&] { run_train_program({config_file_, "--max_step", "2", "--attn_type", "1"}, *comm_); }), "");
+  const std::string ckpt = dir_ + "/work/checkpoint_last.h5";
+  const std::string e = error_of(
+      [&] { run_eval_program({"--model", ckpt, "--clamp_len", "400", "--max_size", "2"}, *comm_); });
+  EXPECT_NE(e.find("eval config: attn_type 1: clamp_len 400 exceeds the 32 rows of r_emb"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_EQ(run_eval_program({"--model", ckpt, "--clamp_len", "-1", "--tgt_len", "16", "--mem_len", "32",
+                              "--max_size", "2", "--split", "valid"},
+                             *comm_),
+            kExitOk);
+}
+
 TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
   ASSERT_EQ(error_of([&] { run_train_program({config_file_, "--max_step", "4"}, *comm_); }), "");
   const std::string ckpt = dir_ + "/work/checkpoint_best.h5", json_path = dir_ + "/eval.json";
@@ -239,7 +257,7 @@ TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
                              &out),
             0)
       << out;
-  EXPECT_NE(out.find("Evaluating with bsz 8 tgt_len 16 ext_len 0 mem_len 32 clamp_len -1 same_length"),
+  EXPECT_NE(out.find("Evaluating with: math fp32 type eager bsz 8 tgt_len 16 ext_len 0 mem_len 32 clamp_len -1\n"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("| valid loss "), std::string::npos) << out;
@@ -273,16 +291,22 @@ TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
   EXPECT_EQ(g["results"]["test"]["loss"].get<double>(), loss);
   EXPECT_EQ(g["results"]["test"]["graph_replays"].get<int64_t>(), 4);
   EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--type", "graf"}, &out), 1);
-  EXPECT_NE(out.find("error: eval config: type: unknown value 'graf' (eager | graph; closest: 'graph')"),
+  EXPECT_NE(out.find("error: eval config: type: unknown value 'graf' (eager | graph, or the recipe's pytorch | "
+                     "torchscript; closest: 'graph')"),
             std::string::npos)
       << out;
 
-  // --manual: the text is tokenised with the corpus vocabulary.
-  ASSERT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--manual",
-                                          "The game was released in Japan in 2011 . It was a success .",
-                                          "--tgt_len", "8", "--mem_len", "8", "--json", json_path},
+  // --manual: the text is tokenised as the recipe does (Moses, then WikiText's
+  // conventions), the words may come as one argument or several.
+  ASSERT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--manual", "The game was released in Japan in 2011.",
+                                          "It's a well-known success.", "--tgt_len", "8", "--mem_len", "8", "--json",
+                                          json_path},
                              &out),
             0)
+      << out;
+  EXPECT_NE(out.find("| manual text as tokens: The game was released in Japan in 2011 . It 's a well @-@ known "
+                     "success .\n"),
+            std::string::npos)
       << out;
   EXPECT_NE(out.find("| manual loss "), std::string::npos) << out;
   std::ifstream in2(json_path);
@@ -291,6 +315,128 @@ TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
   // A corpus other than the one the model was trained on is refused.
   EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--data", test::other_corpus()}, &out), 1);
   EXPECT_NE(out.find("error: " + ckpt + ": the model was trained on another corpus"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace txl
+
+namespace txl {
+namespace {
+
+// A recipe user's eval.py command line (scripts/inference_benchmark.sh's shape: an empty
+// word where the math flag is absent, a bare --save_data, space-separated percentiles)
+// runs unchanged and writes eval.py's logs: eval_log.log with Python logging's prefix and
+// eval.py's lines, eval_log.json in DLLogger's format, the latency data file.
+TEST_F(TrainProgram, EvalTakesTheRecipesCommandLineAndWritesItsLogs) {
+  ASSERT_EQ(error_of([&] { run_train_program({config_file_, "--max_step", "4"}, *comm_); }), "");
+  const std::string ckpt = dir_ + "/work/checkpoint_best.h5", work = dir_ + "/eval_work";
+  std::string out;
+  ASSERT_EQ(test::run_binary("txl_eval", {"--work_dir", work, "--model", ckpt, "--type", "pytorch", "--batch_size", "8",
+                                          "--tgt_len", "16", "--mem_len", "32", "--split", "test", "--dataset", "wt2",
+                                          "--log_interval", "2", "--no_env", "", "--save_data", "--percentiles", "50",
+                                          "90", "--max_size", "5", "--seed", "7", "--affinity", "socket"},
+                             &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("| eval.py options accepted without effect in txl: seed 7, affinity socket, no_env"),
+            std::string::npos)
+      << out;
+  const std::regex prefix(R"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - INFO - (.*))");
+  // eval.py's format strings: its progress line, the time line, the result (with its trailing space).
+  const std::regex interval(
+      R"(\| step [ \d]{8,} \| batches [ \d]{6,} / \d+ \| ms/batch [ \d]{2,}\.\d{2} \| tok/s [ \d]{7,} )"
+      R"(\| loss [ \d]{2,}\.\d{2} \| ppl [ \d]{2,}\.\d{2})");
+  const std::regex time(R"(Time : \d+\.\d{2}s, \d+\.\d{2}ms/segment)");
+  const std::regex result(R"(\| test loss [ \d]{2,}\.\d{2} \| test ppl [ \d]{5,}\.\d{3} )");
+  std::vector<std::string> steps;
+  int n_time = 0, n_result = 0;
+  for (const std::string& line : test::read_lines(work + "/eval_log.log")) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(line, m, prefix)) << line;
+    const std::string message = m[1];
+    if (message.rfind("| step", 0) == 0) {
+      EXPECT_TRUE(std::regex_match(message, interval)) << message;
+      steps.push_back(message.substr(0, 15));
+    }
+    if (message.rfind("Time :", 0) == 0) {
+      EXPECT_TRUE(std::regex_match(message, time)) << message;
+      ++n_time;
+    }
+    if (message.rfind("| test loss", 0) == 0) {
+      EXPECT_TRUE(std::regex_match(message, result)) << message;
+      ++n_result;
+    }
+  }
+  // 7 batches: 5 counted after 32 / 16 = 2 warm-up batches; a line every 2.
+  EXPECT_EQ(steps, (std::vector<std::string>{"| step        2", "| step        4", "| step        6"}));
+  EXPECT_EQ(n_time, 1);
+  EXPECT_EQ(n_result, 1);
+
+  std::vector<json> records;
+  for (const std::string& line : test::read_lines(work + "/eval_log.json")) {
+    ASSERT_EQ(line.rfind("DLLL ", 0), 0u) << line;
+    records.push_back(json::parse(line.substr(5)));
+  }
+  ASSERT_GT(records.size(), 3u);
+  EXPECT_EQ(records[0]["step"], "PARAMETER");
+  EXPECT_EQ(records[0]["data"]["batch_size"], 8);
+  std::vector<std::string> metadata;
+  std::vector<int64_t> log_steps;
+  for (const json& r : records) {
+    if (r["type"] == "METADATA") metadata.push_back(r["metric"]);
+    if (r["type"] == "LOG" && r["step"].is_number_integer()) {
+      log_steps.push_back(r["step"]);
+      for (const char* key : {"eval_latency", "eval_throughput", "eval_loss", "eval_perplexity"})
+        EXPECT_TRUE(r["data"].contains(key)) << r;
+    }
+  }
+  EXPECT_EQ(metadata, (std::vector<std::string>{"eval_throughput", "eval_loss", "eval_perplexity", "eval_latency",
+                                                "eval_avg_latency", "eval_50%_latency", "eval_90%_latency"}));
+  EXPECT_EQ(log_steps, (std::vector<int64_t>{2, 4, 6}));
+  const json& summary = records.back();
+  EXPECT_EQ(summary["step"], json::array());
+  for (const char* key : {"eval_loss", "eval_ppl", "eval_throughput", "eval_avg_latency", "eval_50%_latency",
+                          "eval_90%_latency"})
+    EXPECT_TRUE(summary["data"].contains(key)) << summary;
+  EXPECT_DOUBLE_EQ(summary["data"]["eval_ppl"].get<double>(), std::exp(summary["data"]["eval_loss"].get<double>()));
+  // The bare --save_data: eval.py's file name in work_dir, one latency per batch.
+  EXPECT_EQ(test::read_lines(work + "/eval_data_8_fp32_pytorch").size(), 1u + 7u);
+
+  // --type torchscript is txl's graph path; --debug writes no log files.
+  const std::string json_path = dir_ + "/ts.json", quiet = dir_ + "/quiet";
+  ASSERT_EQ(test::run_binary("txl_eval", {"--work_dir", quiet, "--debug", "--model", ckpt, "--type", "torchscript",
+                                          "--tgt_len", "16", "--mem_len", "32", "--batch_size", "8", "--max_size", "5",
+                                          "--json", json_path},
+                             &out),
+            0)
+      << out;
+  std::ifstream in(json_path);
+  EXPECT_EQ(json::parse(in)["type"], "graph");
+  EXPECT_FALSE(fs::exists(quiet + "/eval_log.log"));
+  EXPECT_FALSE(fs::exists(quiet + "/eval_log.json"));
+
+  // What txl cannot do is refused in one line.
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--save_torchscript", "m.pt"}, &out), 1);
+  EXPECT_NE(out.find("error: eval config: save_torchscript: txl has no TorchScript model to save; --type torchscript "
+                     "replays the decoder layers from a CUDA graph\n"),
+            std::string::npos)
+      << out;
+  // eval.py's --data DIR: the corpus file txl_train --data DIR prepared there.
+  const std::string corpus_dir = dir_ + "/wikitext-2";
+  fs::create_directories(corpus_dir);
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--data", corpus_dir, "--max_size", "1"}, &out), 1);
+  EXPECT_NE(out.find("error: eval config: data: " + corpus_dir + " is a directory without " + corpus_dir +
+                     "/txl_wt2.h5"),
+            std::string::npos)
+      << out;
+  fs::create_symlink(test::wt2_corpus(), corpus_dir + "/txl_wt2.h5");
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--data", corpus_dir, "--max_size", "1", "--tgt_len", "16",
+                                          "--mem_len", "16"},
+                             &out),
+            0)
+      << out;
+  EXPECT_EQ(test::run_binary("txl_eval", {"--model", ckpt, "--dataset", "enwik8"}, &out), 1);
+  EXPECT_NE(out.find("error: eval config: dataset: 'enwik8' but "), std::string::npos) << out;
 }
 
 }  // namespace

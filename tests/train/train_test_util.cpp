@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <random>
 
+#include "txl/data/prep/corpus_writer.h"
 #include "txl/data/prep/prep.h"
 #include "txl/io/h5file.h"
 
@@ -89,6 +91,25 @@ const std::string& other_corpus() {
     data::prep::prepare_corpus(o);
     return o.out;
   }();
+  return path;
+}
+
+std::string random_corpus(const std::string& dir, int vocab) {
+  fs::create_directories(dir);
+  const std::string path = (fs::path(dir) / "corpus.h5").string();
+  std::mt19937 gen(42);
+  std::uniform_int_distribution<int32_t> id(0, vocab - 1);
+  std::vector<data::prep::SplitContent> splits;
+  for (auto [name, n] : {std::pair<std::string, int>{"train", 400}, {"valid", 130}}) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = id(gen);
+    splits.push_back({name, t, {}, {}});
+  }
+  std::vector<std::string> symbols;
+  for (int i = 0; i < vocab; ++i) symbols.push_back(fmt::format("w{}", i));
+  data::prep::CorpusDescription d;
+  d.dataset = "generic";
+  data::prep::write_corpus_file(path, d, symbols, std::vector<int64_t>(static_cast<size_t>(vocab), 1), splits);
   return path;
 }
 

@@ -20,6 +20,9 @@ const std::string& wt2_corpus();
 const std::string& wt2_train_vocabulary_corpus();
 // A small generic corpus with another vocabulary (another checksum than wt2_corpus()).
 const std::string& other_corpus();
+// A corpus of random ids in [0, vocab) (train 400 tokens, valid 130, no test split),
+// written as DIR/corpus.h5 (DIR is created); returns its path.
+std::string random_corpus(const std::string& dir, int vocab);
 // A fresh empty directory under this process's temporary root (removed at exit).
 std::string fresh_dir(const std::string& name);
 // A small model that steps in milliseconds: 2 layers, d_model 32, adaptive softmax,

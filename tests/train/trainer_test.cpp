@@ -8,6 +8,7 @@
 
 #include "train_test_util.h"
 #include "txl/data/corpus.h"
+#include "txl/model/model_checkpoint.h"
 #include "txl/train/stop_signal.h"
 #include "txl/train/trainer.h"
 
@@ -72,6 +73,33 @@ TEST(TrainerResume, StopAndRestartIsBitIdentical) {
   for (size_t i = 0; i < ta.size(); ++i) {
     EXPECT_EQ(ta[i]["step"], tb[i]["step"]);
     EXPECT_EQ(ta[i]["loss"].get<double>(), tb[i]["loss"].get<double>()) << "step " << ta[i]["step"];
+  }
+}
+
+// attn_type 1, 2 and 3 train end to end (steps, validation, final test, checkpoint), and
+// the checkpoint holds their position tables.
+TEST(TrainerAttnTypes, EachTypeTrainsAndCheckpoints) {
+  auto comm = make_single_process_communicator();
+  for (int64_t attn_type : {1, 2, 3}) {
+    SCOPED_TRACE("attn_type " + std::to_string(attn_type));
+    const std::string dir = test::fresh_dir("attn_type_" + std::to_string(attn_type));
+    TrainConfig c = test::tiny_train_config(dir);
+    c.attn_type = attn_type;
+    c.max_step = 4;
+    c.eval_interval = 4;
+    c.eval_max_steps = 2;
+    Trainer t(finalized(c), "", "", *comm);
+    const TrainOutcome o = t.run();
+    EXPECT_EQ(o.steps, 4);
+    EXPECT_TRUE(std::isfinite(o.best_val_loss));
+    EXPECT_GT(o.best_val_loss, 0.0);
+    const TrainingCheckpoint ckpt = TrainingCheckpoint::open(dir + "/checkpoint_last.h5");
+    const ModelConfig m = read_model_config(ckpt.file());
+    EXPECT_EQ(m.attn_type, attn_type);
+    EXPECT_EQ(ckpt.file().exists("/model/r_emb"), attn_type != 2);
+    if (attn_type != 2) {
+      EXPECT_EQ(m.max_klen, c.tgt_len + c.ext_len + c.mem_len);
+    }
   }
 }
 

@@ -36,6 +36,8 @@ class File {
  public:
   // Creates (truncates) a file for writing.
   static File create(const std::string& path);
+  // Creates a file that lives in memory only (gone when closed); `name` labels messages.
+  static File create_in_memory(const std::string& name);
   // Opens an existing file; a missing or non-HDF5 file gives a clear error.
   static File open(const std::string& path, bool writable = false);
 

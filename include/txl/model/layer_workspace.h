@@ -19,6 +19,8 @@ struct LayerWorkspace {
   Tensor<T> d_qu, d_qw;  // [H, B, Q, D]  gradients of q+u and q+w
   Tensor<T> d_kh, d_vh;  // [H, B, K, D]
   Tensor<T> d_rh;        // [H, K, D]
+  Tensor<T> r_bias;      // [K, H]        attn_type 1: r_bias rows of the step; in backward their gradient
+  Tensor<T> ones;        // [B*Q]         attn_type 1: all ones (broadcasts r_bias over queries)
   Tensor<T> o;           // [Q*B, M]      o_net output; in backward its gradient
   Tensor<T> d_cat;       // [K*B, M]      pre-LN: gradient of LayerNorm(cat)
   Tensor<T> d_cat_in;    // [K*B, M]      pre-LN: gradient of cat

@@ -24,7 +24,7 @@ void load_model_params(const h5::File& file, ParamStore<T>& params, const ModelC
 
 // Throws txl::Error naming the first architecture hyper-parameter of `cfg` that differs
 // from the file's (n_token, n_layer, n_head, d_head, d_model, d_inner, d_embed, div_val,
-// cutoffs, tie_weight, tie_projs, pre_lnorm, attn_type).
+// cutoffs, tie_weight, tie_projs, pre_lnorm, attn_type; max_klen for attn_type 1 and 3).
 void check_model_config(const h5::File& file, const ModelConfig& cfg);
 
 // The model hyper-parameters stored in the file (architecture, plus the length and

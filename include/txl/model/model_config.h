@@ -30,7 +30,13 @@ struct ModelConfig {
   int64_t ext_len = 0;
   bool same_length = false;
   int64_t clamp_len = -1;  // <= 0: no clamping
+  // 0: relative sinusoids with u, w biases (Transformer-XL); 1: learned relative positions
+  // (Shaw et al.); 2: absolute sinusoids added to the input (Vaswani et al.); 3: learned
+  // absolute positions added to every layer's input (Al-Rfou et al.). docs/model.md.
   int64_t attn_type = 0;
+  // attn_type 1 and 3: rows of the learned position tables (the recipe's max_klen). 0: taken
+  // as tgt_len + ext_len + mem_len when the model is built (then fixed: the tables' shape).
+  int64_t max_klen = 0;
   InitSpec init;
 
   int64_t embed_dim() const { return d_embed > 0 ? d_embed : d_model; }
@@ -39,6 +45,8 @@ struct ModelConfig {
   int64_t cluster_begin(int64_t c) const { return c == 0 ? 0 : cutoffs.at(static_cast<size_t>(c - 1)); }
   int64_t cluster_end(int64_t c) const { return c == n_clusters() ? n_token : cutoffs.at(static_cast<size_t>(c)); }
   int64_t cluster_dim(int64_t c) const;  // d_embed / div_val^c
+  bool learned_positions() const { return attn_type == 1 || attn_type == 3; }
+  int64_t position_rows() const { return max_klen > 0 ? max_klen : tgt_len + ext_len + mem_len; }
   bool tie_proj(int64_t c) const { return static_cast<size_t>(c) < tie_projs.size() && tie_projs[static_cast<size_t>(c)]; }
 
   // Throws txl::Error naming the first inconsistent field.

@@ -1,11 +1,13 @@
-// The Transformer-XL language model (SPEC §3, attn_type 0), written once against Ops<T>:
-// adaptive input embedding -> n_layer decoder layers with relative attention and memory
-// -> projected adaptive log-softmax. Every layer's forward and backward is written out;
-// activations are kept in members reused across steps.
+// The Transformer-XL language model (SPEC §3), written once against Ops<T>: adaptive
+// input embedding -> n_layer decoder layers with attention and memory -> projected
+// adaptive log-softmax. Every layer's forward and backward is written out; activations
+// are kept in members reused across steps. attn_type 0 is SPEC §3's relative attention;
+// 1, 2 and 3 are the recipe's other position schemes (docs/model.md, position_inputs.h).
 //
 // Parameter registration order (= flat buffer layout = order in which backward finalises
 // gradients, so all-reduce buckets are contiguous): crit.*, layers n_layer-1 .. 0 (each:
-// pos_ff.*, then dec_attn.*), r_w_bias, r_r_bias, word_emb.* (last: with tie_weight the
+// pos_ff.*, then dec_attn.*), the model-level position parameters (attn_type 0: r_w_bias,
+// r_r_bias; 1: r_emb, r_w_bias, r_bias; 3: r_emb), word_emb.* (last: with tie_weight the
 // table receives its final contribution from the embedding backward).
 #pragma once
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include "txl/model/layer_workspace.h"
 #include "txl/model/memory.h"
 #include "txl/model/model_config.h"
+#include "txl/model/position_inputs.h"
 #include "txl/model/step_context.h"
 #include "txl/model/step_geometry.h"
 
@@ -29,7 +32,8 @@ template <typename T>
 class TransformerXL {
  public:
   // Validates the config, registers and allocates the parameters (zero until init_params
-  // or a checkpoint load).
+  // or a checkpoint load). config().max_klen is resolved here (attn_type 1 and 3: the
+  // learned tables' length stays when set_lengths changes the lengths).
   TransformerXL(const ModelConfig& cfg, Ops<T>& ops);
   TransformerXL(const TransformerXL&) = delete;
   TransformerXL& operator=(const TransformerXL&) = delete;
@@ -45,12 +49,14 @@ class TransformerXL {
   // than training).
   void set_lengths(int64_t tgt_len, int64_t ext_len, int64_t mem_len, bool same_length, int64_t clamp_len);
 
-  // data/target: host int32, time-major [qlen, batch] row-major. Returns the per-token nll
-  // [qlen, batch] (device; valid until the next forward). `mem` is read (old memory, or
-  // empty) and replaced by the new memory (SPEC §3.4).
+  // data: host int32, time-major [qlen, batch] row-major; its first e = ctx.ext_rows rows
+  // are extended context (they pass every layer but predict nothing), target holds the
+  // [qlen - e, batch] targets of the other rows. Returns the per-token nll [qlen - e, batch]
+  // (device; valid until the next forward). `mem` is read (old memory, or empty) and
+  // replaced by the new memory (SPEC §3.4).
   const Tensor<T>& forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch, Memory<T>& mem,
                            const StepContext& ctx);
-  // dnll [qlen, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
+  // dnll [qlen - ext_rows, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into
   // params() grads. grad_ready(id) is called exactly once per parameter, as soon as its
   // gradient is final for this backward (in registration order); may be empty.
   // forward() in its three stages. forward_layers (memory rows in, every decoder layer,
@@ -78,9 +84,10 @@ class TransformerXL {
 
   // Forward FLOPs per target token: 2·m·n·k of every GEMM of one step of tgt_len tokens
   // with a full memory (klen = tgt_len + mem_len) and `batch` streams (0: the last
-  // forward's batch, 1 before any): q/k/v, r_net (shared by the batch), AC, BD and AV over
-  // the whole [qlen, klen] score matrix, o_net, pos_ff, the embedding projection, and the
-  // loss head's projection and head logits (shortlist + cluster tokens). Tail-cluster
+  // forward's batch, 1 before any): q/k/v, r_net (attn_type 0; shared by the batch), AC,
+  // BD (attn_type 0, 1) and AV over the whole [qlen, klen] score matrix, o_net, pos_ff,
+  // the embedding projection, and the loss head's projection and head logits (shortlist
+  // + cluster tokens). Tail-cluster
   // logits (data dependent, a few percent of tokens) and elementwise work are not
   // counted. Backward costs about twice this.
   double flops_per_token_fwd(int64_t batch = 0) const;
@@ -104,7 +111,9 @@ class TransformerXL {
   AdaptiveEmbedding<T> word_emb_;
   ProjectedAdaptiveLogSoftmax<T> crit_;
   std::vector<DecoderLayer<T>> layers_;  // index = layer number
-  int r_w_bias_id_ = -1, r_r_bias_id_ = -1;
+  int r_w_bias_id_ = -1, r_r_bias_id_ = -1;  // attn_type 0
+  PositionInputs<T> positions_;              // attn_type 1, 2, 3
+  std::vector<int> position_ids_;            // model-level position parameters
   std::vector<int> crit_ids_, emb_ids_;  // parameters registered by the head / embedding
   LayerWorkspace<T> ws_;
   std::function<void(Ops<T>&, Tensor<T>&)> embedding_hook_;
@@ -115,7 +124,7 @@ class TransformerXL {
   bool have_forward_ = false;
   const T* pos_ = nullptr;              // position embedding used by this step's layers
   StepGeometry geometry_;
-  std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch]
+  std::vector<int32_t> ids_, targets_;  // host copies, [qlen*batch] and [(qlen-ext_rows)*batch]
   Tensor<T> emb_out_;                   // [Q*B, M] word embedding (before dropout)
   std::vector<Tensor<T>> layer_in_;     // per layer [K*B, M]: memory rows, then layer input
   Tensor<T> core_out_;                  // [Q*B, M] last layer output (after final dropout)
@@ -128,7 +137,9 @@ class TransformerXL {
 
   // Backward buffers.
   Tensor<T> d_hidden_, d_other_;  // [Q*B, M] ping-pong gradients between layers
+  Tensor<T> d_predicted_;         // [(Q-E)*B, M] loss-head gradient when E = ext_rows > 0
   Tensor<T> d_emb_;               // [Q*B, M]
+  Tensor<T> d_mem_;               // [mlen*B, M] attn_type 3: gradient of a layer's memory rows
 };
 
 }  // namespace txl

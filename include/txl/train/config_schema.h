@@ -16,7 +16,8 @@
 namespace txl {
 
 // Order matches the alternatives of ConfigKey::Field.
-enum class KeyType { kInt, kFloat, kBool, kString, kIntList, kFloatList, kBoolList };
+enum class KeyType { kInt, kFloat, kBool, kString, kIntList, kFloatList, kBoolList, kStringList };
+bool is_list_type(KeyType type);
 const char* key_type_name(KeyType type);  // "an integer", "a number", ...
 
 // Scalar/list readers. `where` names the source ("configs/tiny.yaml [default.train]",
@@ -28,18 +29,21 @@ std::string yaml_to_string(const YAML::Node& v, const std::string& key, const st
 std::vector<int64_t> yaml_to_int_list(const YAML::Node& v, const std::string& key, const std::string& where);
 std::vector<double> yaml_to_float_list(const YAML::Node& v, const std::string& key, const std::string& where);
 std::vector<bool> yaml_to_bool_list(const YAML::Node& v, const std::string& key, const std::string& where);
+std::vector<std::string> yaml_to_string_list(const YAML::Node& v, const std::string& key, const std::string& where);
 
 // The shortest decimal text that reads back as exactly `x` ("0.1", not 0.10000000000000001).
 std::string shortest_text(double x);
 
 // A command-line value as a YAML node of the key's type: lists may be written "1,2,3"
-// or "[1, 2, 3]"; everything else stays a plain string scalar (so "a: b" is text).
+// or "[1, 2, 3]" (a list of strings is never split at commas); everything else stays a
+// plain string scalar (so "a: b" is text).
 YAML::Node command_line_value(KeyType type, const std::string& text);
 
 template <typename Cfg>
 struct ConfigKey {
   using Field = std::variant<int64_t Cfg::*, double Cfg::*, bool Cfg::*, std::string Cfg::*,
-                             std::vector<int64_t> Cfg::*, std::vector<double> Cfg::*, std::vector<bool> Cfg::*>;
+                             std::vector<int64_t> Cfg::*, std::vector<double> Cfg::*, std::vector<bool> Cfg::*,
+                             std::vector<std::string> Cfg::*>;
   std::string name;
   Field field;
   std::string help;
@@ -58,7 +62,8 @@ struct ConfigKey {
           else if constexpr (std::is_same_v<F, std::string>) cfg.*member = yaml_to_string(v, name, where);
           else if constexpr (std::is_same_v<F, std::vector<int64_t>>) cfg.*member = yaml_to_int_list(v, name, where);
           else if constexpr (std::is_same_v<F, std::vector<double>>) cfg.*member = yaml_to_float_list(v, name, where);
-          else cfg.*member = yaml_to_bool_list(v, name, where);
+          else if constexpr (std::is_same_v<F, std::vector<bool>>) cfg.*member = yaml_to_bool_list(v, name, where);
+          else cfg.*member = yaml_to_string_list(v, name, where);
         },
         field);
   }
@@ -72,7 +77,7 @@ struct ConfigKey {
           if constexpr (std::is_same_v<F, std::vector<bool>>) {
             n = YAML::Node(YAML::NodeType::Sequence);
             for (bool b : cfg.*member) n.push_back(b);
-          } else if constexpr (std::is_same_v<F, std::vector<int64_t>>) {
+          } else if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>>) {
             n = YAML::Node(YAML::NodeType::Sequence);
             for (auto x : cfg.*member) n.push_back(x);
           } else if constexpr (std::is_same_v<F, std::vector<double>>) {

@@ -31,13 +31,31 @@ struct EvalConfig {
   std::string device = "cpu";
   std::string precision = "fp32";
   bool fp16 = false;
-  std::string type = "eager";  // eager | graph (EvalStep with a StepGraph)
-  double target_perplexity = 0.0;  // > 0: exit 2 when the ppl (bpc) is higher
-  double target_throughput = 0.0;  // > 0: exit 2 when tok/s is lower
+  std::string type = "eager";  // eager | graph (EvalStep with a StepGraph); the recipe's pytorch | torchscript
+  double target_perplexity = 0.0;  // > 0: exit 1 when the ppl (bpc) is higher
+  double target_throughput = 0.0;  // > 0: exit 1 when tok/s is lower
+  // eval.py's options (docs/recipe-users.md has what each does in txl).
+  std::string dataset;    // wt103 | lm1b | enwik8 | text8; checked against the corpus (empty: any)
+  int64_t seed = 1111;    // evaluation draws no random numbers; recorded only
+  int64_t log_interval = 10;  // a progress line every this many batches (0: none)
+  bool debug = false;     // no eval_log.log / eval_log.json
+  bool cuda = false;      // same as device: cuda
+  bool log_all_ranks = false;  // every rank writes eval_log_rank_<r>.log
+  std::string dllog_file = "eval_log.json";  // DLLogger file in work_dir
+  bool no_env = false;    // txl prints no environment report: accepted
+  std::string affinity = "single_unique";  // CPU binding is the launcher's: recorded only
+  int64_t local_rank = 0;  // the rank comes from MPI / SLURM: recorded only
+  std::string manual_config;       // the checkpoint carries the model configuration: recorded only
+  std::string manual_vocab = "word";  // word | bpe: the corpus file carries the vocabulary
+  std::string save_torchscript;    // refused: no TorchScript in txl
+  std::string load_torchscript;    // refused: no TorchScript in txl
 
   // Resolves fp16 and checks every key; throws naming the key.
   void finalize(int world);
   std::vector<std::string> splits() const;  // "all" -> {"valid", "test"}
+  bool graphed() const { return type == "graph" || type == "torchscript"; }
+  // save_data "auto" (a bare --save_data): the recipe's work_dir/eval_data_<bsz>_<precision>_<type>.
+  std::string save_data_path() const;
 };
 
 const std::vector<ConfigKey<EvalConfig>>& eval_config_keys();

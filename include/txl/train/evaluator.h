@@ -3,6 +3,7 @@
 // all ranks.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "txl/data/batch_iterator.h"
@@ -12,6 +13,15 @@
 
 namespace txl {
 
+// One batch as the loop saw it (this rank), for eval.py's per-interval log lines.
+struct EvalBatch {
+  int64_t index = 0;       // 0-based, in this pass over the split
+  int64_t n_batch = 0;     // batches of the split
+  double seconds = 0.0;    // latency of the batch
+  double mean_loss = 0.0;  // mean nll of its target tokens (warm-up batches included)
+  int64_t tokens = 0;      // its target tokens
+};
+
 struct EvalSettings {
   int64_t tgt_len = 64;
   int64_t ext_len = 0;
@@ -19,6 +29,7 @@ struct EvalSettings {
   bool same_length = true;
   int64_t clamp_len = 400;
   int64_t max_batches = -1;  // counted batches to run (-1: the whole split)
+  std::function<void(const EvalBatch&)> on_batch;  // called after every batch (may be empty)
 };
 
 struct EvalResult {

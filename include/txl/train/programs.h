@@ -19,19 +19,25 @@ namespace txl {
 // A work dir restart continues from its newest intact checkpoint; `restart_notes` says
 // what was passed over, `corrupt_checkpoints` which files failed verification (the
 // program renames them to *.corrupt once it holds the work dir's lock).
+// `data: DIR` (a raw corpus directory) resolves to the corpus file inside it, and
+// `corpus_directory` says that run_train_program must prepare it first. `start_time`
+// names the folder append_time adds (empty: now).
 struct TrainInvocation {
   TrainConfig cfg;
   std::string eval_config_yaml;
   std::string restart_path;
   std::vector<std::string> restart_notes;
   std::vector<std::string> corrupt_checkpoints;
+  std::string corpus_directory;
 };
-TrainInvocation resolve_train_invocation(const CommandLine& cl, int world);
+TrainInvocation resolve_train_invocation(const CommandLine& cl, int world, const std::string& start_time = "");
+// txl_train's options: the keys, the recipe's aliases, a bare --multi_gpu (ddp).
+CommandLine parse_train_command_line(const std::vector<std::string>& args);
 
 std::string train_usage();
 std::string eval_usage();
 
-// Exit code of the program (0 ok, 2 benchmark target missed). Bad input throws txl::Error.
+// Exit code of the program (0 ok, 1 benchmark target missed, as the recipe). Bad input throws txl::Error.
 int run_train_program(const std::vector<std::string>& args, Communicator& comm);
 int run_eval_program(const std::vector<std::string>& args, Communicator& comm);
 

@@ -1,7 +1,8 @@
 // Batches over an in-memory token sequence (txl_eval --manual): the same order as an
 // ordered corpus split (SPEC §6): `streams` streams of n = N // streams tokens, batches at
-// offsets 0, tgt_len, ..., len = min(tgt_len, n - 1 - i). One process; no warm-up (the
-// text has no preceding stream).
+// offsets 0, tgt_len, ..., len = min(tgt_len, n - 1 - i), data preceded by the
+// min(ext_len, i) tokens before i (Batch::ext). One process; no warm-up (the text has no
+// preceding stream).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,7 +14,7 @@ namespace txl {
 class TokenVectorIterator final : public data::BatchIterator {
  public:
   // Throws when the tokens do not give every stream at least two tokens.
-  TokenVectorIterator(std::vector<int32_t> tokens, int64_t streams, int64_t tgt_len);
+  TokenVectorIterator(std::vector<int32_t> tokens, int64_t streams, int64_t tgt_len, int64_t ext_len = 0);
 
   void start_epoch(int64_t epoch) override;
   bool next(data::Batch& batch) override;
@@ -24,7 +25,7 @@ class TokenVectorIterator final : public data::BatchIterator {
 
  private:
   std::vector<int32_t> tokens_;
-  int64_t streams_, tgt_len_, n_;
+  int64_t streams_, tgt_len_, ext_len_, n_;
   int64_t epoch_ = 0, batch_ = 0, offset_ = 0;
 };
 

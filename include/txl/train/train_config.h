@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "txl/model/model_config.h"
+#include "txl/train/command_line.h"
 #include "txl/train/config_schema.h"
 
 namespace txl {
@@ -43,7 +44,7 @@ struct TrainConfig {
   int64_t eval_tgt_len = -1;  // -1: tgt_len
   int64_t ext_len = 0;
   int64_t mem_len = 192;
-  int64_t batch_size = 60;        // global, all ranks
+  int64_t batch_size = 256;       // global, all ranks (the recipe's default)
   int64_t local_batch_size = 0;   // > 0: batch_size = local_batch_size * ranks
   int64_t eval_batch_size = 16;   // global, for validation during training
   int64_t batch_chunk = 1;
@@ -78,13 +79,41 @@ struct TrainConfig {
   bool fp16 = false;               // the recipe's switch: same as precision fp16
   double bucket_mb = 25.0;
   bool log_all_ranks = false;
-  double target_throughput = 0.0;  // > 0: exit 2 when the run's tok/s is lower
-  double target_perplexity = 0.0;  // > 0: exit 2 when the final ppl (bpc for characters) is higher
+  double target_throughput = 0.0;  // > 0: exit 1 when the run's mean tok/s is lower
+  double target_perplexity = 0.0;  // > 0: exit 1 when exp(best validation loss) is higher
   double peak_tflops = 0.0;        // per device; > 0 enables MFU in the logs
+  std::string txtlog_file = "train_log.log";  // the text log's name in work_dir
+  std::string dllog_file = "train_log.json";  // the DLLogger JSON stream's name in work_dir
+  bool debug = false;              // no work dir, log files or checkpoints (console only)
+  bool no_eval = false;            // no validation (hence no checkpoints) during training
+  bool no_test = false;            // no test evaluation at the end
+  bool append_dataset = false;     // work_dir += "-" + dataset
+  bool append_time = false;        // work_dir += "/YYYYmmdd-HHMMSS" (rank 0's clock)
+  std::string affinity = "disabled";  // CPU cores of each rank (cpu_affinity.h)
+
+  // ---- the recipe's options txl accepts for compatibility (docs/recipe-users.md) ----
+  std::string vocab = "word";      // word only (bpe: refused)
+  std::string amp = "apex";        // apex | pytorch: how fp16 was done; txl has one fp16 mode
+  std::string apex_amp_opt_level = "O2";
+  std::string multi_gpu;           // "" | ddp | dp: txl is always MPI data parallel
+  int64_t gpu0_bsz = -1;           // dp only: ignored
+  bool swap_mem = false;
+  int64_t local_rank = 0;          // ignored: MPI/SLURM give the rank
+  bool no_env = false;
+  std::string emb_init = "normal";  // unused by the recipe's initialisation too
+  double emb_init_range = 0.01;
+  int64_t sample_softmax = -1;     // only -1 (full softmax)
+  bool clip_nonemb = false;        // only false
+
+  // Not a key: what finalize() decided about the recipe's plumbing options, one line
+  // each, for the training log.
+  std::vector<std::string> notes;
 
   // Resolves derived values (fp16 -> precision, local_batch_size, eval_tgt_len) and
   // checks every key and their combinations for `world` ranks. Throws naming the key.
   void finalize(int world);
+  // The recipe's options (vocab, amp, multi_gpu, swap_mem, ...): refusals, or `notes`.
+  void resolve_recipe_options();
 
   int64_t local_batch(int world) const { return batch_size / world; }
   int64_t chunk_batch(int world) const { return batch_size / world / batch_chunk; }
@@ -96,5 +125,15 @@ struct TrainConfig {
 };
 
 const std::vector<ConfigKey<TrainConfig>>& train_config_keys();
+
+// The recipe's spellings of txl keys, accepted in files and on the command line:
+// `cuda: B` is `device: cuda` (B true) or `device: cpu`, `not_tied: B` is `tie_weight: !B`.
+// Both apply where they appear, so a later `--device cpu` still wins over a file's `cuda: true`.
+const std::vector<std::pair<std::string, KeyType>>& train_config_aliases();
+// Every option of txl_train with its type: the keys and the aliases.
+std::vector<std::pair<std::string, KeyType>> train_option_types();
+// apply_section / apply_overrides with the aliases; unknown keys name the closest of both.
+void apply_train_section(TrainConfig& cfg, const YAML::Node& section, const std::string& where);
+void apply_train_overrides(TrainConfig& cfg, const CommandLine& cl);
 
 }  // namespace txl

@@ -19,6 +19,7 @@
 #include "txl/data/corpus.h"
 #include "txl/dist/grad_reducer.h"
 #include "txl/model/transformer_xl.h"
+#include "txl/train/dllogger.h"
 #include "txl/train/evaluator.h"
 #include "txl/train/lr_scheduler.h"
 #include "txl/train/optimizer.h"
@@ -31,7 +32,7 @@ namespace txl {
 // Exit codes of txl_train / txl_eval.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
-inline constexpr int kExitTargetMissed = 2;  // benchmark mode: target_throughput / target_perplexity missed
+inline constexpr int kExitTargetMissed = 1;  // benchmark: target_throughput / target_perplexity missed (the recipe's 1)
 
 struct TrainOutcome {
   int exit_code = kExitOk;
@@ -39,6 +40,7 @@ struct TrainOutcome {
   int64_t steps = 0;
   double best_val_loss = 0.0;
   std::optional<double> test_loss;
+  double test_seconds = 0.0;  // wall time of the test evaluation
   double throughput = 0.0;  // mean tok/s of the logged intervals after the first
 };
 
@@ -61,6 +63,10 @@ class Trainer {
 
   TransformerXL<float>& model() { return *model_; }
   const TrainingState& state() const { return state_; }
+  // The last step's training loss on this rank (the mean over its tokens) and the
+  // learning rate its update used.
+  double last_step_loss() const { return last_step_loss_; }
+  double last_step_lr() const { return last_step_lr_; }
 
  private:
   void train_step(const data::Batch& batch);
@@ -91,7 +97,10 @@ class Trainer {
   bool restarted_ = false;
   std::string restart_path_;
   std::vector<std::string> start_notes_;
+  std::vector<std::string> restart_not_carried_;  // a converted recipe checkpoint's gaps
   RunLog log_;
+  DlLogger dllog_;  // train_log.json (rank 0)
+  double last_interval_loss_ = 0.0;  // the recipe's summary train_loss
   std::function<void(int64_t)> after_step_;
 
   // per-step buffers
@@ -102,6 +111,7 @@ class Trainer {
   int64_t interval_steps_ = 0, interval_tokens_ = 0;
   double interval_start_ = 0.0;
   double last_grad_norm_ = 0.0;
+  double last_step_loss_ = 0.0, last_step_lr_ = 0.0;
   std::vector<double> throughputs_;
   double flops_per_token_ = 0.0;
 };

@@ -89,17 +89,21 @@ std::optional<RestartChoice> choose_restart_checkpoint(const std::string& work_d
 // out of the way of the next rotation).
 void set_aside_corrupt_checkpoint(const std::string& path);
 
-// "X.h5" -> X.h5; a directory -> DIR/checkpoint_last.h5. Throws when it does not exist.
+// "X.h5" -> X.h5; a directory -> DIR/checkpoint_last.h5 (or the recipe's
+// DIR/checkpoint_last.pt). Throws when it does not exist.
 std::string resolve_checkpoint_path(const std::string& file_or_dir);
 
 // A checkpoint opened read-only.
 class TrainingCheckpoint {
  public:
+  // A txl checkpoint (.h5), or a recipe checkpoint (.pt) converted in memory.
   static TrainingCheckpoint open(const std::string& path);
   const std::string& path() const { return file_.path(); }
   const h5::File& file() const { return file_; }
 
   CheckpointInfo info() const;
+  // A converted recipe checkpoint: what the conversion could not carry over (one line each).
+  std::vector<std::string> not_carried_over() const;
   TrainingState state() const;
   // The model's architecture and parameters; a checkpoint of another model is refused
   // with a message naming the first differing hyper-parameter.
