@@ -47,6 +47,7 @@ class CorpusWriter::Appender {
     h5::Handle space(H5Screate_simple(1, dims, maxdims), H5Sclose);
     h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     H5Pset_chunk(dcpl.get(), 1, chunk_dims);
+    H5Pset_fletcher32(dcpl.get());  // every chunk a rank reads is checked (src/io/h5file.cpp)
     const hid_t type = sizeof(T) == 4 ? H5T_STD_I32LE : H5T_STD_I64LE;
     dataset_ = h5::Handle(H5Dcreate2(file.id(), path_.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                           H5Dclose);

@@ -146,6 +146,15 @@ std::vector<int32_t> CorpusFile::read_tokens(const std::string& split_name, int6
   return out;
 }
 
+void CorpusFile::check_split(const std::string& split_name) const {
+  const int64_t n = split(split_name).n_tokens;
+  std::vector<int32_t> buffer(static_cast<size_t>(std::min<int64_t>(n, fmt_::kTokenChunk)));
+  for (int64_t at = 0; at < n; at += fmt_::kTokenChunk) {
+    const int64_t count = std::min<int64_t>(fmt_::kTokenChunk, n - at);
+    read_tokens(split_name, at, count, buffer.data());
+  }
+}
+
 std::vector<int64_t> CorpusFile::read_sentence_offsets(const std::string& split_name, int64_t first,
                                                        int64_t count) const {
   const SplitInfo& s = split(split_name);

@@ -1,7 +1,9 @@
 #include "txl/io/h5file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -11,8 +13,13 @@ namespace txl::h5 {
 namespace {
 
 // HDF5 prints a stack trace per failed call unless told not to; we report one line.
+// H5dont_atexit: HDF5's exit handler closes what is still open, and crashes on a file
+// whose close already failed (a full disk); every txl file is closed by its Handle.
 struct SilenceHdf5 {
-  SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  SilenceHdf5() {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
 };
 const SilenceHdf5 kSilence;
 
@@ -35,6 +42,32 @@ Handle simple_space(const Shape& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   return check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
                "HDF5: cannot create dataspace");
+}
+
+// Rows per chunk when the caller gives none: about 1 MiB per chunk, so a read checks (and
+// a flipped bit spoils) one small block, and chunk bookkeeping stays negligible.
+hsize_t default_chunk_rows(const Shape& shape, size_t element_bytes) {
+  int64_t row_bytes = static_cast<int64_t>(element_bytes);
+  for (size_t d = 1; d < shape.size(); ++d) row_bytes *= std::max<int64_t>(shape[d], 1);
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1));
+  return static_cast<hsize_t>(std::min(rows, shape[0]));
+}
+
+// Words of HDF5's error stack, for telling a failed checksum from other read failures.
+herr_t collect_error(unsigned, const H5E_error2_t* e, void* out) {
+  if (e->desc) *static_cast<std::string*>(out) += std::string(e->desc) + "; ";
+  return 0;
+}
+
+// Why the last HDF5 call failed, in words a user can act on.
+std::string read_failure_cause() {
+  std::string stack;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &stack);
+  std::string lower = stack;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("checksum") != std::string::npos || lower.find("fletcher") != std::string::npos)
+    return "checksum mismatch: the file is corrupt";
+  return "corrupt or truncated file?";
 }
 
 Handle string_type() {
@@ -62,7 +95,11 @@ void Handle::reset() {
 }
 
 File File::create(const std::string& path) {
-  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  // The 1.8 file format (superblock 2, object header 2) checksums every piece of metadata;
+  // HDF5 1.8 and later read it.
+  Handle fapl = check(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "HDF5: property list");
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) failf("{}: cannot create HDF5 file (directory missing or not writable?)", path);
   return File(path, Handle(id, H5Fclose));
 }
@@ -86,11 +123,13 @@ File File::open(const std::string& path, bool writable) {
   if (!std::filesystem::exists(path)) failf("{}: file not found", path);
   if (H5Fis_hdf5(path.c_str()) <= 0) failf("{}: not an HDF5 file (truncated or foreign format)", path);
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (id < 0) failf("{}: cannot open HDF5 file (corrupt or truncated?)", path);
+  if (id < 0) failf("{}: cannot open HDF5 file ({})", path, read_failure_cause());
   return File(path, Handle(id, H5Fclose));
 }
 
-void File::flush() { H5Fflush(file_.get(), H5F_SCOPE_GLOBAL); }
+void File::flush() {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) failf("{}: cannot write the file to disk (disk full?)", path_);
+}
 
 bool File::exists(const std::string& path) const {
   if (path == "/" || path.empty()) return true;
@@ -141,10 +180,13 @@ void File::write(const std::string& path, const T* data, const Shape& shape, int
   ensure_parent(path);
   Handle space = simple_space(shape);
   Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "HDF5: property list");
-  if (chunk_rows > 0 && !shape.empty() && shape[0] > 0) {
+  if (!shape.empty() && shape_numel(shape) > 0) {
+    // Chunked with a Fletcher-32 checksum per chunk, which HDF5 checks on every read.
     std::vector<hsize_t> chunk(shape.begin(), shape.end());
-    chunk[0] = static_cast<hsize_t>(std::min<int64_t>(chunk_rows, shape[0]));
+    chunk[0] = chunk_rows > 0 ? static_cast<hsize_t>(std::min<int64_t>(chunk_rows, shape[0]))
+                              : default_chunk_rows(shape, sizeof(T));
     H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl.get());
   }
   Handle ds = check(H5Dcreate2(file_.get(), path.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, dcpl.get(),
                                H5P_DEFAULT),
@@ -195,7 +237,7 @@ void File::read_into(const std::string& path, T* out, const Shape& expect) const
   Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
                     fmt::format("{}: cannot open dataset '{}'", path_, path));
   if (shape_numel(s) > 0 && H5Dread(ds.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-    failf("{}: cannot read dataset '{}' (corrupt or truncated file?)", path_, path);
+    failf("{}: cannot read dataset '{}' ({})", path_, path, read_failure_cause());
 }
 
 template <typename T>
@@ -215,7 +257,8 @@ void File::read_rows(const std::string& path, int64_t offset, int64_t count, T* 
   Handle mspace = check(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose,
                         "HDF5: dataspace");
   if (H5Dread(ds.get(), native_type<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, out) < 0)
-    failf("{}: cannot read rows of dataset '{}' (corrupt or truncated file?)", path_, path);
+    failf("{}: cannot read rows [{}, {}) of dataset '{}' ({})", path_, offset, offset + count, path,
+          read_failure_cause());
 }
 
 std::vector<std::string> File::read_strings(const std::string& path) const {
@@ -225,7 +268,7 @@ std::vector<std::string> File::read_strings(const std::string& path) const {
   Handle type = string_type();
   std::vector<char*> ptrs(static_cast<size_t>(shape_numel(s)), nullptr);
   if (!ptrs.empty() && H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
-    failf("{}: cannot read string dataset '{}'", path_, path);
+    failf("{}: cannot read string dataset '{}' ({})", path_, path, read_failure_cause());
   std::vector<std::string> out;
   out.reserve(ptrs.size());
   for (char* p : ptrs) out.emplace_back(p ? p : "");
@@ -234,6 +277,64 @@ std::vector<std::string> File::read_strings(const std::string& path) const {
     H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
   }
   return out;
+}
+
+bool File::has_checksum(const std::string& path) const {
+  if (!exists(path)) failf("{}: missing dataset '{}'", path_, path);
+  Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
+                    fmt::format("{}: '{}' is not a dataset", path_, path));
+  Handle dcpl = check(H5Dget_create_plist(ds.get()), H5Pclose, "HDF5: property list");
+  unsigned flags = 0;
+  size_t n_values = 0;
+  unsigned filter_config = 0;
+  return H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &n_values, nullptr, 0, nullptr,
+                              &filter_config) >= 0;
+}
+
+namespace {
+herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->push_back(std::string("/") + name);
+  return 0;
+}
+}  // namespace
+
+void File::verify_datasets() const {
+  std::vector<std::string> names;
+  if (H5Lvisit(file_.get(), H5_INDEX_NAME, H5_ITER_INC, collect_link, &names) < 0)
+    failf("{}: cannot list the file's objects ({})", path_, read_failure_cause());
+  std::vector<unsigned char> buffer;
+  for (const std::string& name : names) {
+    Handle obj = check(H5Oopen(file_.get(), name.c_str(), H5P_DEFAULT), H5Oclose,
+                       fmt::format("{}: cannot open '{}' ({})", path_, name, read_failure_cause()));
+    if (H5Iget_type(obj.get()) != H5I_DATASET) continue;
+    Handle ftype = check(H5Dget_type(obj.get()), H5Tclose, fmt::format("{}: '{}': datatype", path_, name));
+    if (H5Tdetect_class(ftype.get(), H5T_VLEN) > 0 || H5Tis_variable_str(ftype.get()) > 0) continue;
+    Handle mtype = check(H5Tget_native_type(ftype.get(), H5T_DIR_ASCEND), H5Tclose, "HDF5: native type");
+    const size_t element = H5Tget_size(mtype.get());
+    const Shape s = shape(name);
+    if (s.empty() || shape_numel(s) == 0) {
+      buffer.resize(element);
+      if (shape_numel(s) > 0 && H5Dread(obj.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0)
+        failf("{}: cannot read dataset '{}' ({})", path_, name, read_failure_cause());
+      continue;
+    }
+    // Slabs of whole rows, about 16 MiB at a time.
+    const int64_t row = shape_numel(s) / s[0];
+    const int64_t rows = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, row * static_cast<int64_t>(element)));
+    Handle fspace = check(H5Dget_space(obj.get()), H5Sclose, "HDF5: dataspace");
+    for (int64_t at = 0; at < s[0]; at += rows) {
+      const int64_t n = std::min(rows, s[0] - at);
+      std::vector<hsize_t> start(s.size(), 0), cnt(s.begin(), s.end());
+      start[0] = static_cast<hsize_t>(at);
+      cnt[0] = static_cast<hsize_t>(n);
+      H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
+      Handle mspace = check(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), H5Sclose,
+                            "HDF5: dataspace");
+      buffer.resize(static_cast<size_t>(n * row) * element);
+      if (H5Dread(obj.get(), mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buffer.data()) < 0)
+        failf("{}: dataset '{}' is unreadable at rows [{}, {}) ({})", path_, name, at, at + n, read_failure_cause());
+    }
+  }
 }
 
 void File::put_attr(const std::string& obj, const std::string& name, hid_t type, hid_t space, const void* data) {
@@ -253,10 +354,15 @@ void File::set_attr(const std::string& obj, const std::string& name, double valu
   put_attr(obj, name, H5T_NATIVE_DOUBLE, space.get(), &value);
 }
 void File::set_attr(const std::string& obj, const std::string& name, const std::string& value) {
+  // A fixed-length string lives in the (checksummed) object header; a variable-length one
+  // would go to the global heap, which has no checksum.
   Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "HDF5: dataspace");
-  Handle type = string_type();
-  const char* p = value.c_str();
-  put_attr(obj, name, type.get(), space.get(), &p);
+  Handle type = check(H5Tcopy(H5T_C_S1), H5Tclose, "HDF5: cannot create string type");
+  H5Tset_size(type.get(), std::max<size_t>(value.size(), 1));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  put_attr(obj, name, type.get(), space.get(), padded.data());
 }
 void File::set_attr(const std::string& obj, const std::string& name, const std::vector<int64_t>& value) {
   Handle space = simple_space({static_cast<int64_t>(value.size())});
@@ -295,11 +401,24 @@ double File::attr_double(const std::string& obj, const std::string& name) const 
 std::string File::attr_string(const std::string& obj, const std::string& name) const {
   Handle o = open_object(obj);
   Handle a = open_attr(o.get(), path_, obj, name);
-  Handle type = string_type();
-  char* p = nullptr;
-  if (H5Aread(a.get(), type.get(), &p) < 0) failf("{}: attribute '{}' is not a string", path_, name);
-  std::string s = p ? p : "";
-  H5free_memory(p);
+  Handle stored = check(H5Aget_type(a.get()), H5Tclose, fmt::format("{}: attribute '{}': type", path_, name));
+  if (H5Tget_class(stored.get()) != H5T_STRING) failf("{}: attribute '{}' is not a string", path_, name);
+  if (H5Tis_variable_str(stored.get()) > 0) {  // files of earlier txl versions
+    Handle type = string_type();
+    char* p = nullptr;
+    if (H5Aread(a.get(), type.get(), &p) < 0)
+      failf("{}: cannot read attribute '{}' ({})", path_, name, read_failure_cause());
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t size = H5Tget_size(stored.get());
+  Handle type = check(H5Tcopy(stored.get()), H5Tclose, "HDF5: cannot create string type");  // same cset
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  std::string s(size, '\0');
+  if (H5Aread(a.get(), type.get(), s.data()) < 0)
+    failf("{}: cannot read attribute '{}' ({})", path_, name, read_failure_cause());
+  s.resize(std::min(s.size(), s.find('\0')));
   return s;
 }
 std::vector<int64_t> File::attr_ints(const std::string& obj, const std::string& name) const {
@@ -328,6 +447,13 @@ void commit_temporary(const std::string& temp_path, const std::string& final_pat
   if (ec) {
     remove_quietly(temp_path);
     failf("{}: cannot rename temporary file into place: {}", final_path, ec.message());
+  }
+  // And the directory entry, so the rename itself survives a node crash.
+  const std::string dir = std::filesystem::path(final_path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 

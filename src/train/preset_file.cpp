@@ -19,7 +19,11 @@ PresetFile PresetFile::load(const std::string& path) {
   PresetFile f;
   f.path_ = path;
   if (!raw.IsMap()) failf("{}: expected a mapping of preset names to {{train: ..., eval: ...}}", path);
-  f.root_ = resolve_merge_keys(raw);
+  try {
+    f.root_ = resolve_merge_keys(raw);
+  } catch (const Error& e) {
+    failf("{}: {}", path, e.what());
+  }
   return f;
 }
 
@@ -33,7 +37,11 @@ PresetFile PresetFile::parse(const std::string& text, const std::string& name) {
   PresetFile f;
   f.path_ = name;
   if (!raw.IsMap()) failf("{}: expected a mapping of preset names to {{train: ..., eval: ...}}", name);
-  f.root_ = resolve_merge_keys(raw);
+  try {
+    f.root_ = resolve_merge_keys(raw);
+  } catch (const Error& e) {
+    failf("{}: {}", name, e.what());
+  }
   return f;
 }
 

@@ -1,6 +1,9 @@
+#include <array>
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <iostream>
 
 #include "txl/dist/world.h"
@@ -11,6 +14,7 @@
 #include "txl/train/programs.h"
 #include "txl/train/step_plan.h"
 #include "txl/train/trainer.h"
+#include "txl/train/work_dir_lock.h"
 
 namespace txl {
 namespace {
@@ -27,6 +31,17 @@ std::string override_value(const CommandLine& cl, const std::string& key) {
 
 std::string last_checkpoint_in(const std::string& work_dir) {
   return (fs::path(work_dir) / "checkpoint_last.h5").string();
+}
+
+// The checkpoint to continue from for --restart FILE_OR_DIR: a file as given; a directory's
+// newest intact checkpoint (choose_restart_checkpoint), with what it passed over noted.
+std::string restart_checkpoint(const std::string& file_or_dir, TrainInvocation& inv) {
+  if (!fs::is_directory(file_or_dir)) return resolve_checkpoint_path(file_or_dir);
+  std::optional<RestartChoice> choice = choose_restart_checkpoint(file_or_dir);
+  if (!choice) return resolve_checkpoint_path(file_or_dir);  // a recipe checkpoint_last.pt, or the error
+  inv.restart_notes = choice->notes;
+  inv.corrupt_checkpoints = choice->corrupt;
+  return choice->path;
 }
 
 // The options of the recipe's eval.py. A training preset's `eval:` section is checked
@@ -78,6 +93,18 @@ std::string key_table(const std::vector<ConfigKey<Cfg>>& keys) {
   return out;
 }
 
+// Rank 0's `problem` ("" for none) becomes the same txl::Error on every rank. Collective.
+void agree_on_error(Communicator& comm, const std::string& problem) {
+  if (comm.size() == 1) {
+    if (!problem.empty()) fail(problem);
+    return;
+  }
+  std::array<char, 2048> text{};
+  if (comm.rank() == 0) problem.copy(text.data(), text.size() - 1);
+  comm.broadcast(text.data(), text.size(), 0);
+  if (text[0] != '\0') fail(text.data());
+}
+
 }  // namespace
 
 std::string train_usage() {
@@ -111,11 +138,14 @@ TrainInvocation resolve_train_invocation(const CommandLine& cl, int world, const
     if (cl_restart == "auto") {
       const std::string wd = override_value(cl, "work_dir");
       if (wd.empty()) fail("command line: --restart auto without CONFIG.yaml needs --work_dir");
-      path = last_checkpoint_in(wd);
-      if (!fs::exists(path)) failf("restart: auto: {} holds no checkpoint_last.h5 and no CONFIG.yaml was given", wd);
+      const std::string wd_last = last_checkpoint_in(wd);
+      if (!fs::exists(wd_last) && !fs::exists(previous_checkpoint_path(wd_last)))
+        failf("restart: auto: {} holds no checkpoint_last.h5 and no CONFIG.yaml was given", wd);
+      path = restart_checkpoint(wd, inv);
     } else {
-      path = resolve_checkpoint_path(cl_restart);
+      path = restart_checkpoint(cl_restart, inv);
     }
+    inv.restart_path = path;
     const CheckpointInfo info = TrainingCheckpoint::open(path).info();
     apply_train_section(cfg, YAML::Load(info.config_yaml), path + " [config]");
     inv.eval_config_yaml = info.eval_config_yaml;
@@ -143,11 +173,15 @@ TrainInvocation resolve_train_invocation(const CommandLine& cl, int world, const
   }
 
   const std::string last = last_checkpoint_in(cfg.work_dir);
-  if (cfg.restart == "auto") {
-    if (fs::exists(last)) inv.restart_path = last;
+  const bool has_checkpoint = fs::exists(last) || fs::exists(previous_checkpoint_path(last));
+  if (!inv.restart_path.empty() && cfg.restart == cl_restart &&
+      (cl_restart != "auto" || cfg.work_dir == override_value(cl, "work_dir"))) {
+    // Chosen (and verified) above, for the configuration.
+  } else if (cfg.restart == "auto") {
+    if (has_checkpoint) inv.restart_path = restart_checkpoint(cfg.work_dir, inv);
   } else if (!cfg.restart.empty()) {
-    inv.restart_path = resolve_checkpoint_path(cfg.restart);
-  } else if (fs::exists(last) && !cfg.debug) {
+    inv.restart_path = restart_checkpoint(cfg.restart, inv);
+  } else if (has_checkpoint && !cfg.debug) {
     failf("work_dir: {} already holds checkpoint_last.h5 of an earlier run; continue it with --restart {} "
           "(or --restart auto), or choose another work_dir",
           cfg.work_dir, cfg.work_dir);
@@ -191,7 +225,30 @@ int run_train_program(const std::vector<std::string>& all_args, Communicator& co
   if (!inv.corpus_directory.empty())
     inv.cfg.notes.push_back(prepare_corpus_directory(inv.corpus_directory, inv.cfg.dataset, comm));
   require_same_on_all_ranks(comm, "configuration", yaml_to_text(config_to_yaml(inv.cfg, train_config_keys())));
+  // Before anything is written: rank 0 takes the work dir's lock; every rank stops when it
+  // cannot.
+  std::unique_ptr<WorkDirLock> lock;
+  std::vector<std::string> notes;
+  std::string problem;
+  if (comm.rank() == 0 && !inv.cfg.debug) {  // debug mode writes nothing
+    try {
+      std::string note;
+      lock = WorkDirLock::acquire(inv.cfg.work_dir, lock_options_from_environment(), &note);
+      if (!note.empty()) notes.push_back(note);
+      notes.insert(notes.end(), inv.restart_notes.begin(), inv.restart_notes.end());
+      for (const std::string& corrupt : inv.corrupt_checkpoints) {
+        set_aside_corrupt_checkpoint(corrupt);
+        notes.push_back(fmt::format("restart: renamed the corrupt {} to {}.corrupt", corrupt, corrupt));
+      }
+    } catch (const Error& e) {
+      problem = e.what();
+    }
+  }
+  agree_on_error(comm, problem);
+  if (comm.rank() == 0)
+    for (const std::string& n : notes) std::cerr << n << std::endl;
   Trainer trainer(inv.cfg, inv.eval_config_yaml, inv.restart_path, comm);
+  for (const std::string& n : notes) trainer.add_start_note(n);
   return trainer.run().exit_code;
 }
 

@@ -78,6 +78,8 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
           corpus_->vocab_kind());
   for (const char* split : {"train", "valid"})
     if (!corpus_->has_split(split)) failf("{}: the corpus has no '{}' split", cfg_.data, split);
+  // The test split is read only after training: check it now, not after hours of work.
+  if (corpus_->has_split("test")) corpus_->check_split("test");
   std::optional<TrainingCheckpoint> ckpt;
   if (!restart_path.empty()) {
     // The corpus first: a model of another corpus fails later checks less clearly.
@@ -223,6 +225,7 @@ TrainOutcome Trainer::run() {
   if (restarted_)
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
+  for (const std::string& note : start_notes_) log_.line("| " + note);
   for (const std::string& gap : restart_not_carried_) log_.line("| not carried over from the recipe: " + gap);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};

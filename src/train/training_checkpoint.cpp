@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "txl/core/fault_point.h"
 #include "txl/convert/recipe_checkpoint.h"
 #include "txl/model/model_checkpoint.h"
 
@@ -13,6 +14,34 @@ namespace {
 constexpr const char* kRoot = "/";
 
 std::string layer_path(size_t layer) { return fmt::format("/memory/layer_{}", layer); }
+
+// Makes a finished temporary checkpoint `tmp` the file `path`: flushes it, verifies it
+// (so a write the disk garbled is never committed), then, when `keep_previous`, moves the
+// checkpoint it replaces to previous_checkpoint_path(path) before renaming it into place.
+// At every moment one verified checkpoint exists under the final names.
+void verify_and_commit(const std::string& tmp, const std::string& path, bool keep_previous) {
+  namespace fs = std::filesystem;
+  fault_point("checkpoint:written");
+  try {
+    verify_training_checkpoint(tmp);
+  } catch (const Error& e) {
+    h5::remove_quietly(tmp);
+    failf("checkpoint: the new {} did not verify, the previous one is kept: {}", path, e.what());
+  }
+  fault_point("checkpoint:verified");
+  if (keep_previous && fs::exists(path)) {
+    const std::string prev = previous_checkpoint_path(path);
+    std::error_code ec;
+    fs::rename(path, prev, ec);
+    if (ec) {
+      h5::remove_quietly(tmp);
+      failf("checkpoint: cannot move {} to {}: {}", path, prev, ec.message());
+    }
+    fault_point("checkpoint:rotated");
+  }
+  h5::commit_temporary(tmp, path);
+  fault_point("checkpoint:committed");
+}
 
 // Gathers layer `layer` of every rank's chunk memories into `global` [mlen, B, d] (every
 // rank gets the whole tensor; zeros elsewhere make the sum a gather).
@@ -58,7 +87,9 @@ void save_training_checkpoint(const std::string& path, TransformerXL<float>& mod
     std::optional<h5::File> file;
     if (writer) {
       file.emplace(h5::File::create(tmp));
+      fault_point("checkpoint:created");
       save_model_params(*file, model.params(), model.config(), ops);
+      fault_point("checkpoint:model");
       optimizer.save(*file);
     }
     if (mlen > 0) {
@@ -100,12 +131,13 @@ void save_training_checkpoint(const std::string& path, TransformerXL<float>& mod
       f.set_attr(kRoot, "config", info.config_yaml);
       f.set_attr(kRoot, "eval_config", info.eval_config_yaml);
       f.flush();
+      file.reset();  // closed: verification reads it back
     }
   } catch (...) {
     if (writer) h5::remove_quietly(tmp);
     throw;
   }
-  if (writer) h5::commit_temporary(tmp, path);
+  if (writer) verify_and_commit(tmp, path, true);
 }
 
 void copy_checkpoint(const std::string& from, const std::string& to, Communicator& comm) {
@@ -117,7 +149,63 @@ void copy_checkpoint(const std::string& from, const std::string& to, Communicato
     h5::remove_quietly(tmp);
     failf("{}: cannot copy to {}: {}", from, to, ec.message());
   }
-  h5::commit_temporary(tmp, to);
+  verify_and_commit(tmp, to, false);
+}
+
+std::string previous_checkpoint_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  std::string stem = p.stem().string();
+  const std::string last = "_last";
+  if (stem.size() >= last.size() && stem.compare(stem.size() - last.size(), last.size(), last) == 0)
+    stem.replace(stem.size() - last.size(), last.size(), "_prev");
+  else
+    stem += "_prev";
+  return (p.parent_path() / (stem + p.extension().string())).string();
+}
+
+int64_t verify_training_checkpoint(const std::string& path) {
+  const TrainingCheckpoint c = TrainingCheckpoint::open(path);
+  c.file().verify_datasets();
+  c.info();
+  read_model_config(c.file());
+  return c.state().step;
+}
+
+std::optional<RestartChoice> choose_restart_checkpoint(const std::string& work_dir) {
+  namespace fs = std::filesystem;
+  const std::string last = (fs::path(work_dir) / "checkpoint_last.h5").string();
+  const std::string prev = previous_checkpoint_path(last);
+  if (!fs::exists(last) && !fs::exists(prev)) return std::nullopt;
+  RestartChoice choice;
+  std::string problems;
+  for (const std::string& candidate : {last, prev}) {
+    if (!fs::exists(candidate)) {
+      if (candidate == last) choice.notes.push_back(fmt::format("restart: {} is missing (a job died while "
+                                                                "replacing it)", last));
+      continue;
+    }
+    try {
+      const int64_t step = verify_training_checkpoint(candidate);
+      choice.path = candidate;
+      if (candidate != last)
+        choice.notes.push_back(fmt::format("restart: falling back to {} (step {}), the newest intact checkpoint",
+                                           candidate, step));
+      return choice;
+    } catch (const Error& e) {
+      choice.notes.push_back(fmt::format("restart: passing over {}: {}", candidate, e.what()));
+      choice.corrupt.push_back(candidate);
+      problems += fmt::format("{}{}", problems.empty() ? "" : "; ", e.what());
+    }
+  }
+  failf("restart: {} holds no intact checkpoint ({}); restore one, or move them away to start afresh", work_dir,
+        problems);
+}
+
+void set_aside_corrupt_checkpoint(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::rename(path, path + ".corrupt", ec);
+  if (ec) failf("restart: cannot rename the corrupt {} to {}.corrupt: {}", path, path, ec.message());
 }
 
 std::string resolve_checkpoint_path(const std::string& file_or_dir) {

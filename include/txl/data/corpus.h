@@ -48,6 +48,9 @@ class CorpusFile {
   // against the vocabulary (an id out of range is an error naming the file and position).
   void read_tokens(const std::string& split, int64_t offset, int64_t count, int32_t* out) const;
   std::vector<int32_t> read_tokens(const std::string& split, int64_t offset, int64_t count) const;
+  // Reads all of a split's tokens once (through their checksums and the vocabulary range
+  // check) without keeping them; throws naming the file and dataset when they are corrupt.
+  void check_split(const std::string& split) const;
   // Sentence layout: offsets of sentences [first, first+count] (count+1 values), checked
   // to be non-decreasing and within the split.
   std::vector<int64_t> read_sentence_offsets(const std::string& split, int64_t first, int64_t count) const;

@@ -50,8 +50,10 @@ class File {
   // Names of the direct children of a group.
   std::vector<std::string> list(const std::string& group) const;
 
-  // Writes a dataset (parent groups are created). chunk_rows > 0 chunks the first
-  // dimension in blocks of that many rows (needed for efficient hyperslab reads).
+  // Writes a dataset (parent groups are created), chunked along the first dimension
+  // (chunk_rows rows per chunk, or about 1 MiB when 0) with a Fletcher-32 checksum per
+  // chunk that HDF5 verifies whenever the chunk is read. Scalars and empty datasets are
+  // stored without either.
   template <typename T>
   void write(const std::string& path, const T* data, const Shape& shape, int64_t chunk_rows = 0);
   template <typename T>
@@ -70,6 +72,13 @@ class File {
   template <typename T>
   void read_rows(const std::string& path, int64_t offset, int64_t count, T* out) const;
   std::vector<std::string> read_strings(const std::string& path) const;
+
+  // True when the dataset carries per-chunk Fletcher-32 checksums (everything File::write
+  // and txl_prep write since they were added; older files have none and still read).
+  bool has_checksum(const std::string& path) const;
+  // Reads every fixed-size dataset of the file once, so HDF5 checks each chunk's checksum
+  // (and the metadata's); throws naming the file and the first dataset that fails.
+  void verify_datasets() const;
 
   // Attributes on an object ("/" for the file).
   void set_attr(const std::string& obj, const std::string& name, int64_t value);

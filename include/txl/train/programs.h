@@ -16,6 +16,9 @@ namespace txl {
 // stored configuration < --key value), the preset's `eval:` section (validated) and the
 // checkpoint to continue from ("" for a fresh run). Reads files, writes none. Refuses a
 // fresh run into a work_dir that already holds checkpoint_last.h5.
+// A work dir restart continues from its newest intact checkpoint; `restart_notes` says
+// what was passed over, `corrupt_checkpoints` which files failed verification (the
+// program renames them to *.corrupt once it holds the work dir's lock).
 // `data: DIR` (a raw corpus directory) resolves to the corpus file inside it, and
 // `corpus_directory` says that run_train_program must prepare it first. `start_time`
 // names the folder append_time adds (empty: now).
@@ -23,6 +26,8 @@ struct TrainInvocation {
   TrainConfig cfg;
   std::string eval_config_yaml;
   std::string restart_path;
+  std::vector<std::string> restart_notes;
+  std::vector<std::string> corrupt_checkpoints;
   std::string corpus_directory;
 };
 TrainInvocation resolve_train_invocation(const CommandLine& cl, int world, const std::string& start_time = "");

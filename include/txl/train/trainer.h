@@ -55,6 +55,9 @@ class Trainer {
 
   TrainOutcome run();
 
+  // A line for the start of the run's log (after the resume line).
+  void add_start_note(std::string line) { start_notes_.push_back(std::move(line)); }
+
   // Called after every optimizer step (tests use it to stop at a given step).
   void set_after_step(std::function<void(int64_t step)> fn) { after_step_ = std::move(fn); }
 
@@ -93,6 +96,7 @@ class Trainer {
   TrainingState state_;
   bool restarted_ = false;
   std::string restart_path_;
+  std::vector<std::string> start_notes_;
   std::vector<std::string> restart_not_carried_;  // a converted recipe checkpoint's gaps
   RunLog log_;
   DlLogger dllog_;  // train_log.json (rank 0)

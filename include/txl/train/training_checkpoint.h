@@ -12,11 +12,14 @@
 //                                 (`config`: train section, `eval_config`: eval section)
 // Random state: dropout masks are Philox keyed by (seed, step, site) and the data order
 // by (seed, epoch), so (seed, step, data position) is the whole random state.
-// Rank 0 writes a temporary file and renames it into place: a crash (even kill -9)
-// leaves the previous checkpoint intact.
+// Rank 0 writes a temporary file, verifies it (every dataset read back through its
+// checksums), moves the checkpoint it replaces to checkpoint_prev.h5 and renames the new
+// one into place: a crash (even kill -9) at any point leaves a verified checkpoint under
+// checkpoint_last.h5 or checkpoint_prev.h5 (docs/training.md §6).
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +67,27 @@ void save_training_checkpoint(const std::string& path, TransformerXL<float>& mod
 
 // Rank 0 copies `from` to `to` atomically (checkpoint_best from checkpoint_last).
 void copy_checkpoint(const std::string& from, const std::string& to, Communicator& comm);
+
+// checkpoint_last.h5 -> checkpoint_prev.h5 (other names: X.h5 -> X_prev.h5).
+std::string previous_checkpoint_path(const std::string& path);
+
+// Opens a checkpoint and reads all of it (datasets through their checksums, attributes,
+// the model configuration); returns its step. Throws one line naming what is wrong.
+int64_t verify_training_checkpoint(const std::string& path);
+
+// The checkpoint a run continues from in a work dir: checkpoint_last.h5 when it verifies,
+// else checkpoint_prev.h5. `notes` says what was passed over and why; `corrupt` lists the
+// checkpoints that failed verification. nullopt: the work dir holds neither. Throws when
+// there are checkpoints but none verifies.
+struct RestartChoice {
+  std::string path;
+  std::vector<std::string> notes;
+  std::vector<std::string> corrupt;
+};
+std::optional<RestartChoice> choose_restart_checkpoint(const std::string& work_dir);
+// Renames a checkpoint that failed verification to PATH.corrupt (kept for inspection, and
+// out of the way of the next rotation).
+void set_aside_corrupt_checkpoint(const std::string& path);
 
 // "X.h5" -> X.h5; a directory -> DIR/checkpoint_last.h5 (or the recipe's
 // DIR/checkpoint_last.pt). Throws when it does not exist.
