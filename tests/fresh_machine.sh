@@ -25,12 +25,13 @@ stamp() { date -u '+%H:%M:%S'; }
 mounted=()
 cleanup() {
   local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -R -l "${mounted[i]}" 2>/dev/null; done
 }
 trap cleanup EXIT
-bind() {  # bind SRC DST: bind-mounts a host file system into the root, undone on exit
+bind() {  # bind SRC DST: bind-mounts a host file system and its submounts (/sys/fs/cgroup,
+  # which slurmd needs) into the root, undone on exit
   mkdir -p "$2"
-  mount --bind "$1" "$2" && mounted+=("$2")
+  mount --rbind "$1" "$2" && mount --make-rslave "$2" && mounted+=("$2")
 }
 
 mount_file_systems() {  # once the root exists: what apt, Open MPI and SLURM need inside it
@@ -38,7 +39,6 @@ mount_file_systems() {  # once the root exists: what apt, Open MPI and SLURM nee
   bind /proc "$target/proc"
   bind /sys "$target/sys"
   bind /dev "$target/dev"
-  bind /dev/pts "$target/dev/pts"
   mkdir -p "$target/dev/shm"
   mount -t tmpfs tmpfs "$target/dev/shm" && mounted+=("$target/dev/shm")
   cp /etc/resolv.conf "$target/etc/resolv.conf" 2>/dev/null

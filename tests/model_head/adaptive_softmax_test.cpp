@@ -326,8 +326,8 @@ class AllocationCountingOps final : public ForwardingOps<float> {
 // not at every new maximum (growth by 25 % alone would take 14 allocations here).
 TEST(AdaptiveSoftmax, TailWorkspaceGrowsGeometrically) {
   const ModelConfig cfg = tiny_config(1, 2, -1, false, {false, false, false});
+  AllocationCountingOps ops;  // before hd: the head's workspaces come from it and must be freed first
   Head<float> hd(cfg, 31);
-  AllocationCountingOps ops;
   const int64_t n = 64, M = cfg.d_model;
   const Tensor<float> hidden = to_device(ops, std::vector<float>(static_cast<size_t>(n * M), 0.1f), {n, M});
   Tensor<float> nll;
