@@ -34,7 +34,7 @@ struct NamedShape {
   int64_t numel;
 };
 
-// Parameters in gradient-completion order for a model shape (SPEC §4 tensors; the tied
+// Parameters in gradient-completion order for a model shape (docs/model.md §8 tensors; the tied
 // output weight is the embedding, whose gradient is final last).
 std::vector<NamedShape> model_params(const std::string& model) {
   int64_t n_layer, d_model, n_head, d_head, d_inner, n_token;

@@ -1,4 +1,4 @@
-// Optimizer steps on flat buffers (SPEC §5). Every gradient is first multiplied by
+// Optimizer steps on flat buffers (docs/training.md §4). Every gradient is first multiplied by
 // s.grad_scale. Elementwise arithmetic is done in T, norms in double. Loops run over
 // chunks of kChunk elements whose square roots go through vector_sqrt (a std::sqrt in
 // the loop would keep it scalar).

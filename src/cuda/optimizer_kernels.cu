@@ -1,4 +1,4 @@
-// Optimizer steps on flat buffers (SPEC §5), same arithmetic as the CPU backend: every
+// Optimizer steps on flat buffers (docs/training.md §4), same arithmetic as the CPU backend: every
 // gradient is first multiplied by s.grad_scale; elementwise math in float, norms in
 // double. LAMB is multi-tensor: three launches for all parameter tensors together, the
 // per-tensor trust ratios stay on the device (no host synchronisation).

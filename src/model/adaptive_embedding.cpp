@@ -43,7 +43,7 @@ AdaptiveEmbedding<T>::AdaptiveEmbedding(const ModelConfig& cfg) : cfg_(cfg) {
       t.begin = cfg.cluster_begin(c);
       t.end = cfg.cluster_end(c);
       t.dim = cfg.cluster_dim(c);
-      t.projected = true;  // SPEC §3.1: every cluster has emb_projs.c when div_val > 1
+      t.projected = true;  // docs/model.md §2: every cluster has emb_projs.c when div_val > 1
       TXL_CHECK(t.dim >= 1, "AdaptiveEmbedding: d_embed {} / div_val^{} is zero", cfg.embed_dim(), c);
       tables_.push_back(t);
     }

@@ -44,7 +44,7 @@ ProjectedAdaptiveLogSoftmax<T>::ProjectedAdaptiveLogSoftmax(const ModelConfig& c
   }
 }
 
-// Whether cluster c's logits need a projection P_c (SPEC §3.5).
+// Whether cluster c's logits need a projection P_c (docs/model.md §6).
 static bool needs_projection(const ModelConfig& cfg) { return cfg.div_val > 1 || cfg.embed_dim() != cfg.d_model; }
 
 template <typename T>

@@ -383,7 +383,7 @@ void Trainer::train_step(const data::Batch& b) {
   ensure(ops, dnll_, Shape{len, cb});
   const double loss_scale = scaler_.enabled() ? scaler_.scale() : 1.0;
   // d(loss)/d(nll): the step loss is the mean over the step's tokens, each chunk's mean
-  // divided by batch_chunk (SPEC §5); the loss scale (fp16) multiplies it.
+  // divided by batch_chunk (docs/training.md §4); the loss scale (fp16) multiplies it.
   ops.fill(dnll_.data(), dnll_.numel(), static_cast<float>(loss_scale / static_cast<double>(len * cb * chunks)));
 
   StepContext ctx;

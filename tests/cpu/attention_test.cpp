@@ -88,7 +88,7 @@ const AttnCase kCases[] = {{1, 0, 0, false}, {7, 0, 0, false}, {7, 5, 5, false},
                            {6, 3, 4, true},  {3, 2, 5, true},  {8, 8, 8, true},  {33, 12, 12, false},
                            {5, 0, 3, true}};
 
-// SPEC §3.3: every unmasked score gains (q_i + w)·R_dist with dist = mlen + i - j, where
+// docs/model.md §4: every unmasked score gains (q_i + w)·R_dist with dist = mlen + i - j, where
 // R row r holds position value klen-1-r, so r = klen-1-dist.
 TYPED_TEST(AttentionTest, RelShiftAddMatchesSpecDistance) {
   using T = TypeParam;

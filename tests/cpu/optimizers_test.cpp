@@ -1,5 +1,5 @@
 // Optimizer steps against hand-computed updates on tiny tensors. The literal numbers
-// were worked out from the SPEC §5 / PyTorch formulas written next to them.
+// were worked out from the docs/training.md §4 / PyTorch formulas written next to them.
 #include <gtest/gtest.h>
 
 #include "test_util.h"

@@ -1,4 +1,4 @@
-// The HDF5-backed ordered iterator against a direct in-memory computation of SPEC §6.
+// The HDF5-backed ordered iterator against a direct in-memory computation of docs/data.md, Data order.
 #include "txl/data/ordered_iterator.h"
 
 #include <gtest/gtest.h>
@@ -38,7 +38,7 @@ std::map<std::string, std::vector<int32_t>> write_random_corpus(const std::strin
   return streams;
 }
 
-// SPEC §6 computed directly: the global batches (all B streams) of one epoch.
+// docs/data.md, Data order computed directly: the global batches (all B streams) of one epoch.
 struct RefBatch {
   int64_t len;
   bool counted;

@@ -1,4 +1,4 @@
-// Model checkpoints (SPEC §7): /model/<SPEC §4 name> float32 datasets plus hyper-parameter
+// Model checkpoints (docs/training.md §6): /model/<docs/model.md §8 name> float32 datasets plus hyper-parameter
 // attributes; a save/load round trip reproduces the loss bit for bit; files of another
 // model are refused with an error naming the first mismatch.
 #include <gtest/gtest.h>
@@ -79,7 +79,7 @@ TEST_F(Checkpoint, RoundTripGivesTheSameLossBitForBit) {
   EXPECT_EQ(to_host(*ops, fresh.params().flat_params()), to_host(*ops, model.params().flat_params()));
   EXPECT_EQ(loss_of(fresh, *ops), before);
 
-  // Stored shapes and types are the SPEC shapes, float32.
+  // Stored shapes and types are the docs/model.md §8 shapes, float32.
   h5::File f = h5::File::open(path);
   for (const ParamInfo& p : model.params().infos()) EXPECT_EQ(f.shape("/model/" + p.name), p.shape) << p.name;
   const ModelConfig back = read_model_config(f);

@@ -1,6 +1,6 @@
 // Central finite-difference checks (double precision) of TransformerXL::backward: every
 // parameter tensor and the gradient w.r.t. the word-embedding output, on the second step
-// of a stream (so the memory is non-empty), for configurations covering the SPEC §3
+// of a stream (so the memory is non-empty), for configurations covering the docs/model.md
 // options, extended context (rows that are attended to but predict nothing) included.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Memory update (SPEC §3.4): after each forward, layer L's memory is exactly rows
+// Memory update (docs/model.md §5): after each forward, layer L's memory is exactly rows
 // [beg, end) of concat(old mem_L, hid_L), end = mlen + max(0, qlen - ext_len),
 // beg = max(0, end - mem_len); hid_L is the input of layer L.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// TransformerXL API contracts: parameter names/shapes/init kinds (SPEC §4, §3.6),
+// TransformerXL API contracts: parameter names/shapes/init kinds (docs/model.md §8, §7),
 // registration order = gradient-completion order, grad_ready, gradient accumulation,
 // activation reuse, float/double agreement, FLOP count.
 #include <gtest/gtest.h>

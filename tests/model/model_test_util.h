@@ -10,7 +10,7 @@
 
 namespace txl::test {
 
-// The tiny shape used by the gradient checks (SPEC §3 hyper-parameters).
+// The tiny shape used by the gradient checks (docs/model.md hyper-parameters).
 inline ModelConfig tiny_config() {
   ModelConfig c;
   c.n_token = 30;

@@ -1,4 +1,4 @@
-// The engine's per-token loss equals a naive O(n^2) re-implementation of SPEC §3
+// The engine's per-token loss equals a naive O(n^2) re-implementation of docs/model.md
 // (reference_transformer_xl.h) in double precision, on a first step (empty memory) and a
 // second step that attends to the memory of the first.
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // A naive O(n^2) double-precision Transformer-XL written straight from the formulas of
-// SPEC §3 with plain loops, independent of the engine's layouts and ops: adaptive
+// docs/model.md with plain loops, independent of the engine's layouts and ops: adaptive
 // embedding, sinusoid positions, attention scores with the explicit dist = mlen + i - j,
 // masks, LayerNorm, feed-forward, projected adaptive log-softmax. No dropout.
-// Parameters are looked up by their SPEC §4 names.
+// Parameters are looked up by their docs/model.md §8 names.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -50,7 +50,7 @@ class ReferenceTransformerXL {
     return out;
   }
 
-  // New memory per layer: rows [beg, end) of concat(mem, hid) (SPEC §3.4).
+  // New memory per layer: rows [beg, end) of concat(mem, hid) (docs/model.md §5).
   std::vector<Vec> new_memory(const std::vector<Vec>& mems, int64_t mlen, const Output& out, int64_t qlen, int64_t B,
                               int64_t* new_mlen) const {
     const int64_t M = cfg_.d_model;

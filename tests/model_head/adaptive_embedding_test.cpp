@@ -1,4 +1,4 @@
-// AdaptiveEmbedding: output against a naive loop re-implementation of SPEC §3.1,
+// AdaptiveEmbedding: output against a naive loop re-implementation of docs/model.md §2,
 // finite-difference gradient checks, gradient accumulation, and bad ids.
 #include "head_test_util.h"
 

@@ -1,4 +1,4 @@
-// ProjectedAdaptiveLogSoftmax: loss against a naive loop re-implementation of SPEC §3.5,
+// ProjectedAdaptiveLogSoftmax: loss against a naive loop re-implementation of docs/model.md §6,
 // finite-difference gradient checks (parameters and dhidden), the embedding -> loss chain
 // with tied parameters, workspace reuse across steps, and bad targets.
 #include <map>
@@ -37,7 +37,7 @@ ModelConfig case_config(const HeadCase& c) {
   return tiny_config(c.div_val, c.n_cut, c.d_embed, c.tie_weight, c.tie_projs);
 }
 
-// ---- naive SPEC §3.5, plain loops over host copies of the parameters ------------------
+// ---- naive docs/model.md §6, plain loops over host copies of the parameters ------------------
 using HostParams = std::map<std::string, std::vector<double>>;
 
 template <typename T>
@@ -50,7 +50,7 @@ HostParams download_params(Ops<T>& ops, const ParamStore<T>& ps) {
   return out;
 }
 
-// -log p(t) for each row of x [n, M], straight from the formulas of SPEC §3.5.
+// -log p(t) for each row of x [n, M], straight from the formulas of docs/model.md §6.
 std::vector<double> naive_nll(const ModelConfig& cfg, const HostParams& P, const std::vector<double>& x,
                               const std::vector<int32_t>& targets) {
   const int64_t M = cfg.d_model, de = cfg.embed_dim(), C = static_cast<int64_t>(cfg.cutoffs.size());

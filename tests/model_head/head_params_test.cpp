@@ -1,4 +1,4 @@
-// Parameter names and shapes of the loss head and the embedding (SPEC §4) for the
+// Parameter names and shapes of the loss head and the embedding (docs/model.md §8) for the
 // recipe's settings. Only registration and binding: nothing is allocated.
 #include <utility>
 

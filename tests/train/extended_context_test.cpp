@@ -63,7 +63,7 @@ void copy_params(TransformerXL<From>& from, TransformerXL<To>& to) {
   to.ops().upload(to.params().flat_params().data(), cast.data(), cast.size() * sizeof(To));
 }
 
-// Streams b = tokens [b·n, (b+1)·n) of a split, n = N // B (SPEC §6), and the batch at
+// Streams b = tokens [b·n, (b+1)·n) of a split, n = N // B (docs/data.md, Data order), and the batch at
 // offset i of streams [first, first + count): data = s[i - e : i + len] with
 // e = min(ext_len, i), target = s[i + 1 : i + 1 + len], time-major.
 struct StreamBatches {

@@ -1,4 +1,4 @@
-// Learning-rate schedules against SPEC §5 at selected steps.
+// Learning-rate schedules against docs/training.md §4 at selected steps.
 #include <gtest/gtest.h>
 
 #include <cmath>

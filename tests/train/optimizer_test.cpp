@@ -1,5 +1,5 @@
 // Optimizer classes end to end on a tiny parameter store, against updates computed
-// here by hand from SPEC §5 / PyTorch's definitions, over several steps (state carried).
+// here by hand from docs/training.md §4 / PyTorch's definitions, over several steps (state carried).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -103,7 +103,7 @@ TEST(TrainerAttnTypes, EachTypeTrainsAndCheckpoints) {
   }
 }
 
-// The trainer runs step s at the schedule's rate(s - 1) (SPEC §5); the log shows the rate
+// The trainer runs step s at the schedule's rate(s - 1) (docs/training.md §4); the log shows the rate
 // after the step's update, rate(s), as the recipe prints it.
 TEST(TrainerSchedule, LoggedRatesFollowTheSchedule) {
   auto comm = make_single_process_communicator();

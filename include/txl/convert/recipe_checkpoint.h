@@ -1,5 +1,5 @@
 // Checkpoints between the PyTorch recipe and txl (docs/recipe-users.md). Parameter names
-// and shapes agree already (SPEC §4); what moves is the container:
+// and shapes agree already (docs/model.md §8); what moves is the container:
 //   recipe save_checkpoint dict (.pt)        txl training checkpoint (.h5, training_checkpoint.h)
 //   model_state                         <->  /model/<name> (+ architecture attributes)
 //   model_config (args as fallback)     <->  /model attributes, `config` YAML

@@ -1,4 +1,4 @@
-// Dynamic loss scaling for fp16 mixed precision (SPEC §5). The loss gradient is
+// Dynamic loss scaling for fp16 mixed precision (docs/training.md §4). The loss gradient is
 // multiplied by scale() before backward so that small gradients survive the float16
 // GEMM operands; the optimizer removes the factor again (multiply its grad_scale by
 // inverse_scale()). After backward the trainer checks the gradients (the global sum of

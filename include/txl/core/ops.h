@@ -22,7 +22,7 @@ namespace txl {
 
 enum class Trans { kNo, kYes };
 
-// Attention mask of SPEC §3.3 for a [qlen, klen] score matrix, klen = mlen + qlen:
+// Attention mask of docs/model.md §4 for a [qlen, klen] score matrix, klen = mlen + qlen:
 // j is masked for query i when j > i + mlen, or with same_length when j <= i - shift,
 // shift = qlen - (klen - mem_len - 1) if klen - mem_len - 1 > 0 else qlen.
 struct AttnMask {
@@ -110,7 +110,7 @@ class Ops {
   // Sums src [heads, batch, len, d_head] over batch and len: bias_grad[h*d_head+d] += ...
   virtual void head_bias_grad(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head,
                               T* bias_grad) = 0;
-  // Relative shift (SPEC §3.3). bd_raw [n, qlen, klen] holds (q_i + w)·R_r for R rows r
+  // Relative shift (docs/model.md §4). bd_raw [n, qlen, klen] holds (q_i + w)·R_r for R rows r
   // ordered like pos (position value klen-1-r). For every unmasked (i, j) (j <= i+mlen):
   //   scores[n,i,j] += bd_raw[n, i, klen-1-mlen-i+j];   masked entries are left as they are.
   virtual void rel_shift_add(const T* bd_raw, int64_t n, int64_t qlen, int64_t klen, int64_t mlen, T* scores) = 0;
@@ -151,7 +151,7 @@ class Ops {
   virtual std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices) = 0;
 
   // ---- optimizers (flat parameter / gradient / state buffers, see param_store.h) ----
-  // SPEC §5 LAMB, per slice: m,v updated; trust ratio per slice; p -= lr*trust*a.
+  // docs/training.md §4 LAMB, per slice: m,v updated; trust ratio per slice; p -= lr*trust*a.
   virtual void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices,
                          const OptimStep& s) = 0;
   // PyTorch Adam (bias-corrected, L2 weight decay added to the gradient).

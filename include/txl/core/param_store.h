@@ -1,4 +1,4 @@
-// ParamStore<T>: every trainable tensor of a model, by name (SPEC §4 names), living in
+// ParamStore<T>: every trainable tensor of a model, by name (docs/model.md §8 names), living in
 // one flat parameter buffer and one flat gradient buffer. The flat layout is the
 // registration order; the model registers parameters in the order their gradients become
 // final during backward (loss head first, embedding last), so all-reduce buckets are
@@ -13,7 +13,7 @@
 
 namespace txl {
 
-// How SPEC §3.6 initialises a tensor.
+// How docs/model.md §7 initialises a tensor.
 enum class ParamInit {
   kWeight,           // N(0, init_std), or U(-init_range, init_range) with init: uniform
   kProjection,       // N(0, proj_init_std)
@@ -44,7 +44,7 @@ class ParamStore {
   void allocate(Ops<T>& ops);
   bool allocated() const { return data_.defined(); }
 
-  // SPEC §3.6 initialisation, deterministic in `seed` (host RNG, then upload).
+  // docs/model.md §7 initialisation, deterministic in `seed` (host RNG, then upload).
   void initialize(const InitSpec& spec, uint64_t seed, Ops<T>& ops);
   void zero_grad(Ops<T>& ops) { ops.fill(grad_.data(), grad_.numel(), T(0)); }
 

@@ -33,7 +33,7 @@ struct StreamPosition {
 
 struct IteratorOptions {
   uint64_t seed = 0;  // roll offsets, varlen lengths and lm1b shuffling use seed + epoch
-  // Ordered corpora (SPEC §6):
+  // Ordered corpora (docs/data.md, Data order):
   bool roll = false;    // training: rotate each stream by its own random offset every epoch
   bool varlen = false;  // training: variable batch lengths (see OrderedIterator)
   double varlen_std = 5.0;

@@ -1,4 +1,4 @@
-// OrderedIterator: the ordered token stream of SPEC §6 for one rank.
+// OrderedIterator: the ordered token stream of docs/data.md, Data order for one rank.
 //
 // The split's N tokens are cut into B streams of n = N // B tokens (stream b is tokens
 // [b·n, (b+1)·n)); rank r of W owns streams [r·B/W, (r+1)·B/W), one contiguous range of

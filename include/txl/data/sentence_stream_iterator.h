@@ -1,4 +1,4 @@
-// SentenceStreamIterator: lm1b's shuffled sentence streams (SPEC §6), for one rank.
+// SentenceStreamIterator: lm1b's shuffled sentence streams (docs/data.md, Data order), for one rank.
 //
 // An epoch's sentence order: the shards (one per source file) in an order drawn from
 // DataRng(seed + e), and within shard k its sentences in an order drawn from

@@ -1,4 +1,4 @@
-// Adaptive input embedding (SPEC §3.1), forward and backward written out against Ops<T>.
+// Adaptive input embedding (docs/model.md §2), forward and backward written out against Ops<T>.
 //
 // Vocabulary clusters c = 0..C cover ids [l_c, r_c) (ModelConfig::cluster_begin/end).
 //  - div_val == 1: one table word_emb.emb_layers.0.weight [n_token, d_embed]; when
@@ -24,7 +24,7 @@
 
 namespace txl {
 
-// SPEC §4 names of the embedding's parameters.
+// docs/model.md §8 names of the embedding's parameters.
 std::string emb_layer_name(int64_t c);  // "word_emb.emb_layers.{c}.weight"
 std::string emb_proj_name(int64_t c);   // "word_emb.emb_projs.{c}"
 

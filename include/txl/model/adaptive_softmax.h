@@ -1,4 +1,4 @@
-// Projected adaptive log-softmax loss (SPEC §3.5), forward and backward written out
+// Projected adaptive log-softmax loss (docs/model.md §6), forward and backward written out
 // against Ops<T>.
 //
 // Clusters c = 0..C cover ids [l_c, r_c); S = cutoffs[0] (n_token without cutoffs).
@@ -9,7 +9,7 @@
 //   logp(t) = log_softmax(head)[head_size - c] + log_softmax(tail_c)[t - l_c]   c >= 1
 //   nll = -logp(t)
 //
-// Parameters (SPEC §4), registered in this order (the recipe's state_dict order):
+// Parameters (docs/model.md §8), registered in this order (the recipe's state_dict order):
 //   crit.cluster_weight [C, d_0], crit.cluster_bias [C]           (only when C > 0)
 //   crit.out_layers_weights.{c}                                    (only without tie_weight)
 //       div_val == 1: one [n_token, d_embed] (c = 0); else [r_c - l_c, d_c] per cluster

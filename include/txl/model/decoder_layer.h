@@ -1,6 +1,6 @@
 // One Transformer-XL decoder layer: attention block (relative for attn_type 0 and 1,
 // standard for the absolute-position types 2 and 3), then position-wise feed-forward block
-// (SPEC §3.3).
+// (docs/model.md §4).
 #pragma once
 #include <functional>
 #include <memory>

@@ -2,9 +2,9 @@
 // uses (the `site` of its DropoutKey) and how a tensor is laid out for the mask.
 //
 // Site numbering (stable; changing it changes every training run's masks):
-//   1  word embedding output              (SPEC §3.2, rate `dropout`)
-//   2  position embedding                 (SPEC §3.2, rate `dropout`)
-//   3  output of the last layer           (SPEC §3.4, rate `dropout`)
+//   1  word embedding output              (docs/model.md §5, rate `dropout`)
+//   2  position embedding                 (docs/model.md §3, rate `dropout`)
+//   3  output of the last layer           (docs/model.md §5, rate `dropout`)
 //   4  sampled-softmax candidates (not a dropout: the draws of log_uniform_sampler.h)
 //   16 + 8*L + 0  attention probabilities of layer L      (rate `dropatt`)
 //   16 + 8*L + 1  o_net output of layer L                 (rate `dropout`)

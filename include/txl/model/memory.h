@@ -1,4 +1,4 @@
-// Transformer-XL memory (SPEC §3.4): per layer L the last rows of concat(mem_L, hid_L),
+// Transformer-XL memory (docs/model.md §5): per layer L the last rows of concat(mem_L, hid_L),
 // where hid_L is the input of layer L. Detached: no gradient flows into it.
 #pragma once
 #include <algorithm>

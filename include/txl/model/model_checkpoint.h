@@ -1,5 +1,5 @@
-// Model parameters in an HDF5 file (SPEC §7): every parameter as a float32 dataset
-// /model/<SPEC §4 name> in its SPEC shape, and the architecture hyper-parameters as
+// Model parameters in an HDF5 file (docs/training.md §6): every parameter as a float32 dataset
+// /model/<docs/model.md §8 name> in its docs/model.md §8 shape, and the architecture hyper-parameters as
 // attributes of /model. The trainer adds optimizer state and training attributes to the
 // same file (and writes it with h5::write_atomically).
 #pragma once

@@ -1,4 +1,4 @@
-// Hyper-parameters of a Transformer-XL model (SPEC §3). Names are the recipe's option
+// Hyper-parameters of a Transformer-XL model (docs/model.md). Names are the recipe's option
 // names. The length fields (tgt_len, mem_len, ext_len, same_length, clamp_len) may be
 // changed between forward passes (evaluation uses other values than training).
 #pragma once

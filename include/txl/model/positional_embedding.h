@@ -1,4 +1,4 @@
-// Sinusoid relative-position embedding (SPEC §3.2), computed on the host.
+// Sinusoid relative-position embedding (docs/model.md §3), computed on the host.
 #pragma once
 #include <cstdint>
 #include <vector>

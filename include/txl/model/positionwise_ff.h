@@ -1,4 +1,4 @@
-// Position-wise feed-forward block of a decoder layer (SPEC §3.3, `pos_ff`):
+// Position-wise feed-forward block of a decoder layer (docs/model.md §4, `pos_ff`):
 // f(x) = dropout(W2·dropout(relu(W1·x + b1)) + b2); post-LN: LayerNorm(x + f(x));
 // pre-LN: x + f(LayerNorm(x)). Forward and backward written out against Ops<T>.
 #pragma once

@@ -1,4 +1,4 @@
-// Relative multi-head attention of Transformer-XL (SPEC §3.3, attn_type 0), forward and
+// Relative multi-head attention of Transformer-XL (docs/model.md §4, attn_type 0), forward and
 // backward written out by hand against Ops<T>. Includes the residual connection and the
 // block's LayerNorm (post-LN: after the residual; pre-LN: on concat(mem, h) before qkv).
 // With learned positions (attn_type 1, Shaw et al.; docs/model.md) R is this layer's slice

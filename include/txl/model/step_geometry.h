@@ -12,7 +12,7 @@ struct StepGeometry {
   int64_t mlen = 0;   // memory rows per stream
   int64_t klen = 0;   // mlen + qlen
   int64_t batch = 0;  // local streams
-  AttnMask mask;      // SPEC §3.3 mask parameters
+  AttnMask mask;      // docs/model.md §4 mask parameters
   StepContext ctx;    // dropout keys and batch position
 
   int64_t query_rows() const { return qlen * batch; }  // rows of [qlen, B, ...] tensors

@@ -1,8 +1,8 @@
-// The Transformer-XL language model (SPEC §3), written once against Ops<T>: adaptive
+// The Transformer-XL language model (docs/model.md), written once against Ops<T>: adaptive
 // input embedding -> n_layer decoder layers with attention and memory -> projected
 // adaptive log-softmax, or with sample_softmax > 0 the sampled softmax (sampled_softmax.h:
 // sampled in training, full in evaluation). Every layer's forward and backward is written out; activations
-// are kept in members reused across steps. attn_type 0 is SPEC §3's relative attention;
+// are kept in members reused across steps. attn_type 0 is docs/model.md's relative attention;
 // 1, 2 and 3 are the recipe's other position schemes (docs/model.md, position_inputs.h).
 //
 // Parameter registration order (= flat buffer layout = order in which backward finalises
@@ -45,7 +45,7 @@ class TransformerXL {
   const ParamStore<T>& params() const { return store_; }
   Ops<T>& ops() const { return ops_; }
 
-  // SPEC §3.6 initialisation, deterministic in `seed`.
+  // docs/model.md §7 initialisation, deterministic in `seed`.
   void init_params(uint64_t seed);
   // Length settings used by the following forward passes (evaluation uses other values
   // than training).
@@ -55,7 +55,7 @@ class TransformerXL {
   // are extended context (they pass every layer but predict nothing), target holds the
   // [qlen - e, batch] targets of the other rows. Returns the per-token nll [qlen - e, batch]
   // (device; valid until the next forward). `mem` is read (old memory, or empty) and
-  // replaced by the new memory (SPEC §3.4).
+  // replaced by the new memory (docs/model.md §5).
   const Tensor<T>& forward(const int32_t* data, const int32_t* target, int64_t qlen, int64_t batch, Memory<T>& mem,
                            const StepContext& ctx);
   // dnll [qlen - ext_rows, batch] (device) = d loss / d nll -> parameter gradients ACCUMULATED into

@@ -1,4 +1,4 @@
-// Learning-rate schedules of SPEC §5, as the recipe applies them: the schedule is
+// Learning-rate schedules of docs/training.md §4, as the recipe applies them: the schedule is
 // evaluated after each optimizer step for the next one, so optimizer step s (1-based)
 // runs at rate(s - 1).
 #pragma once
@@ -29,7 +29,7 @@ class LrScheduler {
 
   explicit LrScheduler(const ScheduleSettings& s);
 
-  // f(k) of SPEC §5.
+  // f(k) of docs/training.md §4.
   double rate(int64_t k) const;
   // The rate of optimizer step `step` (1-based): f(step - 1).
   double lr_for_step(int64_t step) const { return rate(step - 1); }

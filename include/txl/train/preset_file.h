@@ -1,5 +1,5 @@
 // A configuration file: a YAML mapping of preset name -> {train: {...}, eval: {...}}
-// (SPEC §9), anchors and merge keys allowed.
+// (docs/training.md §1), anchors and merge keys allowed.
 #pragma once
 #include <yaml-cpp/yaml.h>
 

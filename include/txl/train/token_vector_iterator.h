@@ -1,5 +1,5 @@
 // Batches over an in-memory token sequence (txl_eval --manual): the same order as an
-// ordered corpus split (SPEC §6): `streams` streams of n = N // streams tokens, batches at
+// ordered corpus split (docs/data.md, Data order): `streams` streams of n = N // streams tokens, batches at
 // offsets 0, tgt_len, ..., len = min(tgt_len, n - 1 - i), data preceded by the
 // min(ext_len, i) tokens before i (Batch::ext). One process; no warm-up (the text has no
 // preceding stream).

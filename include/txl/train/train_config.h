@@ -14,7 +14,7 @@
 namespace txl {
 
 struct TrainConfig {
-  // ---- model (SPEC §3) ----
+  // ---- model (docs/model.md) ----
   int64_t n_layer = 16;
   int64_t n_head = 8;
   int64_t d_head = 64;
@@ -38,7 +38,7 @@ struct TrainConfig {
   double proj_init_std = 0.01;
   double init_range = 0.1;
 
-  // ---- data (SPEC §6) ----
+  // ---- data (docs/data.md, Data order) ----
   std::string data;          // corpus file written by txl_prep
   std::string dataset;       // optional: must match the corpus kind (wt103, wt2, enwik8, ...)
   int64_t tgt_len = 192;
@@ -52,7 +52,7 @@ struct TrainConfig {
   bool varlen = false;
   bool roll = false;
 
-  // ---- optimisation (SPEC §5) ----
+  // ---- optimisation (docs/training.md §4) ----
   std::string optim = "lamb";  // lamb | jitlamb | adam | sgd | adagrad
   double lr = 0.01;
   double mom = 0.0;

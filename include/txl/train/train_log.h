@@ -1,4 +1,4 @@
-// Log lines byte for byte in the recipe's format (SPEC §8; the format strings are in
+// Log lines byte for byte in the recipe's format (docs/training.md §5; the format strings are in
 // tests/fixtures/recipe/log_formats.txt), so existing log parsers keep working, and a
 // JSON-lines metrics file for plots. txl's extras (MFU, gradient norm) are not in these
 // lines: they go to train_log.jsonl (and MFU to a line of its own).

@@ -1,4 +1,4 @@
-// The training loop of txl_train (SPEC §5): data-parallel over the Communicator's ranks
+// The training loop of txl_train (docs/training.md §4): data-parallel over the Communicator's ranks
 // (global batch B, B/W streams per rank, batch_chunk chunks per rank each with its own
 // memory), gradient all-reduce through the GradReducer, global-norm clipping, the
 // optimizer and schedule of the configuration, periodic validation and checkpoints,

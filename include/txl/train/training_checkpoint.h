@@ -1,4 +1,4 @@
-// Training checkpoints (SPEC §7), one HDF5 file holding everything a job needs to go on
+// Training checkpoints (docs/training.md §6), one HDF5 file holding everything a job needs to go on
 // exactly where it stopped:
 //   /model/<parameter>            model_checkpoint.h (with the architecture attributes)
 //   /optim/<parameter>/<state>    optimizer.h (attributes kind, steps)

@@ -1,4 +1,4 @@
-// txl_prep: text corpora -> one HDF5 corpus file (SPEC §6-§7). The whole job is
+// txl_prep: text corpora -> one HDF5 corpus file (docs/data.md). The whole job is
 // prepare_corpus(); prep_main() is the command line around it.
 #pragma once
 #include <cstdint>
