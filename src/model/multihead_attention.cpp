@@ -1,7 +1,5 @@
 #include "txl/model/multihead_attention.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include "txl/model/linear.h"
@@ -15,8 +13,7 @@ MultiHeadAttention<T>::MultiHeadAttention(const ModelConfig& cfg, int64_t layer)
       d_head_(cfg.d_head),
       d_model_(cfg.d_model),
       pre_lnorm_(cfg.pre_lnorm),
-      dropout_(cfg.dropout),
-      dropatt_(cfg.dropatt) {}
+      output_(cfg, layer) {}
 
 template <typename T>
 void MultiHeadAttention<T>::register_params(ParamStore<T>& store) {
@@ -25,13 +22,12 @@ void MultiHeadAttention<T>::register_params(ParamStore<T>& store) {
   // kv_net rows: [0, HD) k, [HD, 2HD) v; head h uses columns h*D..h*D+D-1.
   q_id_ = store.add(prefix + "q_net.weight", {hd, d_model_}, ParamInit::kWeight);
   kv_id_ = store.add(prefix + "kv_net.weight", {2 * hd, d_model_}, ParamInit::kWeight);
-  o_id_ = store.add(prefix + "o_net.weight", {d_model_, hd}, ParamInit::kWeight);
-  layer_norm_.register_params(store, prefix + "layer_norm", d_model_);
+  output_.register_params(store, prefix);
 }
 
 template <typename T>
 std::vector<int> MultiHeadAttention<T>::param_ids() const {
-  return {q_id_, kv_id_, o_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
+  return {q_id_, kv_id_, output_.o_net_id(), output_.layer_norm().weight_id(), output_.layer_norm().bias_id()};
 }
 
 template <typename T>
@@ -39,7 +35,6 @@ void MultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, Lay
                                     const StepGeometry& g, const T* cat, const T* /*pos*/, T* out) {
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
-  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
   geometry_ = g;
   cat_ = cat;
   const T* h = cat + NM * M;
@@ -47,7 +42,7 @@ void MultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, Lay
   const T* x = cat;
   if (pre_lnorm_) {
     ensure(ops, ln_cat_, {NK, M});
-    layer_norm_.forward(ops, store, cat, NK, ln_cat_.data());
+    output_.layer_norm().forward(ops, store, cat, NK, ln_cat_.data());
     x = ln_cat_.data();
   }
   ensure(ops, ws.q_lin, {NQ, HD});
@@ -65,32 +60,7 @@ void MultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, Lay
   ensure(ops, ws.scores, {H * B, Q, K});
   ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), qh_.data(), D, Q * D, kh_.data(), D, K * D, T(0),
                            ws.scores.data(), K, Q * K, H * B);
-  ensure(ops, probs_, {H * B, Q, K});
-  ops.attn_softmax_fwd(ws.scores.data(), H * B, Q, K, scale, g.mask, probs_.data());
-  drop_probs_ = stream_dropout(g.ctx, dropatt_, dropout_site::layer(layer_, DropoutPlace::kAttnProbs), H, B, Q * K);
-  if (drop_probs_.active) {
-    ensure(ops, probs_drop_, {H * B, Q, K});
-    apply_dropout(ops, drop_probs_, probs_.data(), probs_drop_.data());
-  }
-
-  ensure(ops, ws.av, {H, B, Q, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), probs_used(), K, Q * K, vh_.data(), D, K * D, T(0),
-                           ws.av.data(), D, Q * D, H * B);
-  ensure(ops, attn_vec_, {NQ, HD});
-  ops.merge_heads(ws.av.data(), Q, B, H, D, HD, false, attn_vec_.data());
-
-  ensure(ops, ws.o, {NQ, M});
-  linear_forward<T>(ops, attn_vec_.data(), NQ, HD, store.param(o_id_).data(), M, nullptr, ws.o.data());
-  drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kAttnOut), Q, B, M);
-  apply_dropout(ops, drop_out_, ws.o.data(), ws.o.data());
-
-  if (pre_lnorm_) {
-    ops.add(NQ * M, h, ws.o.data(), out);
-  } else {
-    ensure(ops, x1_, {NQ, M});
-    ops.add(NQ * M, h, ws.o.data(), x1_.data());
-    layer_norm_.forward(ops, store, x1_.data(), NQ, out);
-  }
+  output_.forward(ops, store, ws, g, vh_.data(), h, out);
 }
 
 template <typename T>
@@ -100,43 +70,13 @@ void MultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWor
             "layer {}: attention backward without a matching forward", layer_);
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
-  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
   const T* w_q = store.param(q_id_).data();
   const T* w_kv = store.param(kv_id_).data();
   const T* h = cat_ + NM * M;
 
-  // dh first holds the gradient of the residual sum h + o (which is also h's direct share).
-  if (pre_lnorm_) {
-    ops.copy(dh, dout, static_cast<size_t>(NQ * M) * sizeof(T));
-  } else {
-    layer_norm_.backward(ops, store, dout, x1_.data(), NQ, dh);
-  }
-
-  ensure(ops, ws.o, {NQ, M});
-  apply_dropout(ops, drop_out_, dh, ws.o.data());
-  linear_backward_weight<T>(ops, ws.o.data(), attn_vec_.data(), NQ, HD, M, store.grad(o_id_).data(), nullptr);
-  ensure(ops, ws.q_lin, {NQ, HD});
-  linear_backward_input<T>(ops, ws.o.data(), store.param(o_id_).data(), NQ, HD, M, T(0), ws.q_lin.data());
-  ensure(ops, ws.av, {H, B, Q, D});
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
-
-  // a = p·v: d p = d a · vᵀ, d v = pᵀ · d a; then through dropatt and the softmax.
-  ensure(ops, ws.scores, {H * B, Q, K});
-  ensure(ops, ws.d_vh, {H, B, K, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), ws.av.data(), D, Q * D, vh_.data(), D, K * D, T(0),
-                           ws.scores.data(), K, Q * K, H * B);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), probs_used(), K, Q * K, ws.av.data(), D, Q * D,
-                           T(0), ws.d_vh.data(), D, K * D, H * B);
-  if (drop_probs_.active) apply_dropout(ops, drop_probs_, ws.scores.data(), ws.scores.data());
-  ops.attn_softmax_bwd(probs_.data(), ws.scores.data(), H * B, Q, K, scale, ws.scores.data());
-
+  output_.backward(ops, store, ws, g, vh_.data(), dout, dh);
   // scores = q·kᵀ
-  ensure(ops, ws.d_qu, {H, B, Q, D});
-  ensure(ops, ws.d_kh, {H, B, K, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), ws.scores.data(), K, Q * K, kh_.data(), D, K * D,
-                           T(0), ws.d_qu.data(), D, Q * D, H * B);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), ws.scores.data(), K, Q * K, qh_.data(), D, Q * D,
-                           T(0), ws.d_kh.data(), D, K * D, H * B);
+  output_.content_backward(ops, ws, g, qh_.data(), kh_.data());
 
   ensure(ops, ws.kv_lin, {NK, 2 * HD});
   ops.merge_heads(ws.d_qu.data(), Q, B, H, D, HD, false, ws.q_lin.data());
@@ -157,7 +97,7 @@ void MultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWor
     ensure(ops, ws.d_cat, {NK, M});
     ensure(ops, ws.d_cat_in, {NK, M});
     linear_backward_input<T>(ops, ws.kv_lin.data(), w_kv, NK, M, 2 * HD, T(0), ws.d_cat.data());
-    layer_norm_.backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
+    output_.layer_norm().backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
     ops.axpy(NQ * M, T(1), ws.d_cat_in.data() + NM * M, dh);
     if (dmem && NM > 0) ops.copy(dmem, ws.d_cat_in.data(), static_cast<size_t>(NM * M) * sizeof(T));
   }

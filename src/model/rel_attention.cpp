@@ -1,7 +1,5 @@
 #include "txl/model/rel_attention.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include "txl/model/linear.h"
@@ -15,9 +13,8 @@ RelMultiHeadAttention<T>::RelMultiHeadAttention(const ModelConfig& cfg, int64_t 
       d_head_(cfg.d_head),
       d_model_(cfg.d_model),
       pre_lnorm_(cfg.pre_lnorm),
-      dropout_(cfg.dropout),
-      dropatt_(cfg.dropatt),
-      learned_(cfg.attn_type == 1) {}
+      learned_(cfg.attn_type == 1),
+      output_(cfg, layer) {}
 
 template <typename T>
 void RelMultiHeadAttention<T>::register_params(ParamStore<T>& store) {
@@ -26,8 +23,7 @@ void RelMultiHeadAttention<T>::register_params(ParamStore<T>& store) {
   // qkv_net rows: [0, HD) q, [HD, 2HD) k, [2HD, 3HD) v; head h uses columns h*D..h*D+D-1.
   qkv_id_ = store.add(prefix + "qkv_net.weight", {3 * hd, d_model_}, ParamInit::kWeight);
   if (!learned_) r_net_id_ = store.add(prefix + "r_net.weight", {hd, d_model_}, ParamInit::kWeight);
-  o_net_id_ = store.add(prefix + "o_net.weight", {d_model_, hd}, ParamInit::kWeight);
-  layer_norm_.register_params(store, prefix + "layer_norm", d_model_);
+  output_.register_params(store, prefix);
 }
 
 template <typename T>
@@ -49,8 +45,9 @@ void RelMultiHeadAttention<T>::bind_learned_positions(int r_emb_id, int r_w_bias
 
 template <typename T>
 std::vector<int> RelMultiHeadAttention<T>::param_ids() const {
-  if (learned_) return {qkv_id_, o_net_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
-  return {qkv_id_, r_net_id_, o_net_id_, layer_norm_.weight_id(), layer_norm_.bias_id()};
+  const LayerNorm<T>& ln = output_.layer_norm();
+  if (learned_) return {qkv_id_, output_.o_net_id(), ln.weight_id(), ln.bias_id()};
+  return {qkv_id_, r_net_id_, output_.o_net_id(), ln.weight_id(), ln.bias_id()};
 }
 
 template <typename T>
@@ -62,18 +59,16 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
             layer_, learned_ ? table_rows_used_->numel() : 0, g.klen);
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
-  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
   geometry_ = g;
   cat_ = cat;
   pos_ = pos;
   const T* w_qkv = store.param(qkv_id_).data();
-  const T* w_o = store.param(o_net_id_).data();
 
   // Projections. q only for the Q new rows; k and v for all K rows (memory included).
   const T* x = cat;
   if (pre_lnorm_) {
     ensure(ops, ln_cat_, {NK, M});
-    layer_norm_.forward(ops, store, cat, NK, ln_cat_.data());
+    output_.layer_norm().forward(ops, store, cat, NK, ln_cat_.data());
     x = ln_cat_.data();
   }
   ensure(ops, ws.q_lin, {NQ, HD});
@@ -124,34 +119,7 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
   }
   ops.rel_shift_add(ws.bd.data(), H * B, Q, K, g.mlen, ws.scores.data());
 
-  ensure(ops, probs_, {H * B, Q, K});
-  ops.attn_softmax_fwd(ws.scores.data(), H * B, Q, K, scale, g.mask, probs_.data());
-  drop_probs_ = stream_dropout(g.ctx, dropatt_, dropout_site::layer(layer_, DropoutPlace::kAttnProbs), H, B, Q * K);
-  if (drop_probs_.active) {
-    ensure(ops, probs_drop_, {H * B, Q, K});
-    apply_dropout(ops, drop_probs_, probs_.data(), probs_drop_.data());
-  }
-
-  // a[n] = p[n] · v[n], heads merged back to [Q, B, HD].
-  ensure(ops, ws.av, {H, B, Q, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), probs_used(), K, Q * K, vh_.data(), D, K * D, T(0),
-                           ws.av.data(), D, Q * D, H * B);
-  ensure(ops, attn_vec_, {NQ, HD});
-  ops.merge_heads(ws.av.data(), Q, B, H, D, HD, false, attn_vec_.data());
-
-  ensure(ops, ws.o, {NQ, M});
-  linear_forward<T>(ops, attn_vec_.data(), NQ, HD, w_o, M, nullptr, ws.o.data());
-  drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kAttnOut), Q, B, M);
-  apply_dropout(ops, drop_out_, ws.o.data(), ws.o.data());
-
-  const T* h = cat + NM * M;
-  if (pre_lnorm_) {
-    ops.add(NQ * M, h, ws.o.data(), out);
-  } else {
-    ensure(ops, x1_, {NQ, M});
-    ops.add(NQ * M, h, ws.o.data(), x1_.data());
-    layer_norm_.forward(ops, store, x1_.data(), NQ, out);
-  }
+  output_.forward(ops, store, ws, g, vh_.data(), cat + NM * M, out);
 }
 
 template <typename T>
@@ -162,44 +130,12 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
             "layer {}: attention backward without a matching forward", layer_);
   const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
-  const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
   const T* w_qkv = store.param(qkv_id_).data();
-  const T* w_o = store.param(o_net_id_).data();
 
-  // dh first holds the gradient of the residual sum h + o (which is also h's direct share).
-  if (pre_lnorm_) {
-    ops.copy(dh, dout, static_cast<size_t>(NQ * M) * sizeof(T));
-  } else {
-    layer_norm_.backward(ops, store, dout, x1_.data(), NQ, dh);
-  }
-
-  // o_net (after undoing its dropout): d attn_vec -> per head.
-  ensure(ops, ws.o, {NQ, M});
-  apply_dropout(ops, drop_out_, dh, ws.o.data());
-  linear_backward_weight<T>(ops, ws.o.data(), attn_vec_.data(), NQ, HD, M, store.grad(o_net_id_).data(), nullptr);
-  ensure(ops, ws.q_lin, {NQ, HD});
-  linear_backward_input<T>(ops, ws.o.data(), w_o, NQ, HD, M, T(0), ws.q_lin.data());
-  ensure(ops, ws.av, {H, B, Q, D});
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
-
-  // a = p·v: d p = d a · vᵀ, d v = pᵀ · d a.
-  ensure(ops, ws.scores, {H * B, Q, K});
-  ensure(ops, ws.d_vh, {H, B, K, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), ws.av.data(), D, Q * D, vh_.data(), D, K * D, T(0),
-                           ws.scores.data(), K, Q * K, H * B);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), probs_used(), K, Q * K, ws.av.data(), D, Q * D,
-                           T(0), ws.d_vh.data(), D, K * D, H * B);
-  if (drop_probs_.active) apply_dropout(ops, drop_probs_, ws.scores.data(), ws.scores.data());
-  // Softmax (scale included): ws.scores now holds d scores (AC + BD, before scaling).
-  ops.attn_softmax_bwd(probs_.data(), ws.scores.data(), H * B, Q, K, scale, ws.scores.data());
-
+  // Softmax .. LayerNorm backwards: ws.scores = d scores (AC + BD, before scaling).
+  output_.backward(ops, store, ws, g, vh_.data(), dout, dh);
   // AC = (q+u)·kᵀ
-  ensure(ops, ws.d_qu, {H, B, Q, D});
-  ensure(ops, ws.d_kh, {H, B, K, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), ws.scores.data(), K, Q * K, kh_.data(), D, K * D,
-                           T(0), ws.d_qu.data(), D, Q * D, H * B);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), ws.scores.data(), K, Q * K, qu_.data(), D, Q * D,
-                           T(0), ws.d_kh.data(), D, K * D, H * B);
+  output_.content_backward(ops, ws, g, qu_.data(), kh_.data());
 
   // BD through the relative shift: d BD_raw, then d (q+w) and d R per head.
   ensure(ops, ws.bd, {H * B, Q, K});
@@ -256,7 +192,7 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
     ensure(ops, ws.d_cat_in, {NK, M});
     linear_backward_input<T>(ops, ws.kv_lin.data(), w_qkv + HD * M, NK, M, 2 * HD, T(0), ws.d_cat.data());
     linear_backward_input<T>(ops, ws.q_lin.data(), w_qkv, NQ, M, HD, T(1), ws.d_cat.data() + NM * M);
-    layer_norm_.backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
+    output_.layer_norm().backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
     ops.axpy(NQ * M, T(1), ws.d_cat_in.data() + NM * M, dh);
   }
 }

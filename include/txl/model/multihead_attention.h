@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "txl/model/attention_block.h"
-#include "txl/model/dropout_sites.h"
-#include "txl/model/layer_norm.h"
+#include "txl/model/attention_output.h"
 #include "txl/model/model_config.h"
 
 namespace txl {
@@ -24,10 +23,7 @@ class MultiHeadAttention : public AttentionBlock<T> {
 
   // layers.{L}.dec_attn.{q_net,kv_net,o_net}.weight and .layer_norm.{weight,bias}.
   void register_params(ParamStore<T>& store) override;
-  void set_dropout(double dropout, double dropatt) override {
-    dropout_ = dropout;
-    dropatt_ = dropatt;
-  }
+  void set_dropout(double dropout, double dropatt) override { output_.set_dropout(dropout, dropatt); }
   // pos is unused.
   void forward(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* cat,
                const T* pos, T* out) override;
@@ -36,13 +32,10 @@ class MultiHeadAttention : public AttentionBlock<T> {
   std::vector<int> param_ids() const override;
 
  private:
-  const T* probs_used() const { return drop_probs_.active ? probs_drop_.data() : probs_.data(); }
-
   int64_t layer_, n_head_, d_head_, d_model_;
   bool pre_lnorm_;
-  double dropout_, dropatt_;
-  int q_id_ = -1, kv_id_ = -1, o_id_ = -1;
-  LayerNorm<T> layer_norm_;
+  int q_id_ = -1, kv_id_ = -1;
+  AttentionOutput<T> output_;  // softmax .. LayerNorm, and o_net
 
   // Kept from forward for backward.
   StepGeometry geometry_;
@@ -50,11 +43,6 @@ class MultiHeadAttention : public AttentionBlock<T> {
   Tensor<T> ln_cat_;        // [K*B, M] pre-LN: LayerNorm(cat)
   Tensor<T> qh_;            // [H, B, Q, D]
   Tensor<T> kh_, vh_;       // [H, B, K, D]
-  Tensor<T> probs_;         // [H*B, Q, K] softmax output
-  Tensor<T> probs_drop_;    // [H*B, Q, K] after dropatt (only when active)
-  Tensor<T> attn_vec_;      // [Q*B, HD] heads merged
-  Tensor<T> x1_;            // [Q*B, M] post-LN: h + o (LayerNorm input)
-  DropoutPlan drop_probs_, drop_out_;
 };
 
 }  // namespace txl

@@ -13,8 +13,7 @@
 #include <vector>
 
 #include "txl/model/attention_block.h"
-#include "txl/model/dropout_sites.h"
-#include "txl/model/layer_norm.h"
+#include "txl/model/attention_output.h"
 #include "txl/model/layer_workspace.h"
 #include "txl/model/model_config.h"
 #include "txl/model/step_geometry.h"
@@ -37,10 +36,7 @@ class RelMultiHeadAttention : public AttentionBlock<T> {
   // before every forward, learned_position_rows.h) picks the table rows of the step.
   void bind_learned_positions(int r_emb_id, int r_w_bias_id, int r_bias_id, int64_t table_rows,
                               const Tensor<int32_t>* rows);
-  void set_dropout(double dropout, double dropatt) override {
-    dropout_ = dropout;
-    dropatt_ = dropatt;
-  }
+  void set_dropout(double dropout, double dropatt) override { output_.set_dropout(dropout, dropatt); }
 
   // cat [K*B, M]: the memory rows, then the layer input h (the last Q*B rows).
   // pos [K, M]: the position embedding (after its dropout). Both must stay unchanged until
@@ -58,18 +54,15 @@ class RelMultiHeadAttention : public AttentionBlock<T> {
   std::vector<int> param_ids() const override;
 
  private:
-  const T* probs_used() const { return drop_probs_.active ? probs_drop_.data() : probs_.data(); }
-
   int64_t layer_, n_head_, d_head_, d_model_;
   bool pre_lnorm_;
-  double dropout_, dropatt_;
-  int qkv_id_ = -1, r_net_id_ = -1, o_net_id_ = -1;
+  int qkv_id_ = -1, r_net_id_ = -1;
   int r_w_bias_id_ = -1, r_r_bias_id_ = -1;
   bool learned_;  // attn_type 1
   int r_emb_id_ = -1, r_bias_id_ = -1;
   int64_t table_rows_ = 0;
   const Tensor<int32_t>* table_rows_used_ = nullptr;  // [K] rows of r_emb / r_bias
-  LayerNorm<T> layer_norm_;
+  AttentionOutput<T> output_;  // softmax .. LayerNorm, and o_net
 
   // Kept from forward for backward.
   StepGeometry geometry_;
@@ -79,11 +72,6 @@ class RelMultiHeadAttention : public AttentionBlock<T> {
   Tensor<T> qu_, qw_;           // [H, B, Q, D] q + u, q + w (attn_type 1: q)
   Tensor<T> kh_, vh_;           // [H, B, K, D]
   Tensor<T> rh_;                // [H, K, D] R split by head
-  Tensor<T> probs_;             // [H*B, Q, K] softmax output
-  Tensor<T> probs_drop_;        // [H*B, Q, K] after dropatt (only when active)
-  Tensor<T> attn_vec_;          // [Q*B, HD] heads merged
-  Tensor<T> x1_;                // [Q*B, M] post-LN: h + o (LayerNorm input)
-  DropoutPlan drop_probs_, drop_out_;
 };
 
 }  // namespace txl
