@@ -8,40 +8,38 @@
 
 namespace txl {
 
-PresetFile PresetFile::load(const std::string& path) {
-  if (!std::filesystem::exists(path)) failf("{}: configuration file not found", path);
+namespace {
+// YAML text (the file's contents or a string) -> a preset file named `name`; every failure
+// names it.
+template <typename LoadYaml>
+YAML::Node read_presets(const std::string& name, LoadYaml load_yaml) {
   YAML::Node raw;
   try {
-    raw = YAML::LoadFile(path);
+    raw = load_yaml();
   } catch (const YAML::Exception& e) {
-    failf("{}: invalid YAML at line {}: {}", path, e.mark.line + 1, e.msg);
+    failf("{}: invalid YAML at line {}: {}", name, e.mark.line + 1, e.msg);
   }
+  if (!raw.IsMap()) failf("{}: expected a mapping of preset names to {{train: ..., eval: ...}}", name);
+  try {
+    return resolve_merge_keys(raw);
+  } catch (const Error& e) {
+    failf("{}: {}", name, e.what());
+  }
+}
+}  // namespace
+
+PresetFile PresetFile::load(const std::string& path) {
+  if (!std::filesystem::exists(path)) failf("{}: configuration file not found", path);
   PresetFile f;
   f.path_ = path;
-  if (!raw.IsMap()) failf("{}: expected a mapping of preset names to {{train: ..., eval: ...}}", path);
-  try {
-    f.root_ = resolve_merge_keys(raw);
-  } catch (const Error& e) {
-    failf("{}: {}", path, e.what());
-  }
+  f.root_ = read_presets(path, [&] { return YAML::LoadFile(path); });
   return f;
 }
 
 PresetFile PresetFile::parse(const std::string& text, const std::string& name) {
-  YAML::Node raw;
-  try {
-    raw = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    failf("{}: invalid YAML at line {}: {}", name, e.mark.line + 1, e.msg);
-  }
   PresetFile f;
   f.path_ = name;
-  if (!raw.IsMap()) failf("{}: expected a mapping of preset names to {{train: ..., eval: ...}}", name);
-  try {
-    f.root_ = resolve_merge_keys(raw);
-  } catch (const Error& e) {
-    failf("{}: {}", name, e.what());
-  }
+  f.root_ = read_presets(name, [&] { return YAML::Load(text); });
   return f;
 }
 
