@@ -304,13 +304,12 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
     json r = {{"loss", loss}, {"tokens", rep.result.tokens}, {"batches", rep.result.batches},
               {"throughput_tok_s", throughput}, {"latency_avg_ms", mean_ms}, {"latency_percentiles_ms", pct},
               {"repeat", e.repeat}, {"seconds", rep.seconds}, {"graph_replays", rep.result.graph_replays}};
-    if (char_level) r["bpc"] = bits_per_character(loss);
-    else r["ppl"] = perplexity(loss);
+    const LossMetric metric = loss_metric(loss, char_level);
+    r[metric.name] = metric.value;
     out["results"][rep.name] = r;
-    const double metric = char_level ? bits_per_character(loss) : perplexity(loss);
-    if (e.target_perplexity > 0 && metric > e.target_perplexity) {
-      say(fmt::format("benchmark: {} {} {:.3f} is above target_perplexity {:.3f}", rep.name,
-                      char_level ? "bpc" : "ppl", metric, e.target_perplexity));
+    if (e.target_perplexity > 0 && metric.value > e.target_perplexity) {
+      say(fmt::format("benchmark: {} {} {:.3f} is above target_perplexity {:.3f}", rep.name, metric.name,
+                      metric.value, e.target_perplexity));
       exit_code = kExitTargetMissed;
     }
     if (e.target_throughput > 0 && throughput < e.target_throughput) {

@@ -19,6 +19,9 @@ namespace txl {
 
 double perplexity(double loss) { return std::exp(loss); }
 double bits_per_character(double loss) { return loss / std::log(2.0); }
+LossMetric loss_metric(double loss, bool char_level) {
+  return char_level ? LossMetric{"bpc", bits_per_character(loss)} : LossMetric{"ppl", perplexity(loss)};
+}
 
 std::string format_train_line(const TrainLogLine& l) {
   std::string s = fmt::format("| epoch {:3d} step {:>8d} | batches {:>6d} / {:d} | lr {:.3e} | ms/batch {:5.1f} | "

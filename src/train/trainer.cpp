@@ -312,8 +312,8 @@ TrainOutcome Trainer::run() {
     log_.line(kDoubleRule);
     json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
                 {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
-    if (char_level) rec["bpc"] = bits_per_character(r.loss());
-    else rec["ppl"] = perplexity(r.loss());
+    const LossMetric metric = loss_metric(r.loss(), char_level);
+    rec[metric.name] = metric.value;
     log_.metrics(rec);
   }
 
@@ -326,14 +326,14 @@ TrainOutcome Trainer::run() {
     outcome.throughput = throughputs_.front();
   }
   const double final_loss = outcome.test_loss.value_or(state_.best_val_loss);
-  const double final_metric = char_level ? bits_per_character(final_loss) : perplexity(final_loss);
-  const char* metric_name = char_level ? "bpc" : "ppl";
+  const LossMetric final_metric = loss_metric(final_loss, char_level);
   // A run resumed at its last step logs no training interval: no throughput to report.
   const std::string throughput_text =
       throughputs_.empty() ? "n/a (no steps run)" : fmt::format("{:.2f} tok/s", outcome.throughput);
   log_.line(format_training_time_line(train_elapsed));
   log_.line(fmt::format("Training throughput: {}", throughput_text));
-  log_.line(fmt::format("| final {} {} {:.3f}", outcome.test_loss ? "test" : "valid", metric_name, final_metric));
+  log_.line(fmt::format("| final {} {} {:.3f}", outcome.test_loss ? "test" : "valid", final_metric.name,
+                        final_metric.value));
   nlohmann::ordered_json dl_summary = nlohmann::ordered_json::object();
   if (outcome.test_loss) {
     dl_summary["test_elapsed"] = outcome.test_seconds;
@@ -348,7 +348,7 @@ TrainOutcome Trainer::run() {
   dl_summary["valid_perplexity"] = perplexity(state_.best_val_loss);
   dllog_.log(nlohmann::ordered_json::array(), dl_summary);
   json summary = {{"type", "summary"}, {"step", state_.step}, {"throughput", outcome.throughput},
-                  {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {metric_name, final_metric}};
+                  {"best_val_loss", state_.best_val_loss}, {"final_loss", final_loss}, {final_metric.name, final_metric.value}};
   // The recipe's benchmark: exp(best validation loss) against target_perplexity (for
   // characters too), the mean throughput against target_throughput; a target without
   // a measurement (no validation ran) is not checked.
@@ -477,8 +477,8 @@ void Trainer::log_interval_line() {
               {"batch", l.batch},        {"n_batch", l.n_batch},   {"lr", l.lr},
               {"ms_per_batch", l.ms_per_batch}, {"tok_per_s", tok_per_s}, {"loss", loss},
               {"grad_norm", last_grad_norm_}};
-  if (l.char_level) rec["bpc"] = bits_per_character(loss);
-  else rec["ppl"] = perplexity(loss);
+  const LossMetric metric = loss_metric(loss, l.char_level);
+  rec[metric.name] = metric.value;
   if (mfu >= 0) rec["mfu"] = mfu;
   else rec["mfu"] = nullptr;
   if (scaler_.enabled()) rec["loss_scale"] = scaler_.scale();
@@ -518,8 +518,8 @@ void Trainer::validate_and_checkpoint() {
   log_.line(kRule);
   json rec = {{"type", "eval"}, {"step", state_.step}, {"eval", state_.eval_count}, {"loss", val_loss},
               {"tokens", r.tokens}, {"time", r.seconds}, {"best", best}};
-  if (char_level) rec["bpc"] = bits_per_character(val_loss);
-  else rec["ppl"] = perplexity(val_loss);
+  const LossMetric metric = loss_metric(val_loss, char_level);
+  rec[metric.name] = metric.value;
   log_.metrics(rec);
   nlohmann::ordered_json dl = {{"valid_elapsed", r.seconds}, {"valid_loss", val_loss}};
   if (char_level) dl["valid_bits_per_character"] = bits_per_character(val_loss);

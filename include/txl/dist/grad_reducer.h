@@ -26,13 +26,8 @@ class GradReducer {
   virtual void finish() = 0;
 };
 
-}  // namespace txl
-
-namespace txl {
-// Sets up the job's communicator: MPI when launched by mpirun/srun (or when MPI is
-// requested), the single-process one otherwise. Implemented in src/dist/world.cpp.
-std::unique_ptr<Communicator> init_world(int& argc, char**& argv);
 // The reducer for `params` on `comm`: a no-op for one rank; bucketed and overlapped
 // otherwise. `bucket_mb` <= 0 means one bucket reduced after backward (no overlap).
 std::unique_ptr<GradReducer> make_grad_reducer(Communicator& comm, ParamStore<float>& params, double bucket_mb);
+
 }  // namespace txl

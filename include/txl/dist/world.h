@@ -1,14 +1,18 @@
 // The job's process world beyond the Communicator itself: how the job was launched,
 // what to do when a rank fails, and start-up checks that every rank got the same inputs.
-// init_world() and make_grad_reducer() are declared in txl/dist/grad_reducer.h.
 #pragma once
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "txl/dist/communicator.h"
 
 namespace txl {
+
+// Sets up the job's communicator: MPI when launched by mpirun/srun (or when MPI is
+// requested), the single-process one otherwise.
+std::unique_ptr<Communicator> init_world(int& argc, char**& argv);
 
 // What the environment says about how this process was started.
 struct LaunchInfo {

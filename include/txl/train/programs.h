@@ -1,6 +1,6 @@
 // The txl_train and txl_eval programs after the job's communicator exists: command-line
-// and configuration resolution, then training or evaluation. The *_main.cpp files only
-// set up the world and report errors; tests call these directly.
+// and configuration resolution, then training or evaluation (tests call these directly),
+// and the main() they share (run_program_main: the world, threads, errors).
 #pragma once
 #include <string>
 #include <vector>
@@ -40,5 +40,11 @@ std::string eval_usage();
 // Exit code of the program (0 ok, 1 benchmark target missed, as the recipe). Bad input throws txl::Error.
 int run_train_program(const std::vector<std::string>& args, Communicator& comm);
 int run_eval_program(const std::vector<std::string>& args, Communicator& comm);
+
+// main() of a program that runs on every rank of the job (txl_train, txl_eval): the world,
+// OpenMP threads per rank unless OMP_NUM_THREADS is set, then `body` with the arguments
+// after argv[0]. An error ends the job with one line (exit_after_error).
+using ProgramBody = int (*)(const std::vector<std::string>& args, Communicator& comm);
+int run_program_main(int argc, char** argv, ProgramBody body);
 
 }  // namespace txl

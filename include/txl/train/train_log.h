@@ -53,6 +53,13 @@ std::string recipe_log_time(std::chrono::system_clock::time_point t);
 // ppl = exp(loss); bpc = loss / ln 2.
 double perplexity(double loss);
 double bits_per_character(double loss);
+// What a run reports for a mean token loss: "bpc" (bits per character) for character
+// corpora, "ppl" (perplexity) otherwise; the one place that choice is made.
+struct LossMetric {
+  const char* name;
+  double value;
+};
+LossMetric loss_metric(double loss, bool char_level);
 
 // A line-oriented append-only log. Each line is written with one write(2), so a process
 // killed at any point leaves whole lines only (or none).
