@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "txl/train/device_precision.h"
+
 namespace txl {
 
 const std::vector<ConfigKey<EvalConfig>>& eval_config_keys() {
@@ -73,18 +75,7 @@ void EvalConfig::finalize(int world) {
           fmt::format("unknown value '{}' (wt103 | lm1b | enwik8 | text8; closest: '{}')", dataset,
                       closest_name(dataset, datasets)));
   require(log_interval >= 0, "log_interval", "must be >= 0");
-  if (fp16) {
-    require(precision == "fp32" || precision == "fp16", "fp16",
-            fmt::format("fp16: true contradicts precision: {}", precision));
-    precision = "fp16";
-    fp16 = false;
-  }
-  require(device == "cpu" || device == "cuda", "device", fmt::format("unknown value '{}' (cpu | cuda)", device));
-  const std::vector<std::string> precisions{"fp32", "tf32", "fp16", "bf16"};
-  require(std::find(precisions.begin(), precisions.end(), precision) != precisions.end(), "precision",
-          fmt::format("unknown value '{}' (fp32 | tf32 | fp16 | bf16)", precision));
-  require(device == "cuda" || precision == "fp32", "precision",
-          fmt::format("{} needs device: cuda (the CPU backend computes in fp32 only)", precision));
+  resolve_device_precision(device, precision, fp16, "eval config");
   const std::vector<std::string> types{"eager", "graph", "pytorch", "torchscript"};
   require(std::find(types.begin(), types.end(), type) != types.end(), "type",
           fmt::format("unknown value '{}' (eager | graph, or the recipe's pytorch | torchscript; closest: '{}')", type,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "txl/train/device_precision.h"
+
 namespace txl {
 
 const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
@@ -168,16 +170,7 @@ void TrainConfig::finalize(int world) {
   TXL_CHECK(world >= 1, "world size must be >= 1 (got {})", world);
   notes.clear();
   resolve_recipe_options();
-  if (fp16) {
-    require(precision == "fp32" || precision == "fp16", "fp16",
-            fmt::format("fp16: true contradicts precision: {}", precision));
-    precision = "fp16";
-    fp16 = false;  // resolved into `precision`
-  }
-  require_one_of(device, "device", {"cpu", "cuda"});
-  require_one_of(precision, "precision", {"fp32", "tf32", "fp16", "bf16"});
-  require(device == "cuda" || precision == "fp32", "precision",
-          fmt::format("{} needs device: cuda (the CPU backend computes in fp32 only)", precision));
+  resolve_device_precision(device, precision, fp16, "config");
   require_one_of(optim, "optim", {"lamb", "jitlamb", "adam", "sgd", "adagrad"});
   require_one_of(scheduler, "scheduler", {"cosine", "inv_sqrt", "dev_perf", "constant"});
   require_one_of(init, "init", {"normal", "uniform"});
