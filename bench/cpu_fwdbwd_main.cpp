@@ -5,6 +5,10 @@
 // memory), then the median of the timed steps. GFLOP/s counts 3x the model's forward
 // FLOPs (TransformerXL::flops_per_token_fwd: backward ~ 2x forward).
 //
+// --profile wraps the backend in TimingOps and prints the time of every op per step
+// (forward / backward), GEMM GFLOP/s and GB/s against the traffic model's bytes
+// (bench/op_profile.h), and which fraction of the step its GEMMs take.
+//
 // Tokens are drawn log-uniformly over the vocabulary (P(id < k) ~ log k / log n_token),
 // a Zipf-like mix that sends most targets to the shortlist, as real text does.
 #include <omp.h>
@@ -14,10 +18,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "op_profile.h"
 #include "txl/model/transformer_xl.h"
+#include "txl/train/step_plan.h"
 
 namespace {
 
@@ -56,7 +63,7 @@ int main(int argc, char** argv) {
     cfg.dropatt = 0.0;
     int64_t batch = 1;
     int warmup = 1, steps = 3;
-    bool train_dropout = true;
+    bool train_dropout = true, profile = false;
     app.add_option("--n-layer", cfg.n_layer, "layers")->check(CLI::PositiveNumber);
     app.add_option("--d-model", cfg.d_model, "model width")->check(CLI::PositiveNumber);
     app.add_option("--n-head", cfg.n_head, "heads")->check(CLI::PositiveNumber);
@@ -68,9 +75,16 @@ int main(int argc, char** argv) {
     app.add_option("--warmup", warmup, "untimed steps (fill the memory)")->check(CLI::NonNegativeNumber);
     app.add_option("--steps", steps, "timed steps (median reported)")->check(CLI::PositiveNumber);
     app.add_flag("!--no-dropout", train_dropout, "run without dropout (default: training mode, dropout 0.1)");
+    app.add_flag("--profile", profile, "time every op (bench/op_profile.h)");
     CLI11_PARSE(app, argc, argv);
 
-    auto ops = txl::make_cpu_ops<float>();
+    std::unique_ptr<txl::Ops<float>> ops = txl::make_cpu_ops<float>();
+    txl::TimingOps<float>* timing = nullptr;
+    if (profile) {
+      auto wrapped = std::make_unique<txl::TimingOps<float>>(std::move(ops));
+      timing = wrapped.get();
+      ops = std::move(wrapped);
+    }
     txl::TransformerXL<float> model(cfg, *ops);
     model.init_params(1);
     const int64_t qlen = cfg.tgt_len, n = qlen * batch;
@@ -91,12 +105,16 @@ int main(int argc, char** argv) {
     for (int s = 0; s < warmup + steps; ++s) {
       const auto data = zipf_like_tokens(n, cfg.n_token, rng), target = zipf_like_tokens(n, cfg.n_token, rng);
       const txl::StepContext ctx{train_dropout, 1, static_cast<uint64_t>(s), 0, 0};
+      if (timing && s == warmup) timing->reset();
+      if (timing) timing->set_phase("untimed");  // zero_grad is outside the timed step
       model.params().zero_grad(*ops);
+      if (timing) timing->set_phase("forward");
       const auto t0 = std::chrono::steady_clock::now();
       const txl::Tensor<float>& nll = model.forward(data.data(), target.data(), qlen, batch, mem, ctx);
       ops->synchronize();
       const auto t1 = std::chrono::steady_clock::now();
       loss = ops->sum(nll.data(), nll.numel()) / static_cast<double>(n);
+      if (timing) timing->set_phase("backward");
       model.backward(dnll);
       ops->synchronize();
       const auto t2 = std::chrono::steady_clock::now();
@@ -117,6 +135,13 @@ int main(int argc, char** argv) {
                 "(forward alone %.1f GFLOP/s)\n",
                 flops_tok * 1e-6, 3 * flops_tok * static_cast<double>(n) * 1e-9, 3 * flops_tok * tok_s * 1e-9,
                 flops_tok * static_cast<double>(n) / (fms * 1e-3) * 1e-9);
+    if (timing) {
+      txl::StepPlanRequest rq;
+      rq.model = cfg;
+      rq.chunk_batch = batch;
+      rq.precision = txl::PlanPrecision::kFp32;
+      txl::bench::print_op_profile(*timing, steps, ms * 1e-3, txl::plan_training_step(rq).by_op);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
