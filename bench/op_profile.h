@@ -14,7 +14,7 @@
 namespace txl::bench {
 
 // `steps`: how many steps `timing` holds (phase "untimed" is left out); `step_s`: the
-// measured time of one step;
+// mean measured time of those steps;
 // `traffic`: bytes per op of one step (may be empty).
 inline void print_op_profile(const TimingOps<float>& timing, int steps, double step_s,
                              const std::map<std::string, TrafficCount>& traffic) {
