@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile-only checks of the CPU code (src/core, src/cpu: Eigen's SIMD paths) for CPU
 # targets other than this machine's, with warnings as errors, so a warning that only one
-# instruction set produces (GCC 12's AVX-512 false positives in Eigen, include/txl/cpu/
+# instruction set produces (GCC 12's AVX-512 false positives in Eigen, src/cpu/
 # eigen_core.h) cannot come back unnoticed on a machine that lacks that instruction set.
 # Nothing is run. Part of tests/run_all.sh.
 #

@@ -110,7 +110,7 @@ namespace {
 constexpr double kHalf = 2.0;                            // bytes of a bf16 / fp16 operand copy
 constexpr size_t kStagingMaxBytes = 8u << 20;            // cuda_ops.cpp: larger uploads synchronise
 constexpr int64_t kThreads = 256;                        // src/cuda/kernel_utils.cuh
-constexpr int64_t kSumBlocks = 512;                      // src/cuda/reduce_kernels.cu
+constexpr int64_t kSumBlocks = 512;                      // src/cuda/reductions.cu
 constexpr int64_t kColTileX = 32;                        // src/cuda/kernel_utils.cuh column_sum
 constexpr int64_t kMultiTensorChunk = int64_t{1} << 16;  // src/cuda/kernels.h
 
@@ -434,7 +434,7 @@ void CountingOps<T>::layernorm_bwd(int64_t rows, int64_t cols, const T* dy, cons
             {x, E * rc},
             {dx, E * rc}});
   if (rows <= 0) return;
-  // (dgamma, dbeta) column sums of dy * xhat and dy, then dx (layernorm_kernels.cu).
+  // (dgamma, dbeta) column sums of dy * xhat and dy, then dx (src/cuda/layernorm.cu).
   column_sum("layernorm_bwd", static_cast<double>(rows), cols, 2, 2 * E);
   kernel("layernorm_bwd", E * (2 * rc + static_cast<double>(cols) + 2.0 * static_cast<double>(rows)), E * rc);
 }
@@ -519,7 +519,7 @@ void CountingOps<T>::scatter_rows(const T* src, const int32_t*, int64_t n, int64
   kernel("scatter_rows", b + 4.0 * static_cast<double>(n), b);
 }
 
-// loss_kernels.cu: row ids 0..n-1, a stable radix sort of (index, row) pairs (CUB: about
+// src/cuda/loss.cu: row ids 0..n-1, a stable radix sort of (index, row) pairs (CUB: about
 // one histogram pass and one pass per 8 key bits, each reading and writing keys and
 // values), then each segment's rows added into its destination row in order.
 template <typename T>
@@ -636,7 +636,7 @@ void CountingOps<T>::lamb_step(T* p, const T*, T*, T*, const std::vector<FlatSli
     kernel("upload", 0, 4.0 * static_cast<double>(slices.size() + 1));
   }
   alloc_.touch_transient(static_cast<size_t>(16 * items + 4 * static_cast<double>(slices.size())));
-  // optimizer_kernels.cu: moments (p, g, m, v -> m, v), trust ratios, apply (p, m, v -> p).
+  // src/cuda/optimizers.cu: moments (p, g, m, v -> m, v), trust ratios, apply (p, m, v -> p).
   kernel("lamb_step", 4 * E * n, 2 * E * n + 16 * items);
   kernel("lamb_step", 16 * items, 4.0 * static_cast<double>(slices.size()));
   kernel("lamb_step", 3 * E * n, E * n + (storage_ == PlanStorage::kBf16 ? kHalf * n : 0.0));

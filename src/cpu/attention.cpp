@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "txl/core/error.h"
-#include "txl/cpu/cpu_kernels.h"
-#include "txl/cpu/parallel.h"
-#include "txl/cpu/vector_math.h"
+#include "cpu_kernels.h"
+#include "parallel.h"
+#include "vector_math.h"
 
 namespace txl::cpu {
 namespace {

@@ -4,7 +4,7 @@
 #include <type_traits>
 
 #include "txl/core/ops.h"
-#include "txl/cpu/cpu_kernels.h"
+#include "cpu_kernels.h"
 
 namespace txl {
 namespace {

@@ -1,10 +1,10 @@
 // GEMM on the CPU through Eigen: the row-major operands are mapped in place (outer
 // stride = leading dimension), transposes are Eigen expressions, so no copies are made.
-#include "txl/cpu/eigen_core.h"
+#include "eigen_core.h"
 
 #include "txl/core/error.h"
-#include "txl/cpu/cpu_kernels.h"
-#include "txl/cpu/parallel.h"
+#include "cpu_kernels.h"
+#include "parallel.h"
 
 namespace txl::cpu {
 namespace {

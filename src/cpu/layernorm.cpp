@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
-#include "txl/cpu/cpu_kernels.h"
-#include "txl/cpu/parallel.h"
+#include "cpu_kernels.h"
+#include "parallel.h"
 
 namespace txl::cpu {
 

@@ -2,9 +2,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "txl/cpu/cpu_kernels.h"
-#include "txl/cpu/parallel.h"
-#include "txl/cpu/vector_math.h"
+#include "cpu_kernels.h"
+#include "parallel.h"
+#include "vector_math.h"
 
 namespace txl::cpu {
 

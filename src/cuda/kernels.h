@@ -29,7 +29,7 @@ class Scratch {
   ~Scratch() = default;
 };
 
-// ---- elementwise (elementwise_kernels.cu) ----------------------------------------------
+// ---- elementwise (elementwise.cu) ----------------------------------------------
 void launch_fill(float* x, int64_t n, float value, cudaStream_t stream);
 // C_i = beta * C_i for `batch` row-major matrices rows x cols (leading dimension ld,
 // matrix i at C + i*stride); beta == 0 writes zeros without reading C (it may hold NaN).
@@ -49,7 +49,7 @@ void launch_relu_bwd(int64_t n, const float* y, const float* dy, float* dx, cuda
 void launch_dropout(const float* x, float* y, float p, const DropoutKey& key, const BatchLayout& layout,
                     cudaStream_t stream);
 
-// ---- column sums and reductions (reduce_kernels.cu) ------------------------------------
+// ---- column sums and reductions (reductions.cu) ------------------------------------
 // dbias[c] += sum_r dy[r, c]  (deterministic two-stage reduction in double)
 void launch_bias_grad(const float* dy, float* dbias, int64_t rows, int64_t cols, Scratch& scratch,
                       cudaStream_t stream);
@@ -78,14 +78,14 @@ struct MultiTensorPlan {  // device arrays
 void launch_sum_squares_slices(const float* x, const MultiTensorPlan& plan, double* out_device, Scratch& scratch,
                                cudaStream_t stream);
 
-// ---- layer norm (layernorm_kernels.cu) --------------------------------------------------
+// ---- layer norm (layernorm.cu) --------------------------------------------------
 void launch_layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* gamma, const float* beta,
                           float eps, float* y, float* mean, float* rstd, cudaStream_t stream);
 void launch_layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const float* x, const float* gamma,
                           const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta,
                           Scratch& scratch, cudaStream_t stream);
 
-// ---- attention (attention_kernels.cu) ---------------------------------------------------
+// ---- attention (attention.cu) ---------------------------------------------------
 void launch_split_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                         const float* bias, float* dst, cudaStream_t stream);
 void launch_merge_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
@@ -100,7 +100,7 @@ void launch_attn_softmax_fwd(const float* scores, int64_t n, int64_t qlen, int64
 void launch_attn_softmax_bwd(const float* probs, const float* d_probs, int64_t n, int64_t qlen, int64_t klen,
                              float scale, float* d_scores, cudaStream_t stream);
 
-// ---- gather / scatter and the loss (loss_kernels.cu) ------------------------------------
+// ---- gather / scatter and the loss (loss.cu) ------------------------------------
 void launch_gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
                         cudaStream_t stream);
 void launch_scatter_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
@@ -114,7 +114,7 @@ void launch_pick_cols(const float* logp, const int32_t* col, int64_t rows, int64
 void launch_log_softmax_pick_bwd(const float* logp, const int32_t* col, const float* coef, int64_t rows,
                                  int64_t cols, float* dlogits, cudaStream_t stream);
 
-// ---- optimizers (optimizer_kernels.cu) ---------------------------------------------------
+// ---- optimizers (optimizers.cu) ---------------------------------------------------
 struct OptimArgs {  // OptimStep (ops.h), field by field
   double lr, grad_scale, beta1, beta2, eps, weight_decay, momentum;
   int64_t step;

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "txl/cpu/eigen_core.h"
+#include "eigen_core.h"
 
 namespace txl::cpu {
 
