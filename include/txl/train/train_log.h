@@ -25,7 +25,7 @@ struct TrainLogLine {
   bool char_level = false;  // bpc instead of ppl
 };
 
-// train.py:
+// The recipe's train.py (its format strings: tests/fixtures/recipe/log_formats.txt):
 // "| epoch   1 step      500 | batches    500 / 16802 | lr 5.000e-03 | ms/batch 221.4 |
 //  tok/s   27747 | loss  6.42 | ppl    611.70"
 std::string format_train_line(const TrainLogLine& l);
@@ -36,7 +36,7 @@ std::string format_end_line(double seconds, double loss, bool char_level);
 // "Training time: 95.20 minutes"
 std::string format_training_time_line(double seconds);
 
-// eval.py:
+// The recipe's eval.py (tests/fixtures/recipe/log_formats.txt):
 // the result, with the recipe's trailing space: "| test loss  3.14 | test ppl    23.132 "
 std::string format_split_line(const std::string& split, double loss, bool char_level);
 // every log_interval batches (means over the interval; ppl of the mean batch loss):
