@@ -16,7 +16,7 @@
 #include "txl/train/evaluator.h"
 #include "txl/train/preset_file.h"
 #include "txl/train/programs.h"
-#include "txl/train/token_vector_iterator.h"
+#include "txl/data/token_vector_iterator.h"
 #include "txl/train/train_log.h"
 #include "txl/train/trainer.h"
 #include "txl/train/training_checkpoint.h"
@@ -247,7 +247,7 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
       if (words) say("| manual text as tokens: " + text);
       std::vector<int32_t> tokens = vocabulary.encode(text);
       batch_global = 1;  // the text is one stream
-      it = std::make_unique<TokenVectorIterator>(std::move(tokens), 1, e.tgt_len, e.ext_len);
+      it = std::make_unique<data::TokenVectorIterator>(std::move(tokens), 1, e.tgt_len, e.ext_len);
     } else {
       data::IteratorOptions opt;
       opt.warmup_mem_len = e.mem_len;

@@ -14,7 +14,7 @@
 #include "txl/train/backend.h"
 #include "txl/train/eval_config.h"
 #include "txl/train/evaluator.h"
-#include "txl/train/token_vector_iterator.h"
+#include "txl/data/token_vector_iterator.h"
 #include "txl/train/trainer.h"
 
 namespace txl {
@@ -199,7 +199,7 @@ TEST(ExtendedContext, EvaluationMatchesADirectComputation) {
 TEST(ExtendedContext, TextIteratorPrecedesEachBatchWithItsContext) {
   std::vector<int32_t> tokens(20);
   for (int32_t i = 0; i < 20; ++i) tokens[static_cast<size_t>(i)] = i;
-  TokenVectorIterator it(tokens, 1, 6, 4);
+  data::TokenVectorIterator it(tokens, 1, 6, 4);
   data::Batch b;
   ASSERT_TRUE(it.next(b));
   EXPECT_EQ(b.ext, 0);

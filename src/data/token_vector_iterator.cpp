@@ -1,10 +1,10 @@
-#include "txl/train/token_vector_iterator.h"
+#include "txl/data/token_vector_iterator.h"
 
 #include <algorithm>
 
 #include "txl/core/error.h"
 
-namespace txl {
+namespace txl::data {
 
 TokenVectorIterator::TokenVectorIterator(std::vector<int32_t> tokens, int64_t streams, int64_t tgt_len,
                                          int64_t ext_len)
@@ -23,7 +23,7 @@ void TokenVectorIterator::start_epoch(int64_t epoch) {
   offset_ = 0;
 }
 
-bool TokenVectorIterator::next(data::Batch& b) {
+bool TokenVectorIterator::next(Batch& b) {
   if (offset_ >= n_ - 1) return false;
   const int64_t len = std::min(tgt_len_, n_ - 1 - offset_);
   const int64_t ext = std::min(ext_len_, offset_);
@@ -46,13 +46,13 @@ bool TokenVectorIterator::next(data::Batch& b) {
   return true;
 }
 
-void TokenVectorIterator::seek(const data::StreamPosition& p) {
+void TokenVectorIterator::seek(const StreamPosition& p) {
   start_epoch(p.epoch);
-  data::Batch scratch;
+  Batch scratch;
   while (batch_ < p.batch && next(scratch)) {
   }
 }
 
 int64_t TokenVectorIterator::n_batch() const { return (n_ - 1 + tgt_len_ - 1) / tgt_len_; }
 
-}  // namespace txl
+}  // namespace txl::data

@@ -9,17 +9,17 @@
 
 #include "txl/data/batch_iterator.h"
 
-namespace txl {
+namespace txl::data {
 
-class TokenVectorIterator final : public data::BatchIterator {
+class TokenVectorIterator final : public BatchIterator {
  public:
   // Throws when the tokens do not give every stream at least two tokens.
   TokenVectorIterator(std::vector<int32_t> tokens, int64_t streams, int64_t tgt_len, int64_t ext_len = 0);
 
   void start_epoch(int64_t epoch) override;
-  bool next(data::Batch& batch) override;
-  data::StreamPosition position() const override { return {epoch_, batch_, offset_}; }
-  void seek(const data::StreamPosition& position) override;
+  bool next(Batch& batch) override;
+  StreamPosition position() const override { return {epoch_, batch_, offset_}; }
+  void seek(const StreamPosition& position) override;
   int64_t n_batch() const override;
   int64_t local_streams() const override { return streams_; }
 
@@ -29,4 +29,4 @@ class TokenVectorIterator final : public data::BatchIterator {
   int64_t epoch_ = 0, batch_ = 0, offset_ = 0;
 };
 
-}  // namespace txl
+}  // namespace txl::data
