@@ -97,6 +97,9 @@ class TransformerXL {
   // ---- inspection (tests, analysis) ----------------------------------------------------
   // Layer L's concat(memory, input) of the last forward, [klen*batch, d_model].
   const Tensor<T>& layer_input(int64_t layer) const { return layer_in_.at(static_cast<size_t>(layer)); }
+  // The last layer's output of the last forward_layers, [qlen*batch, d_model] (time-major;
+  // the input of the loss head). Used by generation (incremental_decoder.h).
+  const Tensor<T>& output() const { return core_out_; }
   // Gradient of the loss w.r.t. the word-embedding output (before its dropout), from the
   // last backward, [qlen*batch, d_model].
   const Tensor<T>& embedding_grad() const { return d_emb_; }
