@@ -5,6 +5,8 @@
 // ITS GPU, not by its local-rank order.
 #include <gtest/gtest.h>
 
+#include <linux/mempolicy.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -153,6 +155,22 @@ TEST_F(FakeSysfs, CpuRunsUseTheSocketsInRankOrder) {
   EXPECT_EQ(cores_for_rank(t, "socket_unique_interleaved", 1, 4), (V{1, 3, 9, 11}));
   EXPECT_EQ(cores_for_rank(t, "socket_unique_continuous", 3, 4), (V{6, 7, 14, 15}));
   EXPECT_EQ(cores_for_rank(t, "socket_unique_continuous", 0, 1), (V{0, 1, 2, 3, 8, 9, 10, 11}));
+}
+
+// GPU ranks prefer their GPU's NUMA node for memory (checked with get_mempolicy, then
+// reset, so the other tests keep the default policy).
+TEST(NumaPreference, PreferredNodeIsSetAndUnknownNodesChangeNothing) {
+  EXPECT_EQ(prefer_numa_node(-1), "the platform names no NUMA node for it");
+  if (!fs::exists("/sys/devices/system/node/node0")) GTEST_SKIP() << "skipped: no NUMA node 0 on this machine";
+  const std::string line = prefer_numa_node(0);
+  if (line.find("set_mempolicy failed") != std::string::npos) GTEST_SKIP() << "skipped: " << line;  // a sandbox
+  ASSERT_EQ(line, "NUMA node 0, memory preferred there");
+  int mode = -1;
+  unsigned long mask = 0;
+  ASSERT_EQ(syscall(SYS_get_mempolicy, &mode, &mask, 8 * sizeof(mask), nullptr, 0UL), 0);
+  EXPECT_EQ(mode, MPOL_PREFERRED);
+  EXPECT_EQ(mask, 1UL);
+  ASSERT_EQ(syscall(SYS_set_mempolicy, MPOL_DEFAULT, nullptr, 0UL), 0);
 }
 
 TEST(CpuList, ParsesAndPrintsTheKernelFormat) {
