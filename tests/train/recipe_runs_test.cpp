@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "train_test_util.h"
 #include "txl/dist/communicator.h"
@@ -104,6 +105,8 @@ TEST_F(RecipeRuns, AffinityIsAppliedAndLogged) {
             0)
       << out;
   EXPECT_NE(out.find("| affinity socket_unique_continuous: rank 0 bound to CPU cores "), std::string::npos) << out;
+  // train.py's console line: the local rank and the cores as a Python set.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"((^|\n)0: thread affinity: \{\d+(, \d+)*\}\n)"))) << out;
 }
 
 TEST(CpuAffinity, CoresOfEachMode) {
