@@ -1,6 +1,8 @@
 // CpuOps<T>: the CPU backend of Ops<T> (host memory, Eigen GEMMs, OpenMP loops).
 // Every op forwards to a kernel in txl/cpu/cpu_kernels.h.
 #include <cstring>
+#include <memory>
+#include <new>
 #include <type_traits>
 
 #include "txl/core/ops.h"
@@ -25,6 +27,12 @@ class CpuOps final : public Ops<T> {
     if (bytes > 0 && dst != src) std::memmove(dst, src, bytes);
   }
   void synchronize() override {}
+  // Host memory is the CPU backend's device memory: staging is an ordinary buffer and a copy.
+  std::shared_ptr<void> staging_buffer(size_t bytes) override {
+    return std::shared_ptr<void>(::operator new(bytes > 0 ? bytes : 1), [](void* p) { ::operator delete(p); });
+  }
+  void stage_to_device(void* dst, const void* staging_src, size_t bytes) override { copy(dst, staging_src, bytes); }
+  void stage_to_host(void* staging_dst, const void* src, size_t bytes) override { copy(staging_dst, src, bytes); }
   void fill(T* x, int64_t n, T value) override { cpu::fill(x, n, value); }
 
   void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,

@@ -10,6 +10,7 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <memory>
 
 #include "kernels.h"
 #include "txl/cuda/check.h"
@@ -41,6 +42,12 @@ int cuda_device_count() {
     return 0;
   }
   return count;
+}
+
+std::string cuda_pci_bus_id(int device) {
+  char id[32] = {};
+  TXL_CUDA_CHECK(cudaDeviceGetPCIBusId(id, static_cast<int>(sizeof(id)), device));
+  return id;
 }
 
 namespace {
@@ -212,6 +219,25 @@ class CudaOps final : public CudaBackend {
     enter();
     TXL_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     TXL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  // swap_mem: page-locked host buffers, so the copies below run asynchronously on the
+  // stream (from pageable memory the driver would copy synchronously through its own).
+  // cudaFreeHost waits for the device, so a buffer is never freed under a pending copy.
+  std::shared_ptr<void> staging_buffer(size_t bytes) override {
+    enter();
+    void* host = nullptr;
+    TXL_CUDA_CHECK(cudaHostAlloc(&host, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
+    return std::shared_ptr<void>(host, [](void* p) { cudaFreeHost(p); });
+  }
+  void stage_to_device(void* dst, const void* staging_src, size_t bytes) override {
+    if (bytes == 0) return;
+    enter();
+    TXL_CUDA_CHECK(cudaMemcpyAsync(dst, staging_src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void stage_to_host(void* staging_dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    enter();
+    TXL_CUDA_CHECK(cudaMemcpyAsync(staging_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0 || dst == src) return;

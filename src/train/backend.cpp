@@ -31,6 +31,19 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::s
 #endif
 }
 
+std::vector<std::string> gpu_bus_ids_of_local_ranks(int local_size) {
+#if defined(TXL_WITH_CUDA)
+  const int count = cuda_device_count();
+  if (count == 0) fail("device: cuda, but no CUDA device is visible (driver missing or CUDA_VISIBLE_DEVICES empty)");
+  std::vector<std::string> ids;
+  for (int r = 0; r < local_size; ++r) ids.push_back(cuda_pci_bus_id(r % count));
+  return ids;
+#else
+  (void)local_size;
+  fail("device: cuda, but this build has no CUDA backend (configure with cmake -DTXL_CUDA=ON on a machine with nvcc)");
+#endif
+}
+
 std::unique_ptr<StepGraph> make_step_graph(Ops<float>& ops) {
   if (auto recorded = make_recorded_step_graph(ops)) return recorded;
 #if defined(TXL_WITH_CUDA)

@@ -1,5 +1,9 @@
 #include "txl/train/dllogger.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -11,10 +15,58 @@ namespace txl {
 
 using json = nlohmann::ordered_json;  // keys in the order the recipe writes them
 
-std::string python_float_text(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".eni") == std::string::npos) s += ".0";  // not 1e+16, nan, inf
-  return s;
+std::string python_float_text(double v) { return python_float_repr(v); }  // str(float) is repr(float)
+
+std::string python_float_repr(double v) {
+  if (std::isnan(v)) return "NaN";  // json.dumps(allow_nan=True), DLLogger's default
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  // repr: the shortest round-trip digits, positional for exponents -5 < e < 16, else
+  // d.ddde+XX with at least two exponent digits.
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  (void)ec;
+  const std::string sci(buf, end);
+  const size_t e_at = sci.find('e');
+  const int exponent = std::stoi(sci.substr(e_at + 1));
+  std::string digits = sci.substr(0, e_at);
+  const bool negative = digits[0] == '-';
+  if (negative) digits.erase(0, 1);
+  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());  // d.ddd -> dddd
+  std::string out;
+  if (exponent < -4 || exponent >= 16) {
+    out = digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    out += fmt::format("e{}{:02d}", exponent < 0 ? '-' : '+', std::abs(exponent));
+  } else if (exponent < 0) {
+    out = "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+  } else {
+    const size_t int_digits = static_cast<size_t>(exponent) + 1;
+    if (digits.size() <= int_digits) out = digits + std::string(int_digits - digits.size(), '0') + ".0";
+    else out = digits.substr(0, int_digits) + "." + digits.substr(int_digits);
+  }
+  return negative ? "-" + out : out;
+}
+
+std::string python_json_text(const json& j) {
+  switch (j.type()) {
+    case json::value_t::object: {
+      std::string out = "{";
+      bool first = true;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!first) out += ", ";
+        first = false;
+        out += json(it.key()).dump(-1, ' ', /*ensure_ascii=*/true) + ": " + python_json_text(it.value());
+      }
+      return out + "}";
+    }
+    case json::value_t::array: {
+      std::string out = "[";
+      for (size_t i = 0; i < j.size(); ++i) out += (i ? ", " : "") + python_json_text(j[i]);
+      return out + "]";
+    }
+    case json::value_t::number_float: return python_float_repr(j.get<double>());
+    default: return j.dump(-1, ' ', /*ensure_ascii=*/true);  // strings (\uXXXX like Python), integers, bools, null
+  }
 }
 
 std::string python_utc_datetime(std::chrono::system_clock::time_point t) {
@@ -49,7 +101,7 @@ void DlLogger::log(const json& step, const json& data) {
   json r = record_head("LOG");
   r["step"] = step;
   r["data"] = data;
-  file_.write_line("DLLL " + r.dump());
+  file_.write_line("DLLL " + python_json_text(r));
 }
 
 void DlLogger::metadata(const std::string& metric, const std::string& unit) {
@@ -57,7 +109,7 @@ void DlLogger::metadata(const std::string& metric, const std::string& unit) {
   json r = record_head("METADATA");
   r["metric"] = metric;
   r["metadata"] = {{"unit", unit.empty() ? json(nullptr) : json(unit)}};
-  file_.write_line("DLLL " + r.dump());
+  file_.write_line("DLLL " + python_json_text(r));
 }
 
 void truncate_dllogger_after(const std::string& path, int64_t step) {

@@ -92,7 +92,7 @@ const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
       {"apex_amp_opt_level", &C::apex_amp_opt_level, "with fp16 and amp apex: O0 means float32; O1/O2 txl's fp16; O3 refused"},
       {"multi_gpu", &C::multi_gpu, "ddp | dp: txl always runs data parallel over its MPI ranks"},
       {"gpu0_bsz", &C::gpu0_bsz, "dp's batch share of GPU 0: ignored (txl splits batch_size evenly over ranks)"},
-      {"swap_mem", &C::swap_mem, "keep the memory in host memory between steps (not implemented; logged)"},
+      {"swap_mem", &C::swap_mem, "GPU: keep the memory in pinned host memory between steps (CPU: nothing to do; logged)"},
       {"local_rank", &C::local_rank, "ignored: MPI or SLURM give each rank its number"},
       {"no_env", &C::no_env, "accepted; txl logs no environment dump"},
       {"emb_init", &C::emb_init, "accepted, no effect (as in the recipe, whose initialisation never reads it)"},
@@ -284,8 +284,8 @@ void TrainConfig::resolve_recipe_options() {
                                 gpu0_bsz));
   if (swap_mem)
     notes.push_back(device == "cuda"
-                        ? "swap_mem: not implemented on the GPU yet; the memory stays in device memory (same results, "
-                          "more device memory)"
+                        ? "swap_mem: between steps each layer's memory is kept in pinned host memory and copied to "
+                          "the GPU when a step needs it (same results, less device memory)"
                         : "swap_mem: no effect on CPU runs (the memory is in host memory already)");
   if (local_rank != 0)
     notes.push_back(fmt::format("local_rank {} ignored: MPI or SLURM give each rank its number", local_rank));

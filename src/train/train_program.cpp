@@ -6,7 +6,10 @@
 #include <optional>
 #include <iostream>
 
+#include <fmt/ranges.h>
+
 #include "txl/dist/world.h"
+#include "txl/train/backend.h"
 #include "txl/train/corpus_directory.h"
 #include "txl/train/cpu_affinity.h"
 #include "txl/train/eval_config.h"
@@ -216,11 +219,20 @@ int run_train_program(const std::vector<std::string>& all_args, Communicator& co
   TrainInvocation inv = resolve_train_invocation(cl, comm.size(), start_time);
   // Bound before any worker thread exists: threads started later inherit the binding.
   if (inv.cfg.affinity != "disabled") {
-    const std::vector<int> cores =
-        cores_for_rank(read_cpu_topology(), inv.cfg.affinity, comm.local_rank(), comm.local_size());
-    std::string line = bind_to_cores(cores, inv.cfg.affinity, comm.rank());
-    if (inv.cfg.device == "cuda") line += " (sockets follow the local rank order, not each GPU's NUMA node)";
-    inv.cfg.notes.push_back(line);
+    std::vector<int> cores;
+    if (inv.cfg.device == "cuda") {  // the cores and NUMA node of the rank's own GPU
+      const GpuAffinity a = gpu_affinity_for_rank(gpu_bus_ids_of_local_ranks(comm.local_size()), inv.cfg.affinity,
+                                                  comm.local_rank(), usable_cpus());
+      cores = a.cores;
+      inv.cfg.notes.push_back(bind_to_cores(a.cores, inv.cfg.affinity, comm.rank()) + "; near its GPU " +
+                              a.gpu.pci_address + " (CPUs " + cpu_list_string(a.gpu.cpus) + "): " +
+                              prefer_numa_node(a.gpu.numa_node));
+    } else {
+      cores = cores_for_rank(read_cpu_topology(), inv.cfg.affinity, comm.local_rank(), comm.local_size());
+      inv.cfg.notes.push_back(bind_to_cores(cores, inv.cfg.affinity, comm.rank()));
+    }
+    // train.py prints the binding to the console as a Python set: "0: thread affinity: {0, 2}".
+    std::cout << fmt::format("{}: thread affinity: {{{}}}", comm.local_rank(), fmt::join(cores, ", ")) << std::endl;
   }
   if (!inv.corpus_directory.empty())
     inv.cfg.notes.push_back(prepare_corpus_directory(inv.corpus_directory, inv.cfg.dataset, comm));

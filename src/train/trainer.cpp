@@ -138,6 +138,10 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     state_.plateau = scheduler_->plateau();
   }
   model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  // swap_mem: on the GPU the memories wait for their next step in pinned host memory (on
+  // the CPU they are host memory already: the option changes nothing there).
+  if (cfg_.swap_mem && ops_->device() == Device::kCUDA)
+    for (int64_t c = 0; c < cfg_.batch_chunk; ++c) memory_swaps_.emplace_back(*ops_);
   // Every replica starts from rank 0's parameters (fresh or restored) and reads the same
   // corpus file: a rank with another file would silently train on other data. (The host
   // communicator checks the text; comm_ may be NCCL, which moves device buffers.)
@@ -409,7 +413,11 @@ void Trainer::train_step(const data::Batch& b) {
       target = chunk_target_.data();
     }
     ctx.batch_offset = layout_.first_stream + c * cb;
-    const Tensor<float>& nll = model_->forward(data, target, rows, cb, memories_[static_cast<size_t>(c)], ctx);
+    Memory<float>& mem = memories_[static_cast<size_t>(c)];
+    if (!memory_swaps_.empty()) memory_swaps_[static_cast<size_t>(c)].to_device(mem);
+    const Tensor<float>& nll = model_->forward(data, target, rows, cb, mem, ctx);
+    // The forward pass wrote the new memory; the backward pass does not read it.
+    if (!memory_swaps_.empty()) memory_swaps_[static_cast<size_t>(c)].to_host(mem);
     step_loss += ops.sum(nll.data(), nll.numel()) / static_cast<double>(len * cb) / static_cast<double>(chunks);
     reducer_->begin(c == chunks - 1);
     model_->backward(dnll_, [this](int id) { reducer_->on_grad_ready(id); });
@@ -539,6 +547,7 @@ void Trainer::validate_and_checkpoint() {
 }
 
 void Trainer::save_last() {
+  for (size_t c = 0; c < memory_swaps_.size(); ++c) memory_swaps_[c].to_device(memories_[c]);  // the checkpoint holds them
   state_.loss_scale = scaler_.state();
   state_.plateau = scheduler_->plateau();
   save_training_checkpoint((fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), *model_, *optimizer_, state_,

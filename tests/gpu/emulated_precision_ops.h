@@ -49,6 +49,9 @@ class EmulatedPrecisionOps final : public Ops<float> {
   void download(void* dst, const void* src, size_t bytes) override { inner_->download(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { inner_->copy(dst, src, bytes); }
   void synchronize() override { inner_->synchronize(); }
+  std::shared_ptr<void> staging_buffer(size_t bytes) override { return inner_->staging_buffer(bytes); }
+  void stage_to_device(void* dst, const void* src, size_t bytes) override { inner_->stage_to_device(dst, src, bytes); }
+  void stage_to_host(void* dst, const void* src, size_t bytes) override { inner_->stage_to_host(dst, src, bytes); }
   void fill(float* x, int64_t n, float value) override { inner_->fill(x, n, value); }
 
   void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,

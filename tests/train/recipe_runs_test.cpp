@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "train_test_util.h"
 #include "txl/dist/communicator.h"
@@ -104,10 +105,12 @@ TEST_F(RecipeRuns, AffinityIsAppliedAndLogged) {
             0)
       << out;
   EXPECT_NE(out.find("| affinity socket_unique_continuous: rank 0 bound to CPU cores "), std::string::npos) << out;
+  // train.py's console line: the local rank and the cores as a Python set.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"((^|\n)0: thread affinity: \{\d+(, \d+)*\}\n)"))) << out;
 }
 
 TEST(CpuAffinity, CoresOfEachMode) {
-  const CpuTopology two{{{0, 1, 2, 3}, {4, 5, 6, 7}}};
+  const CpuTopology two{{{0, 1, 2, 3}, {4, 5, 6, 7}}, {}};  // no hyper-threads
   using V = std::vector<int>;
   EXPECT_EQ(cores_for_rank(two, "disabled", 0, 4), V{});
   EXPECT_EQ(cores_for_rank(two, "socket", 3, 4), (V{4, 5, 6, 7}));
@@ -119,13 +122,23 @@ TEST(CpuAffinity, CoresOfEachMode) {
   EXPECT_EQ(cores_for_rank(two, "socket_unique_continuous", 0, 1), (V{0, 1, 2, 3}));  // one rank: socket 0
   std::string error;
   try {
-    cores_for_rank(two, "single_unique", 0, 16);
+    cores_for_rank(two, "single_unique", 4, 16);  // ranks 0-7 share socket 0's 4 cores
   } catch (const Error& e) {
     error = e.what();
   }
   EXPECT_EQ(error,
-            "affinity: single_unique: socket 0 has 4 usable cores for its 8 ranks; use fewer ranks per node, or "
-            "affinity socket or disabled");
+            "affinity: single_unique: the 4 cores near local rank 4 (0-3) are all taken by lower local ranks; use "
+            "fewer ranks per node, or affinity socket or disabled");
+  EXPECT_EQ(cores_for_rank(two, "single_unique", 3, 16), V{3});
+  error.clear();
+  try {
+    cores_for_rank(two, "socket_unique_continuous", 0, 16);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_EQ(error,
+            "affinity: socket_unique_continuous: the 4 cores near local rank 0 (0-3) are too few for the 8 ranks "
+            "sharing them; use fewer ranks per node, or affinity socket or disabled");
 }
 
 TEST(CpuAffinity, BindsTheCallingThread) {

@@ -257,7 +257,7 @@ TEST_F(TrainProgram, EvalReportsLossPerplexityLatencyAndJson) {
                              &out),
             0)
       << out;
-  EXPECT_NE(out.find("Evaluating with: math fp32 type eager bsz 8 tgt_len 16 ext_len 0 mem_len 32 clamp_len -1\n"),
+  EXPECT_NE(out.find("Evaluating with: math fp32 type pytorch bsz 8 tgt_len 16 ext_len 0 mem_len 32 clamp_len -1\n"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("| valid loss "), std::string::npos) << out;

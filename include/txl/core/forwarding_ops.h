@@ -2,7 +2,8 @@
 // backend through one of two hooks, so a decorator overrides the hooks (and the few ops
 // it treats specially) instead of every op, and a new op in ops.h needs one line here:
 //  - host_op(name, call): ops that move data between host and device or return a value
-//    to the host (upload, download, synchronize, sum, sum_squares, sum_squares_slices);
+//    to the host (upload, download, stage_to_device, stage_to_host, synchronize, sum,
+//    sum_squares, sum_squares_slices);
 //    `call` runs the inner op now (it captures by reference).
 //  - device_op(name, call): every other op, with its arguments bound by value (vectors
 //    copied), so `call` may also run later (recording_ops.h replays it).
@@ -38,6 +39,13 @@ class ForwardingOps : public Ops<T> {
   }
   void synchronize() override {
     host_op("synchronize", [&] { inner_->synchronize(); });
+  }
+  std::shared_ptr<void> staging_buffer(size_t bytes) override { return inner_->staging_buffer(bytes); }
+  void stage_to_device(void* dst, const void* staging_src, size_t bytes) override {
+    host_op("stage_to_device", [&] { inner_->stage_to_device(dst, staging_src, bytes); });
+  }
+  void stage_to_host(void* staging_dst, const void* src, size_t bytes) override {
+    host_op("stage_to_host", [&] { inner_->stage_to_host(staging_dst, src, bytes); });
   }
   void fill(T* x, int64_t n, T value) override {
     device_op("fill", [=, o = inner_.get()] { o->fill(x, n, value); });

@@ -67,6 +67,17 @@ class Ops {
   virtual void synchronize() = 0;
   virtual void fill(T* x, int64_t n, T value) = 0;
 
+  // ---- host staging (swap_mem: data kept in host memory between uses) --------------
+  // A host buffer of `bytes` that the copies below move to and from without stopping the
+  // host: page-locked memory (cudaHostAlloc) on the CUDA backend, ordinary memory on the
+  // CPU one. Freed when the last owner lets go.
+  virtual std::shared_ptr<void> staging_buffer(size_t bytes) = 0;
+  // Copies between device memory and a staging buffer, in order with the other ops
+  // (asynchronous on the CUDA backend's stream). The host may read or rewrite the staging
+  // buffer only after synchronize().
+  virtual void stage_to_device(void* dst, const void* staging_src, size_t bytes) = 0;
+  virtual void stage_to_host(void* staging_dst, const void* src, size_t bytes) = 0;
+
   // ---- dense linear algebra --------------------------------------------------------
   // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C. op(A) = A or A^T.
   // A is stored m x k (kNo) or k x m (kYes) with leading dimension lda; same for B.

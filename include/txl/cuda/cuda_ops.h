@@ -35,6 +35,9 @@ struct CudaOptions {
 
 // Number of usable CUDA devices; 0 (never an exception) when there is no GPU or driver.
 int cuda_device_count();
+// The PCI bus id of CUDA device `device` as cudaDeviceGetPCIBusId writes it
+// ("0000:1B:00.0"); affinity reads the device's sysfs entry with it (cpu_affinity.h).
+std::string cuda_pci_bus_id(int device);
 
 // The CUDA-specific surface of a backend made by make_cuda_ops.
 class CudaBackend : public Ops<float> {

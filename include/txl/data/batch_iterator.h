@@ -39,7 +39,8 @@ struct IteratorOptions {
   double varlen_std = 5.0;
   int64_t varlen_min_len = 5;
   double varlen_max_deviation = 3.0;
-  int64_t warmup_mem_len = 0;  // evaluation: warm-up prefix for a model with this mem_len
+  int64_t warmup_mem_len = 0;  // evaluation: warm-up prefix for a model with this mem_len (ordered corpora;
+                               // make_batch_iterator drops it for sentence corpora)
   int64_t ext_len = 0;         // extra context rows before each batch
   // Sentence corpora (lm1b):
   bool shuffle = false;  // training: shuffle shards and sentences every epoch

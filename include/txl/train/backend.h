@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "txl/core/ops.h"
 #include "txl/core/step_graph.h"
@@ -15,6 +16,11 @@ namespace txl {
 // RecordingOps, whose op calls can be recorded and replayed).
 std::unique_ptr<Ops<float>> make_backend(const std::string& device, const std::string& precision, int local_rank,
                                          bool graphs = false);
+
+// The PCI bus id of the GPU each of `local_size` local ranks uses (make_backend's choice:
+// local rank mod device count). A build without CUDA, or a machine without a GPU, is a
+// txl::Error saying so.
+std::vector<std::string> gpu_bus_ids_of_local_ranks(int local_size);
 
 // The StepGraph of a backend made with graphs = true: a CUDA graph on a GPU, recorded op
 // calls on the CPU. Any other backend is a txl::Error.

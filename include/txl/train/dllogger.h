@@ -46,6 +46,12 @@ nlohmann::ordered_json parameter_data(const std::vector<ConfigKey<Cfg>>& keys, c
 // Python's str(float): the shortest text that reads back as `v`, with ".0" on integral
 // values ("27747.0", "6e-06", "1796186055.36778").
 std::string python_float_text(double v);
+// Python's repr(float), as json.dumps writes numbers: "614.0031141255516", "27747.0",
+// "6e-06", "1e+16", "NaN", "Infinity".
+std::string python_float_repr(double v);
+// json.dumps(value) with its defaults, as DLLogger writes each record: ", " and ": "
+// separators, keys in the object's order, non-ASCII escaped as \uXXXX, floats by repr.
+std::string python_json_text(const nlohmann::ordered_json& value);
 // Python's str(datetime) of a UTC time: "2026-12-02 04:34:15.367780+00:00" (without the
 // fraction when the microseconds are 0).
 std::string python_utc_datetime(std::chrono::system_clock::time_point t);

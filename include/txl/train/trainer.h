@@ -18,6 +18,7 @@
 #include "txl/data/batch_iterator.h"
 #include "txl/data/corpus.h"
 #include "txl/dist/grad_reducer.h"
+#include "txl/model/memory_swap.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/train/dllogger.h"
 #include "txl/train/evaluator.h"
@@ -91,6 +92,7 @@ class Trainer {
   std::unique_ptr<GradReducer> reducer_;
   std::unique_ptr<data::BatchIterator> train_iter_, valid_iter_;
   std::vector<Memory<float>> memories_;
+  std::vector<MemorySwap<float>> memory_swaps_;  // swap_mem on the GPU: one per chunk; else empty
   MemoryLayout layout_;
   CheckpointInfo info_;
   TrainingState state_;
