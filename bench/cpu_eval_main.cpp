@@ -18,32 +18,15 @@
 
 #include "op_profile.h"
 #include "txl/model/transformer_xl.h"
+#include "txl/train/step_plan.h"
+#include "cpu_bench.h"
 
-namespace {
-
-std::vector<int32_t> zipf_like_tokens(int64_t n, int64_t n_token, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(0.0, std::log(static_cast<double>(n_token)));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids)
-    id = static_cast<int32_t>(std::min<int64_t>(n_token - 1, static_cast<int64_t>(std::exp(u(rng))) - 1));
-  return ids;
-}
-
-}  // namespace
+using txl::zipf_like_tokens;
 
 int main(int argc, char** argv) {
   try {
     CLI::App app{"Evaluation step time of Transformer-XL on the CPU (float)"};
-    txl::ModelConfig cfg;
-    cfg.n_token = 267735;
-    cfg.n_layer = 16;
-    cfg.n_head = 8;
-    cfg.d_head = 64;
-    cfg.d_model = 512;
-    cfg.d_inner = 2048;
-    cfg.cutoffs = {19997, 39997, 199997};
-    cfg.tie_weight = true;
-    cfg.tie_projs = {false, true, true, true};
+    txl::ModelConfig cfg = txl::bench::wt103_base_model();
     cfg.tgt_len = 64;
     cfg.mem_len = 640;
     cfg.clamp_len = 400;
@@ -51,35 +34,21 @@ int main(int argc, char** argv) {
     int64_t batch = 4;
     int steps = 3;
     bool profile = false;
-    app.add_option("--n-layer", cfg.n_layer, "layers")->check(CLI::PositiveNumber);
-    app.add_option("--d-model", cfg.d_model, "model width")->check(CLI::PositiveNumber);
-    app.add_option("--n-head", cfg.n_head, "heads")->check(CLI::PositiveNumber);
-    app.add_option("--d-head", cfg.d_head, "head width")->check(CLI::PositiveNumber);
-    app.add_option("--d-inner", cfg.d_inner, "feed-forward width")->check(CLI::PositiveNumber);
-    app.add_option("--tgt-len", cfg.tgt_len, "tokens per stream and step")->check(CLI::PositiveNumber);
-    app.add_option("--mem-len", cfg.mem_len, "memory length")->check(CLI::NonNegativeNumber);
+    txl::bench::add_shape_options(app, cfg);
     app.add_option("--clamp-len", cfg.clamp_len, "clamp relative positions (-1: none)");
     app.add_option("--batch", batch, "streams")->check(CLI::PositiveNumber);
     app.add_option("--steps", steps, "timed steps (median reported)")->check(CLI::PositiveNumber);
     app.add_flag("--profile", profile, "time every op (bench/op_profile.h)");
     CLI11_PARSE(app, argc, argv);
 
-    std::unique_ptr<txl::Ops<float>> ops = txl::make_cpu_ops<float>();
     txl::TimingOps<float>* timing = nullptr;
-    if (profile) {
-      auto wrapped = std::make_unique<txl::TimingOps<float>>(std::move(ops));
-      timing = wrapped.get();
-      ops = std::move(wrapped);
-    }
+    std::unique_ptr<txl::Ops<float>> ops = txl::bench::cpu_backend(profile, &timing);
     txl::TransformerXL<float> model(cfg, *ops);
     model.init_params(1);
     model.set_lengths(cfg.tgt_len, 0, cfg.mem_len, cfg.same_length, cfg.clamp_len);
     const int64_t qlen = cfg.tgt_len, n = qlen * batch;
     const int warmup = cfg.mem_len > 0 ? static_cast<int>((cfg.mem_len + qlen - 1) / qlen) : 0;
-    std::printf("backend %s, %d threads; n_layer %ld d_model %ld n_head %ld d_head %ld d_inner %ld n_token %ld\n",
-                ops->name(), omp_get_max_threads(), static_cast<long>(cfg.n_layer), static_cast<long>(cfg.d_model),
-                static_cast<long>(cfg.n_head), static_cast<long>(cfg.d_head), static_cast<long>(cfg.d_inner),
-                static_cast<long>(cfg.n_token));
+    txl::bench::print_model_line(*ops, cfg);
     std::printf("tgt_len %ld mem_len %ld clamp_len %ld same_length %d batch %ld; %d steps fill the memory\n",
                 static_cast<long>(qlen), static_cast<long>(cfg.mem_len), static_cast<long>(cfg.clamp_len),
                 cfg.same_length ? 1 : 0, static_cast<long>(batch), warmup);

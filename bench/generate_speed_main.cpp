@@ -22,6 +22,7 @@
 #include "txl/model/adaptive_distribution.h"
 #include "txl/model/incremental_decoder.h"
 #include "txl/train/backend.h"
+#include "cpu_bench.h"
 
 namespace {
 
@@ -30,8 +31,7 @@ using Clock = std::chrono::steady_clock;
 txl::ModelConfig shape(const std::string& name) {
   txl::ModelConfig c;
   if (name == "wt103_base") {
-    c.n_token = 267735;
-    c.cutoffs = {19997, 39997, 199997};
+    c = txl::bench::wt103_base_model();
   } else {
     c.n_token = 18328;
     c.cutoffs = {2000, 6000};
