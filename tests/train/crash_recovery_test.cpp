@@ -1,6 +1,7 @@
 // Fault injection against the txl_train / txl_eval binaries (issue: nothing lost, nothing
 // silently wrong): two jobs in one work dir, a killed job's lock, a crash at each step of a
-// checkpoint write (TXL_FAULT_POINT, include/txl/core/fault_point.h), flipped bits in a checkpoint and in the corpus, a full
+// checkpoint write (TXL_FAULT_POINT, include/txl/core/fault_point.h) and between it and
+// the copy to checkpoint_best.h5, flipped bits in a checkpoint and in the corpus, a full
 // disk during a checkpoint write, and corpora written before checksums and before format 2.
 #include <signal.h>
 #include <sys/wait.h>
@@ -163,6 +164,49 @@ TEST_F(CrashRecovery, ACrashAtAnyPointOfACheckpointWriteLosesNothing) {
     EXPECT_EQ(test::compare_checkpoint_tensors(work + "/checkpoint_last.h5", ref), "");
     for (const std::string& name : test::list_dir(work)) EXPECT_FALSE(contains(name, ".tmp.")) << name;
   }
+}
+
+// A crash after checkpoint_last.h5 of a new best validation is committed but before its
+// copy to checkpoint_best.h5 is (TXL_FAULT_POINT checkpoint:best_pending: nothing copied
+// yet; checkpoint:copied: the copy written, not yet verified nor renamed): --restart auto
+// makes the copy first, and checkpoint_best.h5 ends as the uninterrupted run's.
+TEST_F(CrashRecovery, ACrashBeforeTheBestCopyLeavesTheSameBestCheckpoint) {
+  const std::string ref = dir_ + "/ref";
+  std::string out;
+  ASSERT_EQ(train(ref, {"--max_step", "12", "--eval_interval", "4"}, &out), 0) << out;
+  const TrainingState ref_best = TrainingCheckpoint::open(ref + "/checkpoint_best.h5").state();
+  ASSERT_GT(ref_best.step, 4) << "the test needs a best validation after step 4";
+  const std::string base = dir_ + "/base";
+  ASSERT_EQ(train(base, {"--max_step", "4", "--eval_interval", "4"}, &out), 0) << out;
+  for (const char* point : {"checkpoint:best_pending", "checkpoint:copied"}) {
+    SCOPED_TRACE(point);
+    const std::string work = dir_ + "/" + std::string(point).substr(11);
+    fs::copy(base, work, fs::copy_options::recursive);
+    // Stopped at the first best validation after step 4 (ref_best.step or earlier).
+    ASSERT_EQ(train(work, {"--max_step", "12", "--eval_interval", "4", "--restart", "auto"}, &out, point),
+              128 + SIGKILL)
+        << out;
+    const int64_t crashed_at = verify_training_checkpoint(work + "/checkpoint_last.h5");
+    EXPECT_EQ(TrainingCheckpoint::open(work + "/checkpoint_best.h5").state().step, 4) << "the copy was not made";
+    ASSERT_EQ(train(work, {"--max_step", "12", "--eval_interval", "4", "--restart", "auto"}, &out), 0) << out;
+    EXPECT_TRUE(contains(out, "restart: copied to " + work + "/checkpoint_best.h5")) << out;
+    EXPECT_TRUE(contains(out, fmt::format("at step {} stopped before copying it", crashed_at))) << out;
+    const TrainingState best = TrainingCheckpoint::open(work + "/checkpoint_best.h5").state();
+    EXPECT_EQ(best.step, ref_best.step);
+    EXPECT_EQ(best.best_val_loss, ref_best.best_val_loss);
+    EXPECT_EQ(test::compare_checkpoint_tensors(work + "/checkpoint_best.h5", ref + "/checkpoint_best.h5"), "");
+    EXPECT_EQ(test::compare_checkpoint_tensors(work + "/checkpoint_last.h5", ref + "/checkpoint_last.h5"), "");
+    for (const std::string& name : test::list_dir(work)) EXPECT_FALSE(contains(name, ".tmp.")) << name;
+  }
+}
+
+// Restarting from a checkpoint whose validation was not a new best copies nothing.
+TEST_F(CrashRecovery, ARestartAfterAValidationWithoutImprovementCopiesNothing) {
+  const std::string work = dir_ + "/work";
+  std::string out;
+  ASSERT_EQ(train(work, {"--max_step", "4", "--eval_interval", "4"}, &out), 0) << out;
+  ASSERT_EQ(train(work, {"--max_step", "8", "--eval_interval", "4", "--restart", "auto"}, &out), 0) << out;
+  EXPECT_FALSE(contains(out, "restart: copied")) << out;
 }
 
 TEST_F(CrashRecovery, ACorruptCheckpointLastFallsBackToThePreviousOne) {
