@@ -16,6 +16,11 @@ for b in txl_train txl_prep txl_checkpoint_diff; do
 done
 root=$(mktemp -d "${TMPDIR:-/tmp}/txl_soak.XXXXXX")
 trap 'rm -rf "$root"' EXIT
+# Private copies: a rebuild of $build during the soak (hours) must not change, or half-write,
+# the binaries it compares.
+mkdir -p "$root/bin"
+for b in txl_train txl_prep txl_checkpoint_diff; do cp "$bin/$b" "$root/bin/"; done
+bin=$root/bin
 export OMP_NUM_THREADS=1 TXL_LOCK_HEARTBEAT_S=1
 "$bin/txl_prep" --dataset wt2 --data data_prep/samples/wikitext-2 --out "$root/corpus.h5" --quiet >/dev/null
 cat >"$root/soak.yaml" <<YAML
@@ -60,7 +65,8 @@ train "$root/ref" >"$root/ref.log" 2>&1 || { echo "error: the reference run fail
 ref_seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
 echo "reference run: $ref_seconds s"
 signals=(TERM KILL USR1)
-diverged=0 failed=0 interruptions=0
+diverged=0 failed=0 interruptions=0 interrupted_trials=0 runs=0
+declare -A by_signal=([TERM]=0 [KILL]=0 [USR1]=0)
 for ((t = 1; t <= trials; t++)); do
   work="$root/trial"
   rm -rf "$work"
@@ -73,12 +79,13 @@ for ((t = 1; t <= trials; t++)); do
       # A random moment within the expected run time (milliseconds).
       sleep "$(awk -v r=$RANDOM -v s="$ref_seconds" 'BEGIN { printf "%.3f", (r % 1000) * s / 1000 }')"
       sig=${signals[RANDOM % 3]}
-      kill -s "$sig" "$pid" 2>/dev/null && sent+="$sig " && interruptions=$((interruptions + 1))
+      kill -s "$sig" "$pid" 2>/dev/null && sent+="$sig " && interruptions=$((interruptions + 1)) &&
+        by_signal[$sig]=$((by_signal[$sig] + 1))
       kills=$((kills - 1))
     fi
     wait "$pid"
     rc=$?
-    restarts=$((restarts + 1))
+    restarts=$((restarts + 1)) runs=$((runs + 1))
     # 0: finished or stopped cleanly; 137: SIGKILL; 143 / 138: SIGTERM / SIGUSR1 before
     # the handlers were installed (start-up), which ends the process as they do by default.
     if [ $rc -ne 0 ] && [ $rc -ne 137 ] && [ $rc -ne 143 ] && [ $rc -ne 138 ]; then
@@ -88,6 +95,7 @@ for ((t = 1; t <= trials; t++)); do
     fi
     if ((restarts > 10)); then echo "trial $t: no progress after 10 runs"; ok=0 failed=$((failed + 1)); break; fi
   done
+  [ -z "$sent" ] || interrupted_trials=$((interrupted_trials + 1))
   ((ok)) || { : >"$root/trial.log"; continue; }
   result=identical
   for group in /model /memory; do
@@ -105,5 +113,7 @@ for ((t = 1; t <= trials; t++)); do
   : >"$root/trial.log"
   echo "trial $t: signals ${sent:-none (finished first)}, $restarts runs, $result"
 done
-echo "soak: $trials trials, $interruptions interruptions, $diverged diverged, $failed failed runs"
+echo "soak: $trials trials ($interrupted_trials interrupted), $interruptions signals delivered" \
+  "(${by_signal[KILL]} KILL, ${by_signal[TERM]} TERM, ${by_signal[USR1]} USR1), $runs txl_train runs," \
+  "$diverged diverged, $failed failed runs"
 [ $diverged -eq 0 ] && [ $failed -eq 0 ]

@@ -1,10 +1,12 @@
 // Fuzz target: a training checkpoint (src/train/training_checkpoint.cpp,
 // src/model/model_checkpoint.cpp) from arbitrary bytes: opened, attributes and model
-// configuration read, every dataset verified, and the model loaded when it is small.
+// configuration read, every dataset verified, the vocabulary of a converted checkpoint read
+// (src/convert/checkpoint_vocabulary.cpp), and the model loaded when it is small.
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz_input_file.h"
+#include "txl/convert/checkpoint_vocabulary.h"
 #include "txl/core/error.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/train/backend.h"
@@ -17,6 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ckpt.info();
     ckpt.state();
     ckpt.file().verify_datasets();
+    if (txl::has_checkpoint_vocabulary(ckpt.file())) txl::read_checkpoint_vocabulary(ckpt.file());
     const txl::ModelConfig cfg = txl::read_model_config(ckpt.file());
     // Small models only: a fuzzed configuration may ask for any size.
     const int64_t embed = cfg.n_token * cfg.d_embed, layers = cfg.n_layer * cfg.d_model * cfg.d_inner;

@@ -70,6 +70,12 @@ CorpusFile CorpusFile::open(const std::string& path) {
   c.checksum_ = f.attr_string("/", "checksum");
   const int64_t n_token = f.attr_int("/", "n_token");
 
+  // From version 2 on a variable-length string dataset is damage, not an old file: never
+  // hand it to libhdf5's global-heap reader.
+  for (const char* list : {fmt_::kSymbols, fmt_::kBpeMerges})
+    if (c.format_version_ > fmt_::kLastVlenVersion && f.exists(list) && !f.is_string_list(list))
+      failf("{}: '{}' is not a string list (bytes and offsets) as format version {} stores it", path, list,
+            c.format_version_);
   std::vector<std::string> symbols = f.read_strings(fmt_::kSymbols);
   const int64_t n_counts = integer_vector_length(f, fmt_::kCounts);
   if (static_cast<int64_t>(symbols.size()) != n_token || n_counts != n_token)

@@ -197,17 +197,15 @@ void File::write(const std::string& path, const T* data, const Shape& shape, int
 }
 
 void File::write_strings(const std::string& path, const std::vector<std::string>& strings) {
-  ensure_parent(path);
-  std::vector<const char*> ptrs;
-  ptrs.reserve(strings.size());
-  for (const auto& s : strings) ptrs.push_back(s.c_str());
-  Handle type = string_type();
-  Handle space = simple_space({static_cast<int64_t>(strings.size())});
-  Handle ds = check(H5Dcreate2(file_.get(), path.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                               H5P_DEFAULT),
-                    H5Dclose, fmt::format("{}: cannot create dataset '{}'", path_, path));
-  if (!strings.empty() && H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
-    failf("{}: cannot write dataset '{}'", path_, path);
+  std::vector<uint64_t> offsets{0};
+  offsets.reserve(strings.size() + 1);
+  for (const std::string& s : strings) offsets.push_back(offsets.back() + s.size());
+  std::vector<uint8_t> bytes;
+  bytes.reserve(offsets.back());
+  for (const std::string& s : strings) bytes.insert(bytes.end(), s.begin(), s.end());
+  ensure_parent(path + "/bytes");
+  write(path + "/bytes", bytes);
+  write(path + "/offsets", offsets);
 }
 
 Shape File::shape(const std::string& path) const {
@@ -261,10 +259,40 @@ void File::read_rows(const std::string& path, int64_t offset, int64_t count, T* 
           read_failure_cause());
 }
 
+bool File::is_string_list(const std::string& path) const {
+  Handle obj = open_object(path);
+  return H5Iget_type(obj.get()) == H5I_GROUP;
+}
+
 std::vector<std::string> File::read_strings(const std::string& path) const {
+  if (!is_string_list(path)) return read_vlen_strings(path);
+  const std::string bytes_path = path + "/bytes", offsets_path = path + "/offsets";
+  if (shape(bytes_path).size() != 1 || shape(offsets_path).size() != 1)
+    failf("{}: string list '{}': bytes and offsets must be 1-D datasets", path_, path);
+  const std::vector<uint8_t> bytes = read<uint8_t>(bytes_path);
+  const std::vector<uint64_t> offsets = read<uint64_t>(offsets_path);
+  if (offsets.empty() || offsets.front() != 0 || offsets.back() != bytes.size())
+    failf("{}: string list '{}': offsets must run from 0 to the {} bytes (corrupt file?)", path_, path,
+          bytes.size());
+  std::vector<std::string> out;
+  out.reserve(offsets.size() - 1);
+  for (size_t i = 0; i + 1 < offsets.size(); ++i) {
+    if (offsets[i + 1] < offsets[i] || offsets[i + 1] > bytes.size())
+      failf("{}: string list '{}': offsets[{}] = {} is out of order (corrupt file?)", path_, path, i + 1,
+            offsets[i + 1]);
+    out.emplace_back(reinterpret_cast<const char*>(bytes.data()) + offsets[i], offsets[i + 1] - offsets[i]);
+  }
+  return out;
+}
+
+std::vector<std::string> File::read_vlen_strings(const std::string& path) const {
   const Shape s = shape(path);
+  if (s.size() != 1) failf("{}: string dataset '{}' has shape {}, expected a 1-D list", path_, path, shape_string(s));
   Handle ds = check(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT), H5Dclose,
                     fmt::format("{}: cannot open dataset '{}'", path_, path));
+  Handle stored = check(H5Dget_type(ds.get()), H5Tclose, fmt::format("{}: '{}': datatype", path_, path));
+  if (H5Tget_class(stored.get()) != H5T_STRING || H5Tis_variable_str(stored.get()) <= 0)
+    failf("{}: '{}' is neither a string list nor a variable-length string dataset", path_, path);
   Handle type = string_type();
   std::vector<char*> ptrs(static_cast<size_t>(shape_numel(s)), nullptr);
   if (!ptrs.empty() && H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)

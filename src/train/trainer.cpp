@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "txl/convert/checkpoint_vocabulary.h"
+#include "txl/core/fault_point.h"
 #include "txl/dist/world.h"
 #if defined(TXL_WITH_CUDA)
 #include "txl/cuda/nccl_communicator.h"
@@ -230,6 +231,7 @@ TrainOutcome Trainer::run() {
     log_.line(fmt::format("| resumed from {} at step {} (epoch {}, batch {})", restart_path_, state_.step,
                           state_.position.epoch + 1, state_.position.batch));
   for (const std::string& note : start_notes_) log_.line("| " + note);
+  complete_interrupted_copies();
   for (const std::string& gap : restart_not_carried_) log_.line("| not carried over from the recipe: " + gap);
   json config_record = {{"type", "config"}, {"step", state_.step}, {"world", comm_->size()},
                         {"parameters", model_->params().total_numel()}, {"restart", restart_path_}};
@@ -540,6 +542,7 @@ void Trainer::validate_and_checkpoint() {
   }
   save_last();
   const std::string last = (fs::path(cfg_.work_dir) / "checkpoint_last.h5").string();
+  if (best) fault_point("checkpoint:best_pending");
   if (best) copy_checkpoint(last, (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string(), *comm_);
   if (cfg_.save_all)
     copy_checkpoint(last, (fs::path(cfg_.work_dir) / fmt::format("checkpoint_{}.h5", state_.step)).string(), *comm_);
@@ -552,6 +555,41 @@ void Trainer::save_last() {
   state_.plateau = scheduler_->plateau();
   save_training_checkpoint((fs::path(cfg_.work_dir) / "checkpoint_last.h5").string(), *model_, *optimizer_, state_,
                            memories_, layout_, info_, *comm_);
+}
+
+// A job killed after it committed checkpoint_last.h5 of a new best validation but before
+// its copy to checkpoint_best.h5 was committed (or to checkpoint_<step>.h5 with save_all)
+// left the copy undone; the restarted run makes it first, so the work dir ends as an
+// uninterrupted run's. The checkpoint it resumed from is the one to copy: it was written
+// right after that validation (last_eval_step = step), and checkpoint_best.h5 is older
+// and records another best loss (a validation that did not improve copies nothing).
+void Trainer::complete_interrupted_copies() {
+  if (!restarted_ || cfg_.debug || cfg_.no_eval || comm_->rank() != 0) return;
+  if (state_.eval_count == 0 || state_.last_eval_step != state_.step) return;
+  const fs::path work(cfg_.work_dir);
+  std::error_code ec;
+  if (!fs::equivalent(fs::path(restart_path_).parent_path(), work, ec)) return;  // another job's checkpoint
+  const std::string best = (work / "checkpoint_best.h5").string();
+  bool best_behind = !fs::exists(best);
+  if (!best_behind) {
+    try {
+      const TrainingState b = TrainingCheckpoint::open(best).state();
+      best_behind = b.step < state_.step && b.best_val_loss != state_.best_val_loss;
+    } catch (const Error& e) {
+      log_.line(fmt::format("| restart: {} is unreadable, left as it is: {}", best, e.what()));
+    }
+  }
+  const std::string why = fmt::format("the job that wrote {} at step {} stopped before copying it", restart_path_,
+                                      state_.step);
+  if (best_behind && std::isfinite(state_.best_val_loss)) {
+    copy_checkpoint(restart_path_, best, *comm_);
+    log_.line(fmt::format("| restart: copied to {} ({})", best, why));
+  }
+  const std::string numbered = (work / fmt::format("checkpoint_{}.h5", state_.step)).string();
+  if (cfg_.save_all && !fs::exists(numbered)) {
+    copy_checkpoint(restart_path_, numbered, *comm_);
+    log_.line(fmt::format("| restart: copied to {} ({})", numbered, why));
+  }
 }
 
 bool Trainer::stop_agreed() {

@@ -149,6 +149,7 @@ void copy_checkpoint(const std::string& from, const std::string& to, Communicato
     h5::remove_quietly(tmp);
     failf("{}: cannot copy to {}: {}", from, to, ec.message());
   }
+  fault_point("checkpoint:copied");
   verify_and_commit(tmp, to, false);
 }
 

@@ -6,7 +6,8 @@
 #     dropout and attention dropout on;
 #  2. multi-rank evaluation: txl_eval on 2 ranks gives the loss of 1 rank;
 #  3. ranks with different configurations stop at start-up, naming the rank;
-#  4. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s.
+#  4. a killed rank: SIGKILL to one rank of a 2-rank run ends the other non-zero within 60 s;
+#  5. a 2-rank job into a work dir another job holds stops on every rank.
 # Usage: tests/dist/run_equivalence.sh BIN_DIR [WORK_DIR]
 # Prints one line per check and "equivalence: N passed, M failed"; exit 0 when all passed.
 set -uo pipefail
@@ -143,6 +144,35 @@ kill_one_rank() {
   ((rc != 0)) && ((SECONDS - start <= 60))
 }
 check "killing one of 2 ranks ends the job non-zero within 60 s" kill_one_rank
+
+# The work-dir lock with several ranks: rank 0 cannot take the lock of a work dir another
+# live job holds, and every rank of the 2-rank job stops (a non-zero exit well before the
+# collective timeout; each rank that reports before the abort ends the others prints one
+# error line, each naming the holder's pid); the holder goes on.
+locked_work_dir() {
+  local dir=$work/locked
+  rm -rf "$dir"
+  "$bin/txl_train" "$config" --data "$corpus" --work_dir "$dir" --max_step 100000 --eval_interval 0 \
+    >"$work/lock_holder.out" 2>&1 &
+  local holder=$!
+  for _ in $(seq 600); do [[ -f "$dir/train_log.log" ]] && break; sleep 0.2; done
+  local rc=0 start=$SECONDS
+  timeout 100 mpiexec -n 2 "$bin/txl_train" "$config" --data "$corpus" --work_dir "$dir" --max_step 100000 \
+    --restart auto >"$work/locked.out" 2>&1 || rc=$?
+  local took=$((SECONDS - start)) holder_alive=0
+  kill -0 "$holder" 2>/dev/null && holder_alive=1
+  kill -TERM "$holder" 2>/dev/null
+  wait "$holder"
+  local holder_rc=$?
+  local errors named
+  errors=$(grep -c 'error:' "$work/locked.out")
+  named=$(grep 'error:' "$work/locked.out" | grep -c "is in use by another txl_train job (host .*, pid $holder,")
+  echo "  2-rank job: exit code $rc after $took s, $errors error line(s), $named naming the holder;" \
+    "the holder $( ((holder_alive)) && echo "went on and stopped with exit code $holder_rc" || echo "had ended")"
+  ((rc != 0 && rc != 124)) && ((holder_alive == 1 && holder_rc == 0)) && ((errors >= 1 && named == errors)) &&
+    ! pgrep -f -- "--work_dir $dir --max_step 100000 --restart auto" >/dev/null
+}
+check "a 2-rank job into a locked work dir stops on every rank" locked_work_dir
 
 echo "equivalence: $passed passed, $failed failed (work dir $work)"
 ((failed == 0))

@@ -1,8 +1,8 @@
 // Fault injection against the txl_train / txl_eval binaries (issue: nothing lost, nothing
 // silently wrong): two jobs in one work dir, a killed job's lock, a crash at each step of a
-// checkpoint write (TXL_FAULT_POINT, include/txl/core/fault_point.h), flipped bits in a
-// checkpoint and in the corpus, a full disk during a checkpoint write, and a corpus
-// written before checksums existed.
+// checkpoint write (TXL_FAULT_POINT, include/txl/core/fault_point.h) and between it and
+// the copy to checkpoint_best.h5, flipped bits in a checkpoint and in the corpus, a full
+// disk during a checkpoint write, and corpora written before checksums and before format 2.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -166,6 +166,49 @@ TEST_F(CrashRecovery, ACrashAtAnyPointOfACheckpointWriteLosesNothing) {
   }
 }
 
+// A crash after checkpoint_last.h5 of a new best validation is committed but before its
+// copy to checkpoint_best.h5 is (TXL_FAULT_POINT checkpoint:best_pending: nothing copied
+// yet; checkpoint:copied: the copy written, not yet verified nor renamed): --restart auto
+// makes the copy first, and checkpoint_best.h5 ends as the uninterrupted run's.
+TEST_F(CrashRecovery, ACrashBeforeTheBestCopyLeavesTheSameBestCheckpoint) {
+  const std::string ref = dir_ + "/ref";
+  std::string out;
+  ASSERT_EQ(train(ref, {"--max_step", "12", "--eval_interval", "4"}, &out), 0) << out;
+  const TrainingState ref_best = TrainingCheckpoint::open(ref + "/checkpoint_best.h5").state();
+  ASSERT_GT(ref_best.step, 4) << "the test needs a best validation after step 4";
+  const std::string base = dir_ + "/base";
+  ASSERT_EQ(train(base, {"--max_step", "4", "--eval_interval", "4"}, &out), 0) << out;
+  for (const char* point : {"checkpoint:best_pending", "checkpoint:copied"}) {
+    SCOPED_TRACE(point);
+    const std::string work = dir_ + "/" + std::string(point).substr(11);
+    fs::copy(base, work, fs::copy_options::recursive);
+    // Stopped at the first best validation after step 4 (ref_best.step or earlier).
+    ASSERT_EQ(train(work, {"--max_step", "12", "--eval_interval", "4", "--restart", "auto"}, &out, point),
+              128 + SIGKILL)
+        << out;
+    const int64_t crashed_at = verify_training_checkpoint(work + "/checkpoint_last.h5");
+    EXPECT_EQ(TrainingCheckpoint::open(work + "/checkpoint_best.h5").state().step, 4) << "the copy was not made";
+    ASSERT_EQ(train(work, {"--max_step", "12", "--eval_interval", "4", "--restart", "auto"}, &out), 0) << out;
+    EXPECT_TRUE(contains(out, "restart: copied to " + work + "/checkpoint_best.h5")) << out;
+    EXPECT_TRUE(contains(out, fmt::format("at step {} stopped before copying it", crashed_at))) << out;
+    const TrainingState best = TrainingCheckpoint::open(work + "/checkpoint_best.h5").state();
+    EXPECT_EQ(best.step, ref_best.step);
+    EXPECT_EQ(best.best_val_loss, ref_best.best_val_loss);
+    EXPECT_EQ(test::compare_checkpoint_tensors(work + "/checkpoint_best.h5", ref + "/checkpoint_best.h5"), "");
+    EXPECT_EQ(test::compare_checkpoint_tensors(work + "/checkpoint_last.h5", ref + "/checkpoint_last.h5"), "");
+    for (const std::string& name : test::list_dir(work)) EXPECT_FALSE(contains(name, ".tmp.")) << name;
+  }
+}
+
+// Restarting from a checkpoint whose validation was not a new best copies nothing.
+TEST_F(CrashRecovery, ARestartAfterAValidationWithoutImprovementCopiesNothing) {
+  const std::string work = dir_ + "/work";
+  std::string out;
+  ASSERT_EQ(train(work, {"--max_step", "4", "--eval_interval", "4"}, &out), 0) << out;
+  ASSERT_EQ(train(work, {"--max_step", "8", "--eval_interval", "4", "--restart", "auto"}, &out), 0) << out;
+  EXPECT_FALSE(contains(out, "restart: copied")) << out;
+}
+
 TEST_F(CrashRecovery, ACorruptCheckpointLastFallsBackToThePreviousOne) {
   const std::string ref = reference();
   const std::string work = dir_ + "/work";
@@ -235,6 +278,53 @@ TEST_F(CrashRecovery, ACorpusWithoutChecksumsStillLoads) {
   std::string out;
   EXPECT_EQ(test::run_binary("txl_prep", {"--verify", corpus}, &out), 0) << out;
   EXPECT_EQ(train(dir_ + "/work", {"--data", corpus, "--max_step", "2"}, &out), 0) << out;
+}
+
+// A corpus of format version 1 (vocabulary symbols as variable-length HDF5 strings, as
+// txl_prep wrote them before format 2) still loads with the same vocabulary and checksum,
+// passes txl_prep --verify and trains; a format-2 file with such a dataset is refused.
+TEST_F(CrashRecovery, ACorpusOfFormatVersion1StillLoads) {
+  const std::string corpus = dir_ + "/v1.h5";
+  fs::copy_file(test::wt2_corpus(), corpus);
+  const data::CorpusFile current = data::CorpusFile::open(test::wt2_corpus());
+  ASSERT_EQ(current.format_version(), 2);
+  const std::vector<std::string>& symbols = current.vocabulary().symbols();
+  const auto make_vlen_symbols = [&](int64_t version) {
+    h5::File f = h5::File::open(corpus, true);
+    const std::string sha = f.attr_string("/vocab/symbols", "sha256");
+    ASSERT_TRUE(f.is_string_list("/vocab/symbols"));
+    ASSERT_GE(H5Ldelete(f.id(), "/vocab/symbols", H5P_DEFAULT), 0);
+    std::vector<const char*> ptrs;
+    for (const std::string& s : symbols) ptrs.push_back(s.c_str());
+    h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    const hsize_t n = ptrs.size();
+    h5::Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    h5::Handle ds(H5Dcreate2(f.id(), "/vocab/symbols", type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT),
+                  H5Dclose);
+    ASSERT_GE(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), 0);
+    ds.reset();
+    f.set_attr("/vocab/symbols", "sha256", sha);
+    f.set_attr("/", "format_version", version);
+  };
+  make_vlen_symbols(1);
+  const data::CorpusFile old = data::CorpusFile::open(corpus);
+  EXPECT_FALSE(old.file().is_string_list("/vocab/symbols"));
+  EXPECT_EQ(old.format_version(), 1);
+  EXPECT_EQ(old.vocabulary().symbols(), symbols);
+  EXPECT_EQ(old.checksum(), current.checksum()) << "the corpus identity does not depend on the format";
+  std::string out;
+  EXPECT_EQ(test::run_binary("txl_prep", {"--verify", corpus}, &out), 0) << out;
+  EXPECT_EQ(train(dir_ + "/work", {"--data", corpus, "--max_step", "2"}, &out), 0) << out;
+
+  fs::remove(corpus);
+  fs::copy_file(test::wt2_corpus(), corpus);
+  make_vlen_symbols(2);
+  EXPECT_EQ(test::run_binary("txl_prep", {"--verify", corpus}, &out), 1) << out;
+  EXPECT_EQ(error_lines(out), 1) << out;
+  EXPECT_TRUE(contains(out, "'/vocab/symbols' is not a string list")) << out;
 }
 
 // A full disk (here: a file-size limit) while writing the step-8 checkpoint: one line, a

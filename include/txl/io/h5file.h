@@ -60,6 +60,11 @@ class File {
   void write(const std::string& path, const std::vector<T>& data, int64_t chunk_rows = 0) {
     write(path, data.data(), Shape{static_cast<int64_t>(data.size())}, chunk_rows);
   }
+  // A list of strings (a vocabulary, BPE merges) as a group `path` holding two datasets
+  // written as above: `bytes` (uint8, the strings one after another) and `offsets` (uint64
+  // [n + 1]; string i is bytes [offsets[i], offsets[i + 1])). Not HDF5 variable-length
+  // strings: those live in the global heap, which has no checksum and which libhdf5 1.10
+  // trusts (a damaged heap can hang or crash the reader).
   void write_strings(const std::string& path, const std::vector<std::string>& strings);
 
   Shape shape(const std::string& path) const;
@@ -71,7 +76,12 @@ class File {
   // Reads elements [offset, offset+count) of the first dimension of a dataset.
   template <typename T>
   void read_rows(const std::string& path, int64_t offset, int64_t count, T* out) const;
+  // Reads a string list written by write_strings, checking its offsets; a variable-length
+  // string dataset (files of earlier txl versions) is read through libhdf5 as before.
   std::vector<std::string> read_strings(const std::string& path) const;
+  // True when `path` is a string list as write_strings writes it (a group), false for a
+  // variable-length string dataset of an earlier version.
+  bool is_string_list(const std::string& path) const;
 
   // True when the dataset carries per-chunk Fletcher-32 checksums (everything File::write
   // and txl_prep write since they were added; older files have none and still read).
@@ -94,6 +104,7 @@ class File {
  private:
   File(std::string path, Handle file) : path_(std::move(path)), file_(std::move(file)) {}
   Handle open_object(const std::string& path) const;
+  std::vector<std::string> read_vlen_strings(const std::string& path) const;
   void ensure_parent(const std::string& path);
   void put_attr(const std::string& obj, const std::string& name, hid_t type, hid_t space, const void* data);
   std::string path_;

@@ -74,6 +74,7 @@ class Trainer {
   EvalResult run_validation(data::BatchIterator& it, int64_t max_batches);
   void validate_and_checkpoint();
   void save_last();
+  void complete_interrupted_copies();
   bool stop_agreed();
   void log_interval_line();
   void open_work_dir();
