@@ -217,8 +217,26 @@ TrainOutcome Trainer::run() {
   const std::string world_line = describe_world(*comm_);  // collective
   open_work_dir();
   install_stop_handlers();
-  const bool char_level = corpus_->char_level();
+  log_start(world_line);
 
+  TrainOutcome outcome;
+  const double train_start = now_seconds();
+  interval_start_ = train_start;
+  if (!train_until_max_step(outcome)) return outcome;  // a stop signal ended the run
+  if (!cfg_.no_eval && state_.last_eval_step != state_.step) validate_and_checkpoint();
+  const double train_elapsed = now_seconds() - train_start;
+  log_.line(kRule);
+  log_.line("End of training");
+  outcome.steps = state_.step;
+  outcome.best_val_loss = state_.best_val_loss;
+  if (!cfg_.no_test && corpus_->has_split("test")) evaluate_test_split(outcome);
+  report_summary(outcome, train_elapsed);
+  return outcome;
+}
+
+// The resolved configuration, notes, the world and the start, as the log's header; the
+// config record of the metrics file and DLLogger's parameter dump.
+void Trainer::log_start(const std::string& world_line) {
   log_.line(kDoubleRule);
   log_.line("| txl_train: resolved configuration");
   for (const auto& key : train_config_keys())
@@ -242,10 +260,11 @@ TrainOutcome Trainer::run() {
            {"train_throughput", "tokens/s"}, {"train_elapsed", "min"}, {"valid_elapsed", "min"},
            {"train_perplexity", ""}, {"valid_perplexity", ""}, {"train_loss", ""}, {"valid_loss", ""}})
     dllog_.metadata(metric, unit);
+}
 
-  TrainOutcome outcome;
-  const double train_start = now_seconds();
-  interval_start_ = train_start;
+// Steps until max_step, with validations and checkpoints on the way. False when a stop
+// signal ended the run (after saving, so --restart continues it).
+bool Trainer::train_until_max_step(TrainOutcome& outcome) {
   int64_t batches_this_epoch = state_.position.batch;
   while (state_.step < cfg_.max_step) {
     data::Batch batch;
@@ -281,49 +300,49 @@ TrainOutcome Trainer::run() {
       outcome.stopped_by_signal = true;
       outcome.steps = state_.step;
       outcome.best_val_loss = state_.best_val_loss;
-      return outcome;
+      return false;
     }
   }
-  if (!cfg_.no_eval && state_.last_eval_step != state_.step) validate_and_checkpoint();
-  const double train_elapsed = now_seconds() - train_start;
-  log_.line(kRule);
-  log_.line("End of training");
-  outcome.steps = state_.step;
-  outcome.best_val_loss = state_.best_val_loss;
+  return true;
+}
 
-  // Final test evaluation with the best checkpoint (rank 0 reads it and broadcasts);
-  // without one (no_eval, debug) with the model as trained.
-  if (!cfg_.no_test && corpus_->has_split("test")) {
-    const std::string best = (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string();
-    double have_best = 0.0;
-    if (comm_->rank() == 0 && !cfg_.debug && !cfg_.no_eval && fs::exists(best)) {
-      TrainingCheckpoint::open(best).load_model(*model_);
-      have_best = 1.0;
-    }
-    comm_->broadcast(&have_best, sizeof(have_best), 0);
-    if (have_best > 0 && comm_->size() > 1) {
-      Tensor<float>& flat = model_->params().flat_params();
-      comm_->broadcast(flat.data(), flat.bytes(), 0);
-    }
-    data::IteratorOptions vopt;
-    vopt.warmup_mem_len = validation_mem_len(cfg_);
-    vopt.ext_len = cfg_.ext_len;
-    auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
-                                               cfg_.eval_tgt_len, vopt);
-    const EvalResult r = run_validation(*test_iter, -1);
-    outcome.test_loss = r.loss();
-    outcome.test_seconds = r.seconds;
-    log_.line(kDoubleRule);
-    log_.line(format_end_line(r.seconds, r.loss(), char_level));
-    log_.line(kDoubleRule);
-    json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
-                {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
-    const LossMetric metric = loss_metric(r.loss(), char_level);
-    rec[metric.name] = metric.value;
-    log_.metrics(rec);
+// The test split with the best checkpoint (rank 0 reads it and broadcasts); without one
+// (no_eval, debug) with the model as trained.
+void Trainer::evaluate_test_split(TrainOutcome& outcome) {
+  const bool char_level = corpus_->char_level();
+  const std::string best = (fs::path(cfg_.work_dir) / "checkpoint_best.h5").string();
+  double have_best = 0.0;
+  if (comm_->rank() == 0 && !cfg_.debug && !cfg_.no_eval && fs::exists(best)) {
+    TrainingCheckpoint::open(best).load_model(*model_);
+    have_best = 1.0;
   }
+  comm_->broadcast(&have_best, sizeof(have_best), 0);
+  if (have_best > 0 && comm_->size() > 1) {
+    Tensor<float>& flat = model_->params().flat_params();
+    comm_->broadcast(flat.data(), flat.bytes(), 0);
+  }
+  data::IteratorOptions vopt;
+  vopt.warmup_mem_len = validation_mem_len(cfg_);
+  vopt.ext_len = cfg_.ext_len;
+  auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
+                                             cfg_.eval_tgt_len, vopt);
+  const EvalResult r = run_validation(*test_iter, -1);
+  outcome.test_loss = r.loss();
+  outcome.test_seconds = r.seconds;
+  log_.line(kDoubleRule);
+  log_.line(format_end_line(r.seconds, r.loss(), char_level));
+  log_.line(kDoubleRule);
+  json rec = {{"type", "test"}, {"step", state_.step}, {"loss", r.loss()}, {"tokens", r.tokens},
+              {"time", r.seconds}, {"checkpoint", have_best > 0 ? best : std::string("last model")}};
+  const LossMetric metric = loss_metric(r.loss(), char_level);
+  rec[metric.name] = metric.value;
+  log_.metrics(rec);
+}
 
-  // Summary and benchmark targets.
+// The summary lines (training time, throughput, final metric), DLLogger's summary and
+// the recipe's benchmark targets (which set the exit code).
+void Trainer::report_summary(TrainOutcome& outcome, double train_elapsed) {
+  const bool char_level = corpus_->char_level();
   if (throughputs_.size() > 1) {
     double s = 0;
     for (size_t i = 1; i < throughputs_.size(); ++i) s += throughputs_[i];
@@ -376,7 +395,6 @@ TrainOutcome Trainer::run() {
   }
   summary["passed"] = outcome.exit_code == kExitOk;
   log_.metrics(summary);
-  return outcome;
 }
 
 void Trainer::train_step(const data::Batch& b) {

@@ -70,6 +70,11 @@ class Trainer {
   double last_step_lr() const { return last_step_lr_; }
 
  private:
+  // The phases of run().
+  void log_start(const std::string& world_line);
+  bool train_until_max_step(TrainOutcome& outcome);
+  void evaluate_test_split(TrainOutcome& outcome);
+  void report_summary(TrainOutcome& outcome, double train_elapsed);
   void train_step(const data::Batch& batch);
   EvalResult run_validation(data::BatchIterator& it, int64_t max_batches);
   void validate_and_checkpoint();
