@@ -88,26 +88,23 @@ std::string without_effect(const EvalConfig& e) {
   return out + " (docs/recipe-users.md)";
 }
 
-}  // namespace
+// What a txl_eval command line resolves to: the configuration (defaults < the checkpoint's
+// stored eval section < the preset file's eval section < --key value), the checkpoint, and
+// the corpus (none for --manual with a converted checkpoint's own vocabulary).
+struct EvalInvocation {
+  EvalConfig e;
+  std::string ckpt_path, data_path;
+  std::optional<TrainingCheckpoint> ckpt;
+  CheckpointInfo info;
+  std::optional<CheckpointVocabulary> own_vocab;
+  std::optional<data::CorpusFile> corpus;
 
-std::string eval_usage() {
-  std::string out =
-      "usage: txl_eval [CONFIG.yaml] [--config PRESET] --model CKPT [--data corpus.h5] [--split valid|test|all]\n"
-      "                [--manual \"raw text\"] [--key value ...]\n"
-      "keys (docs/training.md):\n";
-  const EvalConfig defaults{};
-  for (const auto& k : eval_config_keys())
-    out += fmt::format("  --{:<20} {} (default: {})\n", k.name, k.help, yaml_inline(k.value(defaults)));
-  return out;
-}
+  const data::Vocabulary& vocabulary() const { return corpus ? corpus->vocabulary() : own_vocab->vocabulary; }
+  bool char_level() const { return corpus ? corpus->char_level() : own_vocab->vocab_kind == "char"; }
+};
 
-int run_eval_program(const std::vector<std::string>& raw_args, Communicator& comm) {
-  const std::vector<std::string> args = recipe_eval_arguments(raw_args);
-  const CommandLine cl = parse_command_line(args, option_types(eval_config_keys()));
-  if (cl.help) {
-    if (comm.rank() == 0) std::cout << eval_usage();
-    return kExitOk;
-  }
+EvalInvocation resolve_eval_invocation(const CommandLine& cl, Communicator& comm) {
+  EvalInvocation inv;
   // Find the checkpoint first: its stored eval section supplies defaults.
   YAML::Node file_section;
   std::string file_where;
@@ -121,11 +118,11 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
   EvalConfig probe;
   apply_section(probe, eval_config_keys(), file_section, file_where);
   apply_overrides(probe, eval_config_keys(), cl);
-  const std::string ckpt_path = checkpoint_of(probe);
-  const TrainingCheckpoint ckpt = TrainingCheckpoint::open(ckpt_path);
-  const CheckpointInfo info = ckpt.info();
+  const std::string ckpt_path = inv.ckpt_path = checkpoint_of(probe);
+  const TrainingCheckpoint& ckpt = inv.ckpt.emplace(TrainingCheckpoint::open(ckpt_path));
+  const CheckpointInfo& info = inv.info = ckpt.info();
 
-  EvalConfig e;
+  EvalConfig& e = inv.e;
   if (!info.eval_config_yaml.empty())
     apply_section(e, eval_config_keys(), YAML::Load(info.eval_config_yaml), ckpt_path + " [eval_config]");
   apply_section(e, eval_config_keys(), file_section, file_where);
@@ -136,9 +133,9 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
 
   TrainConfig trained;
   apply_section(trained, train_config_keys(), YAML::Load(info.config_yaml), ckpt_path + " [config]");
-  std::string data_path = e.data.empty() ? trained.data : e.data;
+  std::string& data_path = inv.data_path = e.data.empty() ? trained.data : e.data;
   // A converted recipe checkpoint carries its vocabulary, so --manual needs no corpus.
-  std::optional<CheckpointVocabulary> own_vocab;
+  std::optional<CheckpointVocabulary>& own_vocab = inv.own_vocab;
   if (has_checkpoint_vocabulary(ckpt.file())) own_vocab = read_checkpoint_vocabulary(ckpt.file());
   if (data_path.empty() && !(own_vocab && !e.manual.empty()))
     fail("eval config: data: no corpus given and the checkpoint names none");
@@ -150,7 +147,7 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
             data_path, file, data_path);
     data_path = file;
   }
-  std::optional<data::CorpusFile> corpus;
+  std::optional<data::CorpusFile>& corpus = inv.corpus;
   if (!data_path.empty()) {
     corpus.emplace(data::CorpusFile::open(data_path));
     if (info.corpus_checksum.empty() && own_vocab)
@@ -164,13 +161,23 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
   if (e.manual.empty())
     for (const std::string& s : e.splits())
       if (!corpus->has_split(s)) failf("{}: the corpus has no '{}' split", data_path, s);
-  const data::Vocabulary& vocabulary = corpus ? corpus->vocabulary() : own_vocab->vocabulary;
+  return inv;
+}
 
+// The logs as eval.py writes them, and their header: the resolved configuration and
+// DLLogger's parameter dump and metadata.
+struct EvalLogs {
+  RunLog log;
+  DlLogger dllog;
+  void say(const std::string& line) { log.line(line); }
+};
+
+void open_eval_logs(const EvalConfig& e, Communicator& comm, EvalLogs& logs) {
+  RunLog& log = logs.log;
+  DlLogger& dllog = logs.dllog;
   // Logs as eval.py writes them: eval_log.log (Python logging's prefix) and the DLLogger
   // file in work_dir, unless --debug or no work_dir.
   const bool writer = comm.rank() == 0;
-  RunLog log;
-  DlLogger dllog;
   if (!e.work_dir.empty() && !e.debug) {
     if (writer) {
       std::error_code ec;
@@ -202,38 +209,15 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
     dllog.metadata(metric, unit);
   for (double p : e.percentiles) dllog.metadata(fmt::format("eval_{}%_latency", p), "ms");
   if (const std::string line = without_effect(e); !line.empty()) say(line);
-  say("Loading checkpoint from " + ckpt_path);
+}
 
-  const bool graph = e.graphed();
-  auto ops = make_backend(e.device, e.precision, comm.local_rank(), graph);
-  ModelConfig mc = read_model_config(ckpt.file());
-  mc.dropout = 0.0;  // evaluation: no dropout (also not applied with ctx.train = false)
-  mc.dropatt = 0.0;
-  TransformerXL<float> model(mc, *ops);
-  ckpt.load_model(model);
-  // Lengths this model cannot use (e.g. attn_type 1 with clamp_len beyond its r_emb rows)
-  // fail here, before any data is read.
-  try {
-    model.set_lengths(e.tgt_len, e.ext_len, e.mem_len, e.same_length, e.clamp_len);
-  } catch (const Error& err) {
-    failf("eval config: {}", err.what());
-  }
-  EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
-  const bool char_level = corpus ? corpus->char_level() : own_vocab->vocab_kind == "char";
-
-  // eval.py names the runtimes pytorch (txl's eager) and torchscript (txl's graph).
-  say(fmt::format("Evaluating with: math {} type {} bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}", e.precision,
-                  graph ? "torchscript" : "pytorch", e.batch_size, e.tgt_len, e.ext_len, e.mem_len, e.clamp_len));
-  say(fmt::format("| same_length {} | corpus {} ({}) | backend {} | {} forward passes", e.same_length, data_path,
-                  corpus ? corpus->dataset() : std::string("checkpoint vocabulary"), ops->name(), graph ? "graphed" : "eager"));
-  EvalSettings s;
-  s.tgt_len = e.tgt_len;
-  s.ext_len = e.ext_len;
-  s.mem_len = e.mem_len;
-  s.same_length = e.same_length;
-  s.clamp_len = e.clamp_len;
-  s.max_batches = e.max_size;
-
+// Every split asked for (or the --manual text), each `repeat` times.
+std::vector<SplitReport> evaluate_splits(const EvalInvocation& inv, TransformerXL<float>& model, EvalStep<float>& step,
+                                         EvalSettings& s, EvalLogs& logs, Communicator& comm) {
+  const EvalConfig& e = inv.e;
+  RunLog& log = logs.log;
+  DlLogger& dllog = logs.dllog;
+  auto say = [&](const std::string& line) { log.line(line); };
   std::vector<SplitReport> reports;
   const std::vector<std::string> names = e.manual.empty() ? e.splits() : std::vector<std::string>{"manual"};
   for (const std::string& name : names) {
@@ -243,6 +227,7 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
     int64_t batch_global = e.batch_size;
     if (name == "manual") {
       // As eval.py: Moses-tokenised with WikiText's conventions (word-level corpora).
+      const data::Vocabulary& vocabulary = inv.vocabulary();
       const bool words = vocabulary.rules().unit == data::SymbolUnit::kWord;
       const std::string text = words ? data::tokenize_like_wikitext(e.manual) : e.manual;
       if (words) say("| manual text as tokens: " + text);
@@ -253,7 +238,7 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
       data::IteratorOptions opt;
       opt.warmup_mem_len = e.mem_len;
       opt.ext_len = e.ext_len;
-      it = data::make_batch_iterator(*corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
+      it = data::make_batch_iterator(*inv.corpus, name, e.batch_size, comm.size(), comm.rank(), e.tgt_len, opt);
     }
     IntervalLog interval(e.log_interval, log, dllog, comm);
     s.on_batch = std::ref(interval);
@@ -269,9 +254,19 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
               e.batch_size);
     reports.push_back(std::move(rep));
   }
+  return reports;
+}
 
+// The result lines of eval.py per split, DLLogger's summary, the benchmark targets (the
+// exit code) and the --json document.
+int report_eval_results(const EvalInvocation& inv, const std::vector<SplitReport>& reports, bool graph,
+                        const EvalStep<float>& step, EvalLogs& logs, Communicator& comm, json& out) {
+  const EvalConfig& e = inv.e;
+  const bool char_level = inv.char_level();
+  DlLogger& dllog = logs.dllog;
+  auto say = [&](const std::string& line) { logs.say(line); };
   int exit_code = kExitOk;
-  json out = {{"model", ckpt_path}, {"data", data_path}, {"batch_size", e.batch_size}, {"tgt_len", e.tgt_len},
+  out = {{"model", inv.ckpt_path}, {"data", inv.data_path}, {"batch_size", e.batch_size}, {"tgt_len", e.tgt_len},
               {"ext_len", e.ext_len}, {"mem_len", e.mem_len}, {"clamp_len", e.clamp_len},
               {"same_length", e.same_length}, {"device", e.device}, {"precision", e.precision},
               {"type", graph ? "graph" : "eager"},
@@ -323,7 +318,12 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
       if (!passed) exit_code = kExitTargetMissed;
     }
   }
-  if (writer && !e.save_data.empty()) {
+  return exit_code;
+}
+
+// --save_data (one latency per batch) and --json, written by rank 0.
+void write_eval_files(const EvalConfig& e, const std::vector<SplitReport>& reports, const json& out) {
+  if (!e.save_data.empty()) {
     const std::string path = e.save_data_path();
     std::ofstream f(path);
     if (!f) failf("save_data: cannot write {}", path);
@@ -331,11 +331,73 @@ int run_eval_program(const std::vector<std::string>& raw_args, Communicator& com
     for (const SplitReport& rep : reports)
       for (double l : rep.latencies_ms) f << rep.name << ' ' << fmt::format("{:.6f}", l) << '\n';
   }
-  if (writer && !e.json.empty()) {
+  if (!e.json.empty()) {
     std::ofstream f(e.json);
     if (!f) failf("json: cannot write {}", e.json);
     f << out.dump(2) << '\n';
   }
+}
+
+}  // namespace
+
+std::string eval_usage() {
+  std::string out =
+      "usage: txl_eval [CONFIG.yaml] [--config PRESET] --model CKPT [--data corpus.h5] [--split valid|test|all]\n"
+      "                [--manual \"raw text\"] [--key value ...]\n"
+      "keys (docs/training.md):\n";
+  const EvalConfig defaults{};
+  for (const auto& k : eval_config_keys())
+    out += fmt::format("  --{:<20} {} (default: {})\n", k.name, k.help, yaml_inline(k.value(defaults)));
+  return out;
+}
+
+int run_eval_program(const std::vector<std::string>& raw_args, Communicator& comm) {
+  const std::vector<std::string> args = recipe_eval_arguments(raw_args);
+  const CommandLine cl = parse_command_line(args, option_types(eval_config_keys()));
+  if (cl.help) {
+    if (comm.rank() == 0) std::cout << eval_usage();
+    return kExitOk;
+  }
+  const EvalInvocation inv = resolve_eval_invocation(cl, comm);
+  const EvalConfig& e = inv.e;
+  EvalLogs logs;
+  open_eval_logs(e, comm, logs);
+  auto say = [&](const std::string& line) { logs.say(line); };
+  say("Loading checkpoint from " + inv.ckpt_path);
+
+  const bool graph = e.graphed();
+  auto ops = make_backend(e.device, e.precision, comm.local_rank(), graph);
+  ModelConfig mc = read_model_config(inv.ckpt->file());
+  mc.dropout = 0.0;  // evaluation: no dropout (also not applied with ctx.train = false)
+  mc.dropatt = 0.0;
+  TransformerXL<float> model(mc, *ops);
+  inv.ckpt->load_model(model);
+  // Lengths this model cannot use (e.g. attn_type 1 with clamp_len beyond its r_emb rows)
+  // fail here, before any data is read.
+  try {
+    model.set_lengths(e.tgt_len, e.ext_len, e.mem_len, e.same_length, e.clamp_len);
+  } catch (const Error& err) {
+    failf("eval config: {}", err.what());
+  }
+  EvalStep<float> step(model, graph ? make_step_graph(*ops) : nullptr);
+
+  // eval.py names the runtimes pytorch (txl's eager) and torchscript (txl's graph).
+  say(fmt::format("Evaluating with: math {} type {} bsz {} tgt_len {} ext_len {} mem_len {} clamp_len {}", e.precision,
+                  graph ? "torchscript" : "pytorch", e.batch_size, e.tgt_len, e.ext_len, e.mem_len, e.clamp_len));
+  say(fmt::format("| same_length {} | corpus {} ({}) | backend {} | {} forward passes", e.same_length, inv.data_path,
+                  inv.corpus ? inv.corpus->dataset() : std::string("checkpoint vocabulary"), ops->name(), graph ? "graphed" : "eager"));
+  EvalSettings s;
+  s.tgt_len = e.tgt_len;
+  s.ext_len = e.ext_len;
+  s.mem_len = e.mem_len;
+  s.same_length = e.same_length;
+  s.clamp_len = e.clamp_len;
+  s.max_batches = e.max_size;
+
+  const std::vector<SplitReport> reports = evaluate_splits(inv, model, step, s, logs, comm);
+  json out;
+  const int exit_code = report_eval_results(inv, reports, graph, step, logs, comm, out);
+  if (comm.rank() == 0) write_eval_files(e, reports, out);
   return exit_code;
 }
 
