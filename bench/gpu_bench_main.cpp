@@ -33,7 +33,7 @@
 #include "txl/core/loss_scaler.h"
 #include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/optimizer.h"
+#include "txl/optim/optimizer.h"
 #include "txl/train/step_plan.h"
 #if defined(TXL_WITH_CUDA)
 #include <cuda_runtime.h>

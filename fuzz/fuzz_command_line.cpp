@@ -1,13 +1,13 @@
 // Fuzz target: a txl_train command line (one argument per input line) parsed and applied
-// to the configuration (txl/train/command_line.h). Bad input is one txl::Error.
+// to the configuration (txl/config/command_line.h). Bad input is one txl::Error.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "txl/core/error.h"
-#include "txl/train/command_line.h"
-#include "txl/train/train_config.h"
+#include "txl/config/command_line.h"
+#include "txl/config/train_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> args;

@@ -1,4 +1,4 @@
-// Fuzz target: a YAML configuration file (txl/train/preset_file.h) resolved into train and
+// Fuzz target: a YAML configuration file (txl/config/preset_file.h) resolved into train and
 // eval configurations. Bad input must end in one txl::Error, never a crash or another
 // exception.
 #include <cstddef>
@@ -6,9 +6,9 @@
 #include <string>
 
 #include "txl/core/error.h"
-#include "txl/train/eval_config.h"
-#include "txl/train/preset_file.h"
-#include "txl/train/train_config.h"
+#include "txl/config/eval_config.h"
+#include "txl/config/preset_file.h"
+#include "txl/config/train_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

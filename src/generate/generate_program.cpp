@@ -24,8 +24,8 @@
 #include "txl/model/incremental_decoder.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/train/backend.h"
-#include "txl/train/eval_config.h"
-#include "txl/train/train_config.h"
+#include "txl/config/eval_config.h"
+#include "txl/config/train_config.h"
 #include "txl/train/training_checkpoint.h"
 
 namespace txl::generate {

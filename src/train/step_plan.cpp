@@ -5,7 +5,7 @@
 
 #include "txl/core/error.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/optimizer.h"
+#include "txl/optim/optimizer.h"
 
 namespace txl {
 

@@ -18,9 +18,9 @@
 #include "txl/dist/communicator.h"
 #include "txl/model/model_checkpoint.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/config_schema.h"
-#include "txl/train/programs.h"
-#include "txl/train/train_config.h"
+#include "txl/config/config_schema.h"
+#include "txl/programs/programs.h"
+#include "txl/config/train_config.h"
 #include "txl/train/trainer.h"
 #include "txl/train/training_checkpoint.h"
 

@@ -14,7 +14,7 @@
 #include "txl/dist/communicator.h"
 #include "txl/model/memory_swap.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/corpus_directory.h"
+#include "txl/programs/corpus_directory.h"
 #include "txl/train/trainer.h"
 
 namespace txl {

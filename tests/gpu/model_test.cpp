@@ -8,7 +8,7 @@
 
 #include "gpu_test_util.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/optimizer.h"
+#include "txl/optim/optimizer.h"
 
 namespace txl {
 namespace {

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "txl/train/command_line.h"
-#include "txl/train/eval_config.h"
-#include "txl/train/preset_file.h"
-#include "txl/train/train_config.h"
-#include "txl/train/yaml_merge.h"
+#include "txl/config/command_line.h"
+#include "txl/config/eval_config.h"
+#include "txl/config/preset_file.h"
+#include "txl/config/train_config.h"
+#include "txl/config/yaml_merge.h"
 
 namespace txl {
 namespace {

@@ -1,5 +1,5 @@
 // resolve_device_precision: the device/precision rules txl_train and txl_eval share.
-#include "txl/train/device_precision.h"
+#include "txl/config/device_precision.h"
 
 #include <gtest/gtest.h>
 

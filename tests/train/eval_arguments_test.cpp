@@ -1,7 +1,7 @@
-// eval.py's argument shapes rewritten for txl_eval's parser (include/txl/train/eval_arguments.h).
+// eval.py's argument shapes rewritten for txl_eval's parser (include/txl/config/eval_arguments.h).
 #include <gtest/gtest.h>
 
-#include "txl/train/eval_arguments.h"
+#include "txl/config/eval_arguments.h"
 
 namespace txl {
 namespace {

@@ -12,7 +12,7 @@
 #include "txl/data/corpus.h"
 #include "txl/core/error.h"
 #include "txl/train/backend.h"
-#include "txl/train/eval_config.h"
+#include "txl/config/eval_config.h"
 #include "txl/train/evaluator.h"
 #include "txl/data/token_vector_iterator.h"
 #include "txl/train/trainer.h"

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "txl/train/lr_scheduler.h"
+#include "txl/optim/lr_scheduler.h"
 
 namespace txl {
 namespace {

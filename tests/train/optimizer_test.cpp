@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <random>
 
-#include "txl/train/optimizer.h"
+#include "txl/optim/optimizer.h"
 
 namespace txl {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "txl/core/error.h"
 #include "txl/train/step_plan.h"
-#include "txl/train/train_config.h"
+#include "txl/config/train_config.h"
 
 namespace txl {
 namespace {

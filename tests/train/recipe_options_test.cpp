@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "train_test_util.h"
-#include "txl/train/preset_file.h"
-#include "txl/train/programs.h"
+#include "txl/config/preset_file.h"
+#include "txl/programs/programs.h"
 
 namespace txl {
 namespace {

@@ -11,9 +11,9 @@
 
 #include "train_test_util.h"
 #include "txl/dist/communicator.h"
-#include "txl/train/corpus_directory.h"
+#include "txl/programs/corpus_directory.h"
 #include "txl/train/cpu_affinity.h"
-#include "txl/train/programs.h"
+#include "txl/programs/programs.h"
 #include "txl/train/trainer.h"
 
 namespace txl {

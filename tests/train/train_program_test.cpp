@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "train_test_util.h"
-#include "txl/train/programs.h"
+#include "txl/programs/programs.h"
 #include "txl/train/trainer.h"
 #include "txl/train/training_checkpoint.h"
 

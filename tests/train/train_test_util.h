@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "txl/train/train_config.h"
+#include "txl/config/train_config.h"
 
 namespace txl::test {
 

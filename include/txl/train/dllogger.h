@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>  // ordered_json
 
-#include "txl/train/config_schema.h"
+#include "txl/config/config_schema.h"
 #include "txl/train/train_log.h"
 
 namespace txl {

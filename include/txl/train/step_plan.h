@@ -13,7 +13,7 @@
 
 #include "txl/core/counting_ops.h"
 #include "txl/model/model_config.h"
-#include "txl/train/command_line.h"
+#include "txl/config/command_line.h"
 
 namespace txl {
 

@@ -22,9 +22,9 @@
 #include "txl/model/transformer_xl.h"
 #include "txl/train/dllogger.h"
 #include "txl/train/evaluator.h"
-#include "txl/train/lr_scheduler.h"
-#include "txl/train/optimizer.h"
-#include "txl/train/train_config.h"
+#include "txl/optim/lr_scheduler.h"
+#include "txl/optim/optimizer.h"
+#include "txl/config/train_config.h"
 #include "txl/train/train_log.h"
 #include "txl/train/training_checkpoint.h"
 

@@ -27,8 +27,8 @@
 #include "txl/data/batch_iterator.h"
 #include "txl/dist/communicator.h"
 #include "txl/model/transformer_xl.h"
-#include "txl/train/lr_scheduler.h"
-#include "txl/train/optimizer.h"
+#include "txl/optim/lr_scheduler.h"
+#include "txl/optim/optimizer.h"
 
 namespace txl {
 

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "txl/train/config_schema.h"
+#include "txl/config/config_schema.h"
 
 namespace txl {
 

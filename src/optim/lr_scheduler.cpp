@@ -1,4 +1,4 @@
-#include "txl/train/lr_scheduler.h"
+#include "txl/optim/lr_scheduler.h"
 
 #include <cmath>
 #include <limits>

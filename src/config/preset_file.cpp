@@ -1,10 +1,10 @@
-#include "txl/train/preset_file.h"
+#include "txl/config/preset_file.h"
 
 #include <filesystem>
 
 #include "txl/core/error.h"
-#include "txl/train/closest_name.h"
-#include "txl/train/yaml_merge.h"
+#include "txl/config/closest_name.h"
+#include "txl/config/yaml_merge.h"
 
 namespace txl {
 

@@ -1,4 +1,4 @@
-#include "txl/train/closest_name.h"
+#include "txl/config/closest_name.h"
 
 #include <algorithm>
 

@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "txl/data/corpus.h"
-#include "txl/train/programs.h"
+#include "txl/programs/programs.h"
 #include "txl/train/step_plan.h"
-#include "txl/train/train_config.h"
+#include "txl/config/train_config.h"
 
 namespace txl {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "txl/train/config_schema.h"
+#include "txl/config/config_schema.h"
 
 namespace txl {
 

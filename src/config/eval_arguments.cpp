@@ -1,4 +1,4 @@
-#include "txl/train/eval_arguments.h"
+#include "txl/config/eval_arguments.h"
 
 namespace txl {
 namespace {

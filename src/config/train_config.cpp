@@ -1,8 +1,8 @@
-#include "txl/train/train_config.h"
+#include "txl/config/train_config.h"
 
 #include <algorithm>
 
-#include "txl/train/device_precision.h"
+#include "txl/config/device_precision.h"
 
 namespace txl {
 

@@ -1,4 +1,4 @@
-#include "txl/train/optimizer.h"
+#include "txl/optim/optimizer.h"
 
 namespace txl {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "txl/core/error.h"
-#include "txl/train/closest_name.h"
+#include "txl/config/closest_name.h"
 
 namespace txl {
 

@@ -1,4 +1,4 @@
-#include "txl/train/yaml_merge.h"
+#include "txl/config/yaml_merge.h"
 
 #include <cstdint>
 #include <vector>

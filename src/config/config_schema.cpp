@@ -1,4 +1,4 @@
-#include "txl/train/config_schema.h"
+#include "txl/config/config_schema.h"
 
 #include <charconv>
 #include <cmath>

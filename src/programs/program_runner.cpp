@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "txl/dist/world.h"
-#include "txl/train/programs.h"
+#include "txl/programs/programs.h"
 
 namespace txl {
 

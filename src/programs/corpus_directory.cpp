@@ -1,4 +1,4 @@
-#include "txl/train/corpus_directory.h"
+#include "txl/programs/corpus_directory.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "txl/dist/communicator.h"
-#include "txl/train/command_line.h"
-#include "txl/train/train_config.h"
+#include "txl/config/command_line.h"
+#include "txl/config/train_config.h"
 
 namespace txl {
 

@@ -1,4 +1,4 @@
-#include "txl/train/command_line.h"
+#include "txl/config/command_line.h"
 
 #include <algorithm>
 

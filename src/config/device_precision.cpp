@@ -1,10 +1,10 @@
-#include "txl/train/device_precision.h"
+#include "txl/config/device_precision.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "txl/core/error.h"
-#include "txl/train/closest_name.h"
+#include "txl/config/closest_name.h"
 
 namespace txl {
 

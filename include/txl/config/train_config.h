@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "txl/model/model_config.h"
-#include "txl/train/command_line.h"
-#include "txl/train/config_schema.h"
+#include "txl/config/command_line.h"
+#include "txl/config/config_schema.h"
 
 namespace txl {
 
