@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "txl/core/loss_scaler.h"
+#include "txl/optim/update_step.h"
 #include "txl/model/eval_step.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/optim/optimizer.h"
@@ -241,16 +242,8 @@ int run_train(const Common& o, int64_t batch) {
     loss = ops->sum(nll.data(), n) / static_cast<double>(n);
     ops->fill(dnll.data(), n, static_cast<float>(scaler.scale() / static_cast<double>(n)));
     model.backward(dnll);
-    const double sq = ops->sum_squares(model.params().flat_grads().data(), model.params().total_numel());
-    const double scale = scaler.scale();  // the factor in this step's gradients
-    if (scaler.update_from_sum_squares(sq)) {
-      const double norm = std::sqrt(sq) / scale;
-      const double clip = std::min(1.0, 0.25 / (norm + 1e-6));
-      optimizer->step(0.01, clip / scale);
-    } else {
-      ++skipped;
-      scaler.require_progress(s + 1);
-    }
+    // The trainer's update: norm, fp16 skip decision, clipping to 0.25, LAMB at lr 0.01.
+    if (!txl::clip_and_step(*ops, model.params(), *optimizer, scaler, 1, 0.25, 0.01, s + 1).applied) ++skipped;
     ops->synchronize();
     const double ms = ms_since(t0);
     if (s >= warmup) step_ms.push_back(ms);

@@ -445,22 +445,12 @@ void Trainer::train_step(const data::Batch& b) {
   reducer_->finish();
 
   // Gradients now hold the sum over ranks (of loss_scale x local mean gradients).
-  Tensor<float>& grads = model_->params().flat_grads();
-  const double sum_squares = ops.sum_squares(grads.data(), grads.numel());
-  const double unscale = 1.0 / (static_cast<double>(comm_->size()) * loss_scale);
-  bool apply = true;
-  if (scaler_.enabled()) {
-    apply = scaler_.update_from_sum_squares(sum_squares);
-    scaler_.require_progress(state_.step);
-  } else if (!std::isfinite(sum_squares) || !std::isfinite(step_loss)) {
-    failf("step {}: the loss ({}) or gradient is not finite; lower lr or enable clip", state_.step, step_loss);
-  }
-  const double norm = std::sqrt(sum_squares) * unscale;
-  double clip_coef = 1.0;
-  if (cfg_.clip > 0 && norm > cfg_.clip) clip_coef = cfg_.clip / (norm + 1e-6);
+  if (!scaler_.enabled() && !std::isfinite(step_loss))
+    failf("step {}: the loss ({}) is not finite; lower lr or enable clip", state_.step, step_loss);
   last_step_lr_ = scheduler_->lr_for_step(state_.step);
-  if (apply) optimizer_->step(last_step_lr_, unscale * clip_coef);
-  last_grad_norm_ = norm;
+  const UpdateOutcome update = clip_and_step(ops, model_->params(), *optimizer_, scaler_, comm_->size(), cfg_.clip,
+                                             last_step_lr_, state_.step);
+  last_grad_norm_ = update.grad_norm;
   last_step_loss_ = step_loss;
 
   interval_loss_ += step_loss;

@@ -24,6 +24,7 @@
 #include "txl/train/evaluator.h"
 #include "txl/optim/lr_scheduler.h"
 #include "txl/optim/optimizer.h"
+#include "txl/optim/update_step.h"
 #include "txl/config/train_config.h"
 #include "txl/train/train_log.h"
 #include "txl/train/training_checkpoint.h"
