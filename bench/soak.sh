@@ -64,27 +64,39 @@ start=$(now)
 train "$root/ref" >"$root/ref.log" 2>&1 || { echo "error: the reference run failed: $(tail -n 1 "$root/ref.log")" >&2; exit 1; }
 ref_seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
 echo "reference run: $ref_seconds s"
+# The moment of a signal is drawn within the expected length of a whole run, which follows
+# the load of a shared machine: the mean of it and each uninterrupted whole run's length.
+expected=$ref_seconds
 signals=(TERM KILL USR1)
 diverged=0 failed=0 interruptions=0 interrupted_trials=0 runs=0
 declare -A by_signal=([TERM]=0 [KILL]=0 [USR1]=0)
+late=0
 for ((t = 1; t <= trials; t++)); do
   work="$root/trial"
   rm -rf "$work"
   kills=$((1 + RANDOM % 3)) sent="" restarts=0 ok=1
   while ! finished "$work"; do
     # The binary itself in the background (not a function: $! must be txl_train's pid).
+    run_start=$(now) sig=""
     "$bin/txl_train" "$root/soak.yaml" --work_dir "$work" --restart auto >>"$root/trial.log" 2>&1 &
     pid=$!
     if ((kills > 0)); then
       # A random moment within the expected run time (milliseconds).
-      sleep "$(awk -v r=$RANDOM -v s="$ref_seconds" 'BEGIN { printf "%.3f", (r % 1000) * s / 1000 }')"
+      sleep "$(awk -v r=$RANDOM -v s="$expected" 'BEGIN { printf "%.3f", (r % 1000) * s / 1000 }')"
       sig=${signals[RANDOM % 3]}
-      kill -s "$sig" "$pid" 2>/dev/null && sent+="$sig " && interruptions=$((interruptions + 1)) &&
-        by_signal[$sig]=$((by_signal[$sig] + 1))
+      kill -s "$sig" "$pid" 2>/dev/null || sig=""
       kills=$((kills - 1))
     fi
     wait "$pid"
     rc=$?
+    if [ -n "$sig" ] && [ $rc -eq 0 ] && finished "$work"; then
+      late=$((late + 1)) sig=""  # it came as the run ended (a process not yet reaped takes it)
+    elif [ -n "$sig" ]; then
+      sent+="$sig " interruptions=$((interruptions + 1))
+      by_signal[$sig]=$((by_signal[$sig] + 1))
+    elif ((restarts == 0)) && [ $rc -eq 0 ]; then
+      expected=$(awk -v e="$expected" -v a="$run_start" -v b="$(now)" 'BEGIN { printf "%.3f", (e + b - a) / 2 }')
+    fi
     restarts=$((restarts + 1)) runs=$((runs + 1))
     # 0: finished or stopped cleanly; 137: SIGKILL; 143 / 138: SIGTERM / SIGUSR1 before
     # the handlers were installed (start-up), which ends the process as they do by default.
@@ -113,7 +125,7 @@ for ((t = 1; t <= trials; t++)); do
   : >"$root/trial.log"
   echo "trial $t: signals ${sent:-none (finished first)}, $restarts runs, $result"
 done
-echo "soak: $trials trials ($interrupted_trials interrupted), $interruptions signals delivered" \
-  "(${by_signal[KILL]} KILL, ${by_signal[TERM]} TERM, ${by_signal[USR1]} USR1), $runs txl_train runs," \
-  "$diverged diverged, $failed failed runs"
+echo "soak: $trials trials ($interrupted_trials interrupted), $interruptions interruptions" \
+  "(${by_signal[KILL]} KILL, ${by_signal[TERM]} TERM, ${by_signal[USR1]} USR1; $late more signals came as a" \
+  "run ended), $runs txl_train runs, $diverged diverged, $failed failed runs; last expected run length $expected s"
 [ $diverged -eq 0 ] && [ $failed -eq 0 ]

@@ -140,8 +140,8 @@ void CorpusWriter::write_vocabulary(const std::vector<std::string>& symbols, con
 void CorpusWriter::begin_split(const std::string& name, int64_t size_hint) {
   TXL_CHECK(split_.empty(), "corpus writer: split '{}' begun while '{}' is open", name, split_);
   split_ = name;
-  h5::Handle g(H5Gcreate2(file_.id(), cf::split_group(name).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!g.valid()) failf("{}: cannot create group '{}'", file_.path(), cf::split_group(name));
+  if (file_.exists(cf::split_group(name))) failf("{}: split '{}' written twice", file_.path(), name);
+  file_.create_group(cf::split_group(name));
   const int64_t chunk = size_hint > 0 ? std::clamp<int64_t>(size_hint, 4096, cf::kTokenChunk) : cf::kTokenChunk;
   tokens_ = std::make_unique<Appender<int32_t>>(file_, cf::tokens_path(name), chunk);
   sentences_ = 0;

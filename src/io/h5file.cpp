@@ -70,6 +70,15 @@ std::string read_failure_cause() {
   return "corrupt or truncated file?";
 }
 
+// Links and attributes stay in the object header (checksummed in the 1.8 format) however
+// many there are, instead of moving to "dense" storage (a fractal heap and B-trees) past 8:
+// libhdf5 1.10.8 crashed on a damaged dense group (fuzz/README.md). `plist` is a group,
+// file or object creation property list.
+void keep_links_and_attributes_compact(hid_t plist, bool links) {
+  if (links) H5Pset_link_phase_change(plist, 65535, 6);
+  H5Pset_attr_phase_change(plist, 65535, 6);
+}
+
 Handle string_type() {
   Handle t = check(H5Tcopy(H5T_C_S1), H5Tclose, "HDF5: cannot create string type");
   H5Tset_size(t.get(), H5T_VARIABLE);
@@ -99,7 +108,9 @@ File File::create(const std::string& path) {
   // HDF5 1.8 and later read it.
   Handle fapl = check(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "HDF5: property list");
   H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  Handle fcpl = check(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "HDF5: property list");
+  keep_links_and_attributes_compact(fcpl.get(), true);  // the root group
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (id < 0) failf("{}: cannot create HDF5 file (directory missing or not writable?)", path);
   return File(path, Handle(id, H5Fclose));
 }
@@ -114,7 +125,9 @@ File File::create_in_memory(const std::string& name) {
   // Grows in 8 MiB steps (realloc; a converted model may be gigabytes).
   if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), size_t{8} << 20, 0) < 0)
     failf("{}: cannot set up an in-memory file", name);
-  hid_t id = H5Fcreate(unique.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  Handle fcpl = check(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "HDF5: property list");
+  keep_links_and_attributes_compact(fcpl.get(), true);
+  hid_t id = H5Fcreate(unique.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (id < 0) failf("{}: cannot create an in-memory HDF5 file", name);
   return File(unique, Handle(id, H5Fclose));
 }
@@ -167,12 +180,16 @@ Handle File::open_object(const std::string& path) const {
 
 void File::ensure_parent(const std::string& path) {
   size_t pos = 0;
-  while ((pos = path.find('/', pos + 1)) != std::string::npos) {
-    const std::string prefix = path.substr(0, pos);
-    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) > 0) continue;
-    Handle g = check(H5Gcreate2(file_.get(), prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                     fmt::format("{}: cannot create group '{}'", path_, prefix));
-  }
+  while ((pos = path.find('/', pos + 1)) != std::string::npos) create_group(path.substr(0, pos));
+}
+
+void File::create_group(const std::string& path) {
+  ensure_parent(path);
+  if (H5Lexists(file_.get(), path.c_str(), H5P_DEFAULT) > 0) return;
+  Handle gcpl = check(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, "HDF5: property list");
+  keep_links_and_attributes_compact(gcpl.get(), true);
+  Handle g = check(H5Gcreate2(file_.get(), path.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose,
+                   fmt::format("{}: cannot create group '{}'", path_, path));
 }
 
 template <typename T>
@@ -180,6 +197,7 @@ void File::write(const std::string& path, const T* data, const Shape& shape, int
   ensure_parent(path);
   Handle space = simple_space(shape);
   Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "HDF5: property list");
+  keep_links_and_attributes_compact(dcpl.get(), false);
   if (!shape.empty() && shape_numel(shape) > 0) {
     // Chunked with a Fletcher-32 checksum per chunk, which HDF5 checks on every read.
     std::vector<hsize_t> chunk(shape.begin(), shape.end());

@@ -574,9 +574,15 @@ void Trainer::save_last() {
 void Trainer::complete_interrupted_copies() {
   if (!restarted_ || cfg_.debug || cfg_.no_eval || comm_->rank() != 0) return;
   if (state_.eval_count == 0 || state_.last_eval_step != state_.step) return;
+  // Only a checkpoint --restart auto chose in this work dir (not another job's, not a
+  // recipe .pt file).
   const fs::path work(cfg_.work_dir);
+  const std::string last = (work / "checkpoint_last.h5").string();
+  const std::string name = fs::path(restart_path_).filename().string();
   std::error_code ec;
-  if (!fs::equivalent(fs::path(restart_path_).parent_path(), work, ec)) return;  // another job's checkpoint
+  if (!fs::equivalent(fs::path(restart_path_).parent_path(), work, ec) ||
+      (name != "checkpoint_last.h5" && name != fs::path(previous_checkpoint_path(last)).filename().string()))
+    return;
   const std::string best = (work / "checkpoint_best.h5").string();
   bool best_behind = !fs::exists(best);
   if (!best_behind) {

@@ -47,6 +47,9 @@ class File {
 
   // True when an object (group or dataset) exists at `path` ("/a/b").
   bool exists(const std::string& path) const;
+  // Creates a group (and its parents) unless it exists. Every group and object txl writes
+  // keeps its links and attributes in its (checksummed) object header, however many.
+  void create_group(const std::string& path);
   // Names of the direct children of a group.
   std::vector<std::string> list(const std::string& group) const;
 
