@@ -25,8 +25,7 @@ void AttentionOutput<T>::register_params(ParamStore<T>& store, const std::string
 template <typename T>
 void AttentionOutput<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
                                  const StepGeometry& g, const T* vh, const T* h, T* out) {
-  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
-  const int64_t NQ = g.query_rows();
+  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_;
   const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
 
   ensure(ops, probs_, {H * B, Q, K});
@@ -41,6 +40,14 @@ void AttentionOutput<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerW
   ensure(ops, ws.av, {H, B, Q, D});
   ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), probs_used(), K, Q * K, vh, D, K * D, T(0),
                            ws.av.data(), D, Q * D, H * B);
+  project(ops, store, ws, g, h, out);
+}
+
+template <typename T>
+void AttentionOutput<T>::project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                 const StepGeometry& g, const T* h, T* out) {
+  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
+  const int64_t NQ = g.query_rows();
   ensure(ops, attn_vec_, {NQ, HD});
   ops.merge_heads(ws.av.data(), Q, B, H, D, HD, false, attn_vec_.data());
 
@@ -61,9 +68,28 @@ void AttentionOutput<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerW
 template <typename T>
 void AttentionOutput<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
                                   const StepGeometry& g, const T* vh, const T* dout, T* dh) {
-  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
-  const int64_t NQ = g.query_rows();
+  const int64_t Q = g.qlen, K = g.klen, B = g.batch, H = n_head_, D = d_head_;
   const T scale = T(1.0 / std::sqrt(static_cast<double>(D)));
+
+  project_backward(ops, store, ws, g, dout, dh);
+
+  // a = p·v: d p = d a · vᵀ, d v = pᵀ · d a; then through dropatt and the softmax (scale
+  // included), which leaves d scores in ws.scores.
+  ensure(ops, ws.scores, {H * B, Q, K});
+  ensure(ops, ws.d_vh, {H, B, K, D});
+  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), ws.av.data(), D, Q * D, vh, D, K * D, T(0),
+                           ws.scores.data(), K, Q * K, H * B);
+  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), probs_used(), K, Q * K, ws.av.data(), D, Q * D,
+                           T(0), ws.d_vh.data(), D, K * D, H * B);
+  if (drop_probs_.active) apply_dropout(ops, drop_probs_, ws.scores.data(), ws.scores.data());
+  ops.attn_softmax_bwd(probs_.data(), ws.scores.data(), H * B, Q, K, scale, ws.scores.data());
+}
+
+template <typename T>
+void AttentionOutput<T>::project_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                          const StepGeometry& g, const T* dout, T* dh) {
+  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
+  const int64_t NQ = g.query_rows();
 
   // dh first holds the gradient of the residual sum h + o (which is also h's direct share).
   if (pre_lnorm_) {
@@ -80,17 +106,6 @@ void AttentionOutput<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorksp
   linear_backward_input<T>(ops, ws.o.data(), store.param(o_net_id_).data(), NQ, HD, M, T(0), ws.q_lin.data());
   ensure(ops, ws.av, {H, B, Q, D});
   ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
-
-  // a = p·v: d p = d a · vᵀ, d v = pᵀ · d a; then through dropatt and the softmax (scale
-  // included), which leaves d scores in ws.scores.
-  ensure(ops, ws.scores, {H * B, Q, K});
-  ensure(ops, ws.d_vh, {H, B, K, D});
-  ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), ws.av.data(), D, Q * D, vh, D, K * D, T(0),
-                           ws.scores.data(), K, Q * K, H * B);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, Q, T(1), probs_used(), K, Q * K, ws.av.data(), D, Q * D,
-                           T(0), ws.d_vh.data(), D, K * D, H * B);
-  if (drop_probs_.active) apply_dropout(ops, drop_probs_, ws.scores.data(), ws.scores.data());
-  ops.attn_softmax_bwd(probs_.data(), ws.scores.data(), H * B, Q, K, scale, ws.scores.data());
 }
 
 template <typename T>

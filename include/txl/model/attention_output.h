@@ -46,6 +46,15 @@ class AttentionOutput {
   // are accumulated.
   void backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* vh,
                 const T* dout, T* dh);
+  // The second half of forward on its own: ws.av [H, B, Q, D] (the weighted sum of the
+  // values, e.g. from Ops::rel_attention_fwd) and h -> out: heads merged, o_net, dropout,
+  // residual, LayerNorm.
+  void project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* h,
+               T* out);
+  // Its backward: dout -> dh (overwritten) and ws.av = d av; o_net and LayerNorm gradients
+  // accumulated.
+  void project_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g,
+                        const T* dout, T* dh);
   // The content term scores += q·kᵀ backwards: from ws.scores, ws.d_qu = d q and
   // ws.d_kh = d k (both overwritten). q [H, B, Q, D], kh [H, B, K, D].
   void content_backward(Ops<T>& ops, LayerWorkspace<T>& ws, const StepGeometry& g, const T* q, const T* kh) const;
