@@ -206,7 +206,8 @@ void CountingOps<T>::kernel(const std::string& op, double read, double written, 
   for (int d = 0; d < kPlanDevices; ++d) {
     const DeviceSpec& dev = plan_devices()[static_cast<size_t>(d)];
     c.roofline_s[static_cast<size_t>(d)] =
-        std::max((read + written) / dev.hbm_bytes_per_s, flops > 0 ? flops / dev.gemm_flops(precision_) : 0.0);
+        std::max((read + written) / dev.hbm_bytes_per_s,
+                 flops > 0 ? flops / dev.gemm_flops(fp32_core_flops_ ? PlanPrecision::kFp32 : precision_) : 0.0);
   }
   by_op_[op].add(c);
   by_region_[{phase_, current_region_}].add(c);
@@ -498,6 +499,63 @@ void CountingOps<T>::attn_softmax_bwd(const T* probs, const T* d_probs, int64_t 
   const double E = sizeof(T), all = static_cast<double>(n * qlen * klen);
   begin_op({{probs, E * all}, {d_probs, E * all}, {d_scores, E * all}});
   kernel("attn_softmax_bwd", 2 * E * all, E * all);
+}
+
+// ---- fused relative attention: src/cuda/rel_attention.cu -----------------------------------
+// Each kernel reads its inputs once (the key / value / position tiles that several blocks
+// read again are assumed to stay in L2) and never touches an [n, qlen, klen] tensor.
+// FLOPs per unmasked score, on the float32 CUDA cores: forward 3 dot products of d_head
+// (AC, BD, p·v); backward q: 3 recomputed + 2 accumulations; k, v: 3 + 2; r: 3 + 1.
+
+namespace {
+double unmasked_scores(const RelAttentionArgs& a) {
+  const int64_t over = a.klen - a.mask.mem_len - 1, shift = over > 0 ? a.qlen - over : a.qlen;
+  double per = 0;
+  for (int64_t i = 0; i < a.qlen; ++i) {
+    const int64_t first = a.mask.same_length ? std::max<int64_t>(0, i - shift + 1) : 0;
+    per += static_cast<double>(std::min(a.klen - 1, i + a.mask.mlen) - first + 1);
+  }
+  return static_cast<double>(a.n()) * per;
+}
+}  // namespace
+
+template <typename T>
+void CountingOps<T>::rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
+                                       const T* r, T* out, T* lse) {
+  const double E = sizeof(T), D = static_cast<double>(a.d_head), n = static_cast<double>(a.n());
+  const double q_rows = n * static_cast<double>(a.qlen), k_rows = n * static_cast<double>(a.klen);
+  const double r_rows = static_cast<double>(a.heads * a.klen);
+  begin_op({{qu, E * q_rows * D}, {qw, E * q_rows * D}, {k, E * k_rows * D}, {v, E * k_rows * D},
+            {r, E * r_rows * D}, {out, E * q_rows * D}, {lse, E * q_rows}});
+  if (a.qlen == 0) return;
+  fp32_core_flops_ = true;
+  kernel("rel_attention_fwd", E * D * (2 * q_rows + 2 * k_rows + r_rows), E * (q_rows * D + q_rows),
+         6.0 * D * unmasked_scores(a));
+  fp32_core_flops_ = false;
+}
+
+template <typename T>
+void CountingOps<T>::rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
+                                       const T* r, const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw,
+                                       T* d_k, T* d_v, T* d_r) {
+  const double E = sizeof(T), D = static_cast<double>(a.d_head), n = static_cast<double>(a.n());
+  const double q_rows = n * static_cast<double>(a.qlen), k_rows = n * static_cast<double>(a.klen);
+  const double r_rows = static_cast<double>(a.heads * a.klen);
+  begin_op({{qu, E * q_rows * D}, {k, E * k_rows * D}, {r, E * r_rows * D}, {d_qu, E * q_rows * D},
+            {d_qw, E * q_rows * D}, {d_k, E * k_rows * D}, {d_v, E * k_rows * D}, {d_r, E * r_rows * D},
+            {out, E * q_rows * D}, {lse, E * q_rows}, {d_out, E * q_rows * D}, {qw, E * q_rows * D},
+            {v, E * k_rows * D}});
+  if (a.qlen == 0) return;
+  const double u = unmasked_scores(a);
+  // Every recomputing kernel reads qu, qw, d_out, k, v, r, lse and delta.
+  const double inputs = E * (D * (3 * q_rows + 2 * k_rows + r_rows) + 2 * q_rows);
+  alloc_.touch_transient(static_cast<size_t>(E * q_rows) + 512);  // delta
+  kernel("rel_attention_bwd", 2 * E * q_rows * D, E * q_rows);  // delta = d_out · out
+  fp32_core_flops_ = true;
+  kernel("rel_attention_bwd", inputs, 2 * E * q_rows * D, 10.0 * D * u);
+  kernel("rel_attention_bwd", inputs, 2 * E * k_rows * D, 10.0 * D * u);
+  kernel("rel_attention_bwd", inputs, E * r_rows * D, 8.0 * D * u);
+  fp32_core_flops_ = false;
 }
 
 // ---- gather / scatter, loss -----------------------------------------------------------------

@@ -19,6 +19,10 @@ void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T
                           int64_t strideC, int64_t batch);
 
 // ---- elementwise.cpp ------------------------------------------------------------------
+// Dropout masks are drawn in runs of at most kDropoutChunk elements: philox_bits24 writes
+// the 24 random bits behind philox_uniform(key, g) (philox.h) for g in [g0, g0 + n).
+inline constexpr int64_t kDropoutChunk = 256;
+void philox_bits24(const DropoutKey& key, uint64_t g0, int64_t n, uint32_t* bits);
 template <typename T>
 void fill(T* x, int64_t n, T value);
 template <typename T>
@@ -65,6 +69,14 @@ void attn_softmax_fwd(const T* scores, int64_t n, int64_t qlen, int64_t klen, T 
 template <typename T>
 void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen, int64_t klen, T scale,
                       T* d_scores);
+
+// ---- rel_attention.cpp ----------------------------------------------------------------
+template <typename T>
+void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
+                       T* out, T* lse);
+template <typename T>
+void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
+                       const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v, T* d_r);
 
 // ---- loss.cpp (gather/scatter and log-softmax) ----------------------------------------
 template <typename T>

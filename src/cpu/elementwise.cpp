@@ -76,10 +76,6 @@ void relu_bwd(int64_t n, const T* y, const T* dy, T* dx) {
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
 }
 
-namespace {
-
-constexpr int64_t kDropoutChunk = 256;  // elements per philox batch
-
 // The 24 random bits behind philox_uniform(key, g) = bits * 2^-24, for g in
 // [g0, g0 + n), n <= kDropoutChunk: one Philox call per
 // 4-element counter block, computed for all blocks of the run side by side so that the
@@ -127,8 +123,6 @@ void philox_bits24(const DropoutKey& key, uint64_t g0, int64_t n, uint32_t* bits
 #pragma omp simd
   for (int64_t e = 0; e < n; ++e) bits[e] = w[e] >> 8;
 }
-
-}  // namespace
 
 // y = keep ? x / (1 - p) : 0, with the multiplier computed in T as T(1) / (T(1) - T(p)).
 template <typename T>

@@ -112,6 +112,18 @@ bool same_slices(const std::vector<FlatSlice>& a, const std::vector<FlatSlice>& 
   return true;
 }
 
+cuda::RelAttentionShape rel_attention_shape(const char* op, const RelAttentionArgs& a) {
+  check_rel_attention_args(op, a);
+  TXL_CHECK(a.d_head <= 128, "{}: d_head {} > 128 is not supported by the CUDA kernel", op, a.d_head);
+  const int64_t over = a.klen - a.mask.mem_len - 1;
+  return cuda::RelAttentionShape{a.heads,       a.batch,
+                                 a.qlen,        a.klen,
+                                 a.d_head,      a.mask.mlen,
+                                 static_cast<float>(a.scale), a.mask.same_length,
+                                 over > 0 ? a.qlen - over : a.qlen, a.dropatt,
+                                 a.key,         a.layout};
+}
+
 class CudaOps final : public CudaBackend {
  public:
   explicit CudaOps(const CudaOptions& options) : device_(options.device), precision_(options.precision) {
@@ -380,6 +392,22 @@ class CudaOps final : public CudaBackend {
                         float scale, float* d_scores) override {
     enter();
     cuda::launch_attn_softmax_bwd(probs, d_probs, n, qlen, klen, scale, d_scores, stream_);
+  }
+
+  void rel_attention_fwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
+                         const float* r, float* out, float* lse) override {
+    const cuda::RelAttentionShape shape = rel_attention_shape("rel_attention_fwd", a);
+    enter();
+    cuda::launch_rel_attention_fwd(shape, qu, qw, k, v, r, out, lse, stream_);
+  }
+  void rel_attention_bwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
+                         const float* r, const float* out, const float* lse, const float* d_out, float* d_qu,
+                         float* d_qw, float* d_k, float* d_v, float* d_r) override {
+    const cuda::RelAttentionShape shape = rel_attention_shape("rel_attention_bwd", a);
+    enter();
+    OpScratch scratch(*arena_);
+    cuda::launch_rel_attention_bwd(shape, qu, qw, k, v, r, out, lse, d_out, d_qu, d_qw, d_k, d_v, d_r, scratch,
+                                   stream_);
   }
 
   void gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) override {

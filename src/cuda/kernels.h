@@ -85,6 +85,24 @@ void launch_layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const flo
                           const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta,
                           Scratch& scratch, cudaStream_t stream);
 
+// ---- fused relative attention (rel_attention.cu) ---------------------------------
+// RelAttentionArgs (ops.h) as plain values; shift = same_length's offset (AttnMask).
+struct RelAttentionShape {
+  int64_t heads, batch, qlen, klen, d_head, mlen;  // d_head <= 128
+  float scale;
+  bool same_length;
+  int64_t shift;
+  float dropatt;
+  DropoutKey key;
+  BatchLayout layout;
+};
+void launch_rel_attention_fwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
+                              const float* v, const float* r, float* out, float* lse, cudaStream_t stream);
+void launch_rel_attention_bwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
+                              const float* v, const float* r, const float* out, const float* lse,
+                              const float* d_out, float* d_qu, float* d_qw, float* d_k, float* d_v, float* d_r,
+                              Scratch& scratch, cudaStream_t stream);
+
 // ---- attention (attention.cu) ---------------------------------------------------
 void launch_split_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                         const float* bias, float* dst, cudaStream_t stream);

@@ -40,16 +40,16 @@ void AttentionOutput<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerW
   ensure(ops, ws.av, {H, B, Q, D});
   ops.gemm_strided_batched(Trans::kNo, Trans::kNo, Q, D, K, T(1), probs_used(), K, Q * K, vh, D, K * D, T(0),
                            ws.av.data(), D, Q * D, H * B);
-  project(ops, store, ws, g, h, out);
+  project(ops, store, ws, g, ws.av.data(), h, out);
 }
 
 template <typename T>
 void AttentionOutput<T>::project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
-                                 const StepGeometry& g, const T* h, T* out) {
+                                 const StepGeometry& g, const T* av, const T* h, T* out) {
   const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows();
   ensure(ops, attn_vec_, {NQ, HD});
-  ops.merge_heads(ws.av.data(), Q, B, H, D, HD, false, attn_vec_.data());
+  ops.merge_heads(av, Q, B, H, D, HD, false, attn_vec_.data());
 
   ensure(ops, ws.o, {NQ, M});
   linear_forward<T>(ops, attn_vec_.data(), NQ, HD, store.param(o_net_id_).data(), M, nullptr, ws.o.data());

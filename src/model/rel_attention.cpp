@@ -1,5 +1,7 @@
 #include "txl/model/rel_attention.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "txl/model/linear.h"
@@ -98,25 +100,33 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
   }
   ops.split_heads(ws.r_lin.data(), K, 1, H, D, HD, nullptr, rh_.data());
 
-  // AC[n] = (q+u)[n] · k[n]ᵀ over n = (h, b). BD_raw for head h: (q+w)[h] viewed as
-  // [B*Q, D] times R[h]ᵀ; the relative shift adds BD_raw[n, i, klen-1-mlen-i+j] to AC.
+  if (!learned_) {
+    // AC + shifted BD, softmax, dropatt and the weighted sum of v in one op.
+    ensure(ops, av_, {H, B, Q, D});
+    ensure(ops, lse_, {H * B, Q});
+    ops.rel_attention_fwd(fused_args(g), qu_.data(), qw_.data(), kh_.data(), vh_.data(), rh_.data(), av_.data(),
+                          lse_.data());
+    output_.project(ops, store, ws, g, av_.data(), cat + NM * M, out);
+    return;
+  }
+
+  // attn_type 1. AC[n] = (q+u)[n] · k[n]ᵀ over n = (h, b). BD_raw for head h: (q+w)[h] viewed
+  // as [B*Q, D] times R[h]ᵀ (+ r_bias); the relative shift adds BD_raw[n, i, klen-1-mlen-i+j].
   ensure(ops, ws.scores, {H * B, Q, K});
   ensure(ops, ws.bd, {H * B, Q, K});
   ops.gemm_strided_batched(Trans::kNo, Trans::kYes, Q, K, D, T(1), qu_.data(), D, Q * D, kh_.data(), D, K * D, T(0),
                            ws.scores.data(), K, Q * K, H * B);
   ops.gemm_strided_batched(Trans::kNo, Trans::kYes, B * Q, K, D, T(1), qw_.data(), D, B * Q * D, rh_.data(), D,
                            K * D, T(0), ws.bd.data(), K, B * Q * K, H);
-  if (learned_) {
-    // BD_raw[h, b, i, r] += r_bias[row r, h]: per head, ones[B*Q] times that column.
-    ensure(ops, ws.r_bias, {K, H});
-    ensure(ops, ws.ones, {B * Q});
-    ops.fill(ws.ones.data(), B * Q, T(1));
-    ops.gather_rows(store.param(r_bias_id_).data() + layer_ * table_rows_ * H, table_rows_used_->data(), K, H,
-                    ws.r_bias.data());
-    for (int64_t h = 0; h < H; ++h)
-      ops.gemm(Trans::kNo, Trans::kYes, B * Q, K, 1, T(1), ws.ones.data(), 1, ws.r_bias.data() + h, H, T(1),
-               ws.bd.data() + h * B * Q * K, K);
-  }
+  // BD_raw[h, b, i, r] += r_bias[row r, h]: per head, ones[B*Q] times that column.
+  ensure(ops, ws.r_bias, {K, H});
+  ensure(ops, ws.ones, {B * Q});
+  ops.fill(ws.ones.data(), B * Q, T(1));
+  ops.gather_rows(store.param(r_bias_id_).data() + layer_ * table_rows_ * H, table_rows_used_->data(), K, H,
+                  ws.r_bias.data());
+  for (int64_t h = 0; h < H; ++h)
+    ops.gemm(Trans::kNo, Trans::kYes, B * Q, K, 1, T(1), ws.ones.data(), 1, ws.r_bias.data() + h, H, T(1),
+             ws.bd.data() + h * B * Q * K, K);
   ops.rel_shift_add(ws.bd.data(), H * B, Q, K, g.mlen, ws.scores.data());
 
   output_.forward(ops, store, ws, g, vh_.data(), cat + NM * M, out);
@@ -132,20 +142,30 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
   const T* w_qkv = store.param(qkv_id_).data();
 
-  // Softmax .. LayerNorm backwards: ws.scores = d scores (AC + BD, before scaling).
-  output_.backward(ops, store, ws, g, vh_.data(), dout, dh);
-  // AC = (q+u)·kᵀ
-  output_.content_backward(ops, ws, g, qu_.data(), kh_.data());
-
-  // BD through the relative shift: d BD_raw, then d (q+w) and d R per head.
-  ensure(ops, ws.bd, {H * B, Q, K});
   ensure(ops, ws.d_qw, {H, B, Q, D});
   ensure(ops, ws.d_rh, {H, K, D});
-  ops.rel_shift_bwd(ws.scores.data(), H * B, Q, K, g.mlen, ws.bd.data());
-  ops.gemm_strided_batched(Trans::kNo, Trans::kNo, B * Q, D, K, T(1), ws.bd.data(), K, B * Q * K, rh_.data(), D,
-                           K * D, T(0), ws.d_qw.data(), D, B * Q * D, H);
-  ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, B * Q, T(1), ws.bd.data(), K, B * Q * K, qw_.data(), D,
-                           B * Q * D, T(0), ws.d_rh.data(), D, K * D, H);
+  if (!learned_) {
+    // o_net .. LayerNorm backwards leaves d av in ws.av; then the fused attention.
+    output_.project_backward(ops, store, ws, g, dout, dh);
+    ensure(ops, ws.d_qu, {H, B, Q, D});
+    ensure(ops, ws.d_kh, {H, B, K, D});
+    ensure(ops, ws.d_vh, {H, B, K, D});
+    ops.rel_attention_bwd(fused_args(g), qu_.data(), qw_.data(), kh_.data(), vh_.data(), rh_.data(), av_.data(),
+                          lse_.data(), ws.av.data(), ws.d_qu.data(), ws.d_qw.data(), ws.d_kh.data(), ws.d_vh.data(),
+                          ws.d_rh.data());
+  } else {
+    // Softmax .. LayerNorm backwards: ws.scores = d scores (AC + BD, before scaling).
+    output_.backward(ops, store, ws, g, vh_.data(), dout, dh);
+    // AC = (q+u)·kᵀ
+    output_.content_backward(ops, ws, g, qu_.data(), kh_.data());
+    // BD through the relative shift: d BD_raw, then d (q+w) and d R per head.
+    ensure(ops, ws.bd, {H * B, Q, K});
+    ops.rel_shift_bwd(ws.scores.data(), H * B, Q, K, g.mlen, ws.bd.data());
+    ops.gemm_strided_batched(Trans::kNo, Trans::kNo, B * Q, D, K, T(1), ws.bd.data(), K, B * Q * K, rh_.data(), D,
+                             K * D, T(0), ws.d_qw.data(), D, B * Q * D, H);
+    ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, B * Q, T(1), ws.bd.data(), K, B * Q * K, qw_.data(), D,
+                             B * Q * D, T(0), ws.d_rh.data(), D, K * D, H);
+  }
 
   ensure(ops, ws.r_lin, {K, HD});
   ops.merge_heads(ws.d_rh.data(), K, 1, H, D, HD, false, ws.r_lin.data());
@@ -195,6 +215,27 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
     output_.layer_norm().backward(ops, store, ws.d_cat.data(), cat_, NK, ws.d_cat_in.data());
     ops.axpy(NQ * M, T(1), ws.d_cat_in.data() + NM * M, dh);
   }
+}
+
+template <typename T>
+RelAttentionArgs RelMultiHeadAttention<T>::fused_args(const StepGeometry& g) const {
+  RelAttentionArgs a;
+  a.heads = n_head_;
+  a.batch = g.batch;
+  a.qlen = g.qlen;
+  a.klen = g.klen;
+  a.d_head = d_head_;
+  a.scale = 1.0 / std::sqrt(static_cast<double>(d_head_));
+  a.mask = g.mask;
+  const DropoutPlan drop = stream_dropout(g.ctx, output_.dropatt(),
+                                          dropout_site::layer(layer_, DropoutPlace::kAttnProbs), n_head_, g.batch,
+                                          g.qlen * g.klen);
+  if (drop.active) {
+    a.dropatt = drop.p;
+    a.key = drop.key;
+    a.layout = drop.layout;
+  }
+  return a;
 }
 
 template class RelMultiHeadAttention<float>;

@@ -2,6 +2,8 @@
 // and the GEMM FLOPs of one decoder layer are the hand count of its products.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "model_test_util.h"
 #include "txl/core/counting_ops.h"
 #include "txl/model/transformer_xl.h"
@@ -9,16 +11,20 @@
 namespace txl {
 namespace {
 
-// Forward GEMM FLOPs of one decoder layer: Q new rows, K = mlen + Q keys, B streams.
-double layer_flops(const ModelConfig& c, double Q, double K, double B) {
+// Forward FLOPs of one decoder layer: Q new rows, K = mlen + Q keys, B streams.
+double layer_flops(const ModelConfig& c, int64_t Q, int64_t K, double B) {
   const double M = static_cast<double>(c.d_model), HD = static_cast<double>(c.n_head * c.d_head);
   const double F = static_cast<double>(c.d_inner);
-  return 2 * Q * B * M * HD        // q
-         + 2 * K * B * M * 2 * HD  // k, v (memory rows included)
-         + 2 * K * M * HD          // r_net over the K positions
-         + 3 * 2 * B * Q * K * HD  // AC, BD, attention x values
-         + 2 * Q * B * HD * M      // o_net
-         + 2 * 2 * Q * B * M * F;  // position-wise feed-forward
+  // Scores the causal mask leaves (query i sees keys 0 .. i + mlen; no same_length here).
+  double unmasked = 0;
+  for (int64_t i = 0; i < Q; ++i) unmasked += static_cast<double>(std::min(K, i + (K - Q) + 1));
+  const double q = static_cast<double>(Q), k = static_cast<double>(K);
+  return 2 * q * B * M * HD        // q
+         + 2 * k * B * M * 2 * HD  // k, v (memory rows included)
+         + 2 * k * M * HD          // r_net over the K positions
+         + 3 * 2 * B * unmasked * HD  // AC, BD, attention x values: the fused kernel skips masked scores
+         + 2 * q * B * HD * M      // o_net
+         + 2 * 2 * q * B * M * F;  // position-wise feed-forward
 }
 
 TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
@@ -46,14 +52,19 @@ TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
     ops.set_phase("forward");
     const int64_t K = Q + mem.mlen;
     model.forward(data.data(), target.data(), Q, B, mem, ctx);
+    ASSERT_FALSE(cfg.same_length);
     EXPECT_DOUBLE_EQ(ops.by_phase_region().at({"forward", "layers.0"}).flops,
-                     layer_flops(cfg, static_cast<double>(Q), static_cast<double>(K), static_cast<double>(B)));
+                     layer_flops(cfg, Q, K, static_cast<double>(B)));
     ops.set_phase("backward");
     model.backward(dnll);
   }
   EXPECT_EQ(mem.mlen, cfg.mem_len);
-  // bf16: every GEMM (plain or batched) packs its two operands first.
+  // bf16: every GEMM (plain or batched) packs its two operands first. Per layer and step
+  // the fused attention is one forward and four backward launches.
   const auto& by_op = ops.by_op();
+  EXPECT_EQ(by_op.at("rel_attention_fwd").launches, cfg.n_layer);  // counts of the second step
+  EXPECT_EQ(by_op.at("rel_attention_bwd").launches, 4 * cfg.n_layer);
+  EXPECT_EQ(by_op.count("attn_softmax_fwd"), 0u);
   EXPECT_EQ(by_op.at("pack_half").launches, 2 * (by_op.at("gemm").launches + by_op.at("gemm_batched").launches));
   EXPECT_TRUE(ops.unmodelled().empty()) << ops.unmodelled().front();
   EXPECT_EQ(ops.total().host_syncs, 0);  // the loss is not summed here: no host round trip

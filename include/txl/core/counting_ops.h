@@ -161,6 +161,11 @@ class CountingOps final : public ForwardingOps<T> {
                         T* probs) override;
   void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen, int64_t klen, T scale,
                         T* d_scores) override;
+  void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
+                         T* out, T* lse) override;
+  void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
+                         const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v,
+                         T* d_r) override;
   void gather_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;
   void scatter_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;
   void scatter_add_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;
@@ -196,6 +201,7 @@ class CountingOps final : public ForwardingOps<T> {
   PlanPrecision precision_;
   PlanStorage storage_;
   bool gradient_output_ = false;  // the current GEMM writes a gradient range
+  bool fp32_core_flops_ = false;  // the current kernel's FLOPs run on the float32 CUDA cores
   std::string name_;
   std::string phase_ = "setup", current_region_ = "other", pinned_;
   std::map<const char*, std::pair<size_t, std::string>> regions_;  // begin -> (bytes, name)

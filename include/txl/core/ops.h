@@ -49,6 +49,23 @@ struct OptimStep {
   double initial_accumulator = 0.0;  // adagrad
 };
 
+// Shapes and options of the fused relative attention (Ops::rel_attention_fwd/bwd): n =
+// heads * batch score blocks, n = h * batch + b; klen = qlen + mask.mlen.
+struct RelAttentionArgs {
+  int64_t heads = 1, batch = 1, qlen = 0, klen = 0, d_head = 0;
+  double scale = 1.0;  // multiplies AC + BD before the softmax (1/sqrt(d_head))
+  AttnMask mask;
+  // dropatt on the probabilities: the mask Ops::dropout draws for a [heads, batch,
+  // qlen*klen] tensor with this key and layout (outer = heads, inner = qlen*klen).
+  float dropatt = 0.0f;
+  DropoutKey key;
+  BatchLayout layout;
+  int64_t n() const { return heads * batch; }
+};
+// Throws one txl::Error naming `op` and the problem (shape, klen, dropout layout); both
+// backends call it before any work.
+void check_rel_attention_args(const char* op, const RelAttentionArgs& a);
+
 template <typename T>
 class Ops {
  public:
@@ -135,6 +152,24 @@ class Ops {
   // d_scores = scale * probs * (d_probs - sum_j probs*d_probs). May alias d_probs.
   virtual void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen, int64_t klen, T scale,
                                 T* d_scores) = 0;
+
+  // Fused relative attention (docs/model.md §4.2, attn_type 0), without any
+  // [n, qlen, klen] tensor in memory. For every block n = (h, b) and query i, over the
+  // keys j the mask leaves (j <= i + mlen, and same_length's lower bound):
+  //   s[i,j] = scale * (qu[n,i]·k[n,j] + qw[n,i]·r[h, klen-1-mlen-i+j])
+  //   p = softmax_j(s),  p~ = dropatt(p),  out[n,i] = sum_j p~[i,j] v[n,j]
+  //   lse[n,i] = log sum_j exp(s[i,j])   (kept for the backward)
+  // qu, qw, out [n, qlen, d_head]; k, v [n, klen, d_head]; r [heads, klen, d_head]; lse
+  // [n, qlen]. Equals split score GEMMs + rel_shift_add + attn_softmax_fwd + dropout +
+  // a batched GEMM up to rounding.
+  virtual void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
+                                 const T* r, T* out, T* lse) = 0;
+  // Backward by recomputing p from lse: d_out [n, qlen, d_head] -> d_qu, d_qw, d_k, d_v,
+  // d_r (shapes of the inputs; all overwritten; d_r sums over the batch). `out` is the
+  // forward's output (its row dot with d_out is the softmax backward's row term).
+  virtual void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
+                                 const T* r, const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k,
+                                 T* d_v, T* d_r) = 0;
 
   // ---- gather / scatter (embeddings, adaptive clusters) ---------------------------
   // dst[r,:] = src[idx[r],:]  (idx device int32, n rows, `cols` wide, contiguous rows)

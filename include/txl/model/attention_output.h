@@ -31,6 +31,7 @@ class AttentionOutput {
     dropatt_ = dropatt;
   }
   int o_net_id() const { return o_net_id_; }
+  double dropatt() const { return dropatt_; }
   // The block's LayerNorm: after the residual (post-LN), or on the keys' rows before the
   // projections (pre-LN), which the block applies itself.
   LayerNorm<T>& layer_norm() { return layer_norm_; }
@@ -46,11 +47,11 @@ class AttentionOutput {
   // are accumulated.
   void backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* vh,
                 const T* dout, T* dh);
-  // The second half of forward on its own: ws.av [H, B, Q, D] (the weighted sum of the
+  // The second half of forward on its own: av [H, B, Q, D] (the weighted sum of the
   // values, e.g. from Ops::rel_attention_fwd) and h -> out: heads merged, o_net, dropout,
   // residual, LayerNorm.
-  void project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* h,
-               T* out);
+  void project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* av,
+               const T* h, T* out);
   // Its backward: dout -> dh (overwritten) and ws.av = d av; o_net and LayerNorm gradients
   // accumulated.
   void project_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g,

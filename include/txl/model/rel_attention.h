@@ -72,6 +72,11 @@ class RelMultiHeadAttention : public AttentionBlock<T> {
   Tensor<T> qu_, qw_;           // [H, B, Q, D] q + u, q + w (attn_type 1: q)
   Tensor<T> kh_, vh_;           // [H, B, K, D]
   Tensor<T> rh_;                // [H, K, D] R split by head
+  // attn_type 0 (Ops::rel_attention_fwd): the attention output and its row log-sum-exps.
+  Tensor<T> av_;                // [H, B, Q, D]
+  Tensor<T> lse_;               // [H*B, Q]
+
+  RelAttentionArgs fused_args(const StepGeometry& g) const;
 };
 
 }  // namespace txl
