@@ -129,12 +129,12 @@ TEST(TrainConfig, AppliesSectionAndOverrides) {
   c.finalize(2);
   EXPECT_DOUBLE_EQ(c.lr, 0.5);
   EXPECT_TRUE(c.roll);
-  EXPECT_FALSE(c.same_length);
-  EXPECT_EQ(c.cutoffs, (std::vector<int64_t>{10, 20}));
-  EXPECT_EQ(c.tie_projs, (std::vector<bool>{false, true}));
-  EXPECT_EQ(c.clamp_len, -1);
+  EXPECT_FALSE(c.model.same_length);
+  EXPECT_EQ(c.model.cutoffs, (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(c.model.tie_projs, (std::vector<bool>{false, true}));
+  EXPECT_EQ(c.model.clamp_len, -1);
   EXPECT_EQ(c.batch_chunk, 2);
-  EXPECT_EQ(c.tgt_len, 32);
+  EXPECT_EQ(c.model.tgt_len, 32);
   EXPECT_EQ(c.eval_tgt_len, 32);  // -1 resolves to tgt_len
 }
 
@@ -198,10 +198,10 @@ TEST(TrainConfig, AttnTypesAndTheirBadCombinations) {
   e = error_of([&] { c.model_config(1000, {}, "wt2"); });
   EXPECT_NE(e.find("clamp_len 16 exceeds the 15 rows of r_emb"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
-  c.clamp_len = 15;
+  c.model.clamp_len = 15;
   EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
-  c.attn_type = 0;  // attn_type 0 clamps sinusoid positions: any clamp_len
-  c.clamp_len = 1000;
+  c.model.attn_type = 0;  // attn_type 0 clamps sinusoid positions: any clamp_len
+  c.model.clamp_len = 1000;
   EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
 }
 
@@ -212,8 +212,8 @@ TEST(TrainConfig, ResolvedYamlRoundTrips) {
   apply_section(b, train_config_keys(), YAML::Load(text), "round trip");
   EXPECT_EQ(yaml_to_text(config_to_yaml(b, train_config_keys())), text);
   EXPECT_EQ(b.lr, a.lr);
-  EXPECT_EQ(b.cutoffs, a.cutoffs);
-  EXPECT_EQ(b.tie_projs, a.tie_projs);
+  EXPECT_EQ(b.model.cutoffs, a.model.cutoffs);
+  EXPECT_EQ(b.model.tie_projs, a.model.tie_projs);
 }
 
 TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
@@ -226,7 +226,7 @@ TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
   c.adaptive = false;
   EXPECT_TRUE(c.model_config(1000, {100, 500}, "wt103").cutoffs.empty());
   c.adaptive = true;
-  c.cutoffs = {10, 2000};
+  c.model.cutoffs = {10, 2000};
   EXPECT_NE(error_of([&] { c.model_config(1000, {}, "wt2"); }).find("cutoffs"), std::string::npos);
 }
 
