@@ -6,40 +6,52 @@
 
 namespace txl {
 
+namespace {
+// The keys whose field is declared in ModelConfig (cfg.model.x) or its InitSpec (cfg.model.init.x).
+template <auto Member>
+constexpr auto model = member_path<&TrainConfig::model, Member>;
+template <auto Member>
+constexpr auto model_init = member_path<&TrainConfig::model, &ModelConfig::init, Member>;
+}  // namespace
+
 const std::vector<ConfigKey<TrainConfig>>& train_config_keys() {
   using C = TrainConfig;
+  using M = ModelConfig;
   static const std::vector<ConfigKey<C>> keys = {
       // model
-      {"n_layer", &C::n_layer, "number of decoder layers"},
-      {"n_head", &C::n_head, "attention heads"},
-      {"d_head", &C::d_head, "width of one head"},
-      {"d_model", &C::d_model, "model width"},
-      {"d_inner", &C::d_inner, "feed-forward inner width"},
-      {"d_embed", &C::d_embed, "embedding width (-1: d_model)"},
-      {"div_val", &C::div_val, "adaptive embedding width divisor per cluster"},
+      {"n_layer", model<&M::n_layer>, "number of decoder layers"},
+      {"n_head", model<&M::n_head>, "attention heads"},
+      {"d_head", model<&M::d_head>, "width of one head"},
+      {"d_model", model<&M::d_model>, "model width"},
+      {"d_inner", model<&M::d_inner>, "feed-forward inner width"},
+      {"d_embed", model<&M::d_embed>, "embedding width (-1: d_model)"},
+      {"div_val", model<&M::div_val>, "adaptive embedding width divisor per cluster"},
       {"adaptive", &C::adaptive, "adaptive input and softmax with `cutoffs`"},
-      {"cutoffs", &C::cutoffs, "cluster boundaries (empty: the corpus's recommendation)"},
-      {"tie_weight", &C::tie_weight, "share embedding tables with the softmax"},
-      {"tie_projs", &C::tie_projs, "share projections per cluster (empty: wt103 [false, true, ...], else all false)"},
-      {"pre_lnorm", &C::pre_lnorm, "LayerNorm before attention / feed-forward"},
-      {"dropout", &C::dropout, "dropout rate"},
-      {"dropatt", &C::dropatt, "attention-probability dropout rate"},
-      {"attn_type", &C::attn_type, "attention type: 0 relative (Transformer-XL), 1 learned relative (Shaw et al.), 2 absolute sinusoids "
+      {"cutoffs", model<&M::cutoffs>, "cluster boundaries (empty: the corpus's recommendation)"},
+      {"tie_weight", model<&M::tie_weight>, "share embedding tables with the softmax"},
+      {"tie_projs", model<&M::tie_projs>,
+       "share projections per cluster (empty: wt103 [false, true, ...], else all false)"},
+      {"pre_lnorm", model<&M::pre_lnorm>, "LayerNorm before attention / feed-forward"},
+      {"dropout", model<&M::dropout>, "dropout rate"},
+      {"dropatt", model<&M::dropatt>, "attention-probability dropout rate"},
+      {"attn_type", model<&M::attn_type>,
+       "attention type: 0 relative (Transformer-XL), 1 learned relative (Shaw et al.), 2 absolute sinusoids "
        "(Vaswani et al.), 3 learned absolute per layer (Al-Rfou et al.)"},
-      {"sample_softmax", &C::sample_softmax, "> 0: train with a sampled softmax over this many samples (-1: off)"},
-      {"clamp_len", &C::clamp_len, "clamp relative positions (-1: no clamping)"},
-      {"same_length", &C::same_length, "every query attends to the same number of keys"},
-      {"init", &C::init, "normal | uniform"},
-      {"init_std", &C::init_std, "std of normal initialisation"},
-      {"proj_init_std", &C::proj_init_std, "std of projection initialisation"},
-      {"init_range", &C::init_range, "range of uniform initialisation"},
+      {"sample_softmax", model<&M::sample_softmax>,
+       "> 0: train with a sampled softmax over this many samples (-1: off)"},
+      {"clamp_len", model<&M::clamp_len>, "clamp relative positions (-1: no clamping)"},
+      {"same_length", model<&M::same_length>, "every query attends to the same number of keys"},
+      {"init", model_init<&InitSpec::init>, "normal | uniform"},
+      {"init_std", model_init<&InitSpec::init_std>, "std of normal initialisation"},
+      {"proj_init_std", model_init<&InitSpec::proj_init_std>, "std of projection initialisation"},
+      {"init_range", model_init<&InitSpec::init_range>, "range of uniform initialisation"},
       // data
       {"data", &C::data, "corpus file (txl_prep output)"},
       {"dataset", &C::dataset, "expected corpus kind (wt103, wt2, ptb, enwik8, text8, lm1b); empty: any"},
-      {"tgt_len", &C::tgt_len, "tokens per training segment"},
+      {"tgt_len", model<&M::tgt_len>, "tokens per training segment"},
       {"eval_tgt_len", &C::eval_tgt_len, "tokens per validation segment (-1: tgt_len)"},
-      {"ext_len", &C::ext_len, "extended context length"},
-      {"mem_len", &C::mem_len, "memory length"},
+      {"ext_len", model<&M::ext_len>, "extended context length"},
+      {"mem_len", model<&M::mem_len>, "memory length"},
       {"batch_size", &C::batch_size, "global batch size (streams, all ranks)"},
       {"local_batch_size", &C::local_batch_size, "> 0: per-rank batch; batch_size = local_batch_size * ranks"},
       {"eval_batch_size", &C::eval_batch_size, "global batch size of validation"},
@@ -122,7 +134,7 @@ void assign_train_key(TrainConfig& cfg, const std::string& name, const YAML::Nod
     if (!value || value.IsNull()) return;
     const bool on = yaml_to_bool(value, name, where);
     if (name == "cuda") cfg.device = on ? "cuda" : "cpu";
-    else cfg.tie_weight = !on;
+    else cfg.model.tie_weight = !on;
     return;
   }
   const ConfigKey<TrainConfig>* key = find_key(train_config_keys(), name);
@@ -173,36 +185,36 @@ void TrainConfig::finalize(int world) {
   resolve_device_precision(device, precision, fp16, "config");
   require_one_of(optim, "optim", {"lamb", "jitlamb", "adam", "sgd", "adagrad"});
   require_one_of(scheduler, "scheduler", {"cosine", "inv_sqrt", "dev_perf", "constant"});
-  require_one_of(init, "init", {"normal", "uniform"});
+  require_one_of(model.init.init, "init", {"normal", "uniform"});
 
-  require(n_layer > 0, "n_layer", "must be positive");
-  require(n_head > 0, "n_head", "must be positive");
-  require(d_head > 0, "d_head", "must be positive");
-  require(d_model > 0 && d_model % 2 == 0, "d_model", "must be positive and even");
-  require(d_inner > 0, "d_inner", "must be positive");
-  require(d_embed == -1 || d_embed > 0, "d_embed", "must be positive or -1 (d_model)");
-  require(div_val >= 1, "div_val", "must be >= 1");
-  require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
-  require(dropatt >= 0 && dropatt < 1, "dropatt", "must be in [0, 1)");
-  require(attn_type >= 0 && attn_type <= 3, "attn_type",
+  require(model.n_layer > 0, "n_layer", "must be positive");
+  require(model.n_head > 0, "n_head", "must be positive");
+  require(model.d_head > 0, "d_head", "must be positive");
+  require(model.d_model > 0 && model.d_model % 2 == 0, "d_model", "must be positive and even");
+  require(model.d_inner > 0, "d_inner", "must be positive");
+  require(model.d_embed == -1 || model.d_embed > 0, "d_embed", "must be positive or -1 (d_model)");
+  require(model.div_val >= 1, "div_val", "must be >= 1");
+  require(model.dropout >= 0 && model.dropout < 1, "dropout", "must be in [0, 1)");
+  require(model.dropatt >= 0 && model.dropatt < 1, "dropatt", "must be in [0, 1)");
+  require(model.attn_type >= 0 && model.attn_type <= 3, "attn_type",
           fmt::format("{} is not one of 0 (relative), 1 (learned relative), 2 (absolute sinusoids), 3 (learned "
                       "absolute)",
-                      attn_type));
-  require(sample_softmax <= 0 || tie_weight, "sample_softmax",
+                      model.attn_type));
+  require(model.sample_softmax <= 0 || model.tie_weight, "sample_softmax",
           "needs tie_weight: true (the sampled softmax scores with the input embedding, as the recipe asserts)");
-  require(init_std > 0 && proj_init_std > 0 && init_range > 0, "init_std",
+  require(model.init.init_std > 0 && model.init.proj_init_std > 0 && model.init.init_range > 0, "init_std",
           "init_std, proj_init_std and init_range must be positive");
 
   require(!data.empty(), "data", "no corpus given (set data: PATH or --data PATH)");
-  require(tgt_len > 0, "tgt_len", "must be positive");
-  require(mem_len >= 0, "mem_len", "must be >= 0");
-  require(ext_len >= 0, "ext_len", "must be >= 0");
-  if (eval_tgt_len < 0) eval_tgt_len = tgt_len;
+  require(model.tgt_len > 0, "tgt_len", "must be positive");
+  require(model.mem_len >= 0, "mem_len", "must be >= 0");
+  require(model.ext_len >= 0, "ext_len", "must be >= 0");
+  if (eval_tgt_len < 0) eval_tgt_len = model.tgt_len;
   require(eval_tgt_len > 0, "eval_tgt_len", "must be positive");
-  require(eval_tgt_len <= tgt_len + mem_len, "eval_tgt_len",
+  require(eval_tgt_len <= model.tgt_len + model.mem_len, "eval_tgt_len",
           fmt::format("{} exceeds tgt_len + mem_len = {} (validation keeps the attention span, so its memory "
                       "length tgt_len + mem_len - eval_tgt_len would be negative)",
-                      eval_tgt_len, tgt_len + mem_len));
+                      eval_tgt_len, model.tgt_len + model.mem_len));
   if (local_batch_size > 0) batch_size = local_batch_size * world;
   require(local_batch_size >= 0, "local_batch_size", "must be >= 0");
   require(batch_size > 0, "batch_size", "must be positive");
@@ -298,39 +310,16 @@ void TrainConfig::resolve_recipe_options() {
 
 ModelConfig TrainConfig::model_config(int64_t n_token, const std::vector<int64_t>& recommended_cutoffs,
                                       const std::string& corpus_kind) const {
-  ModelConfig m;
+  ModelConfig m = model;
   m.n_token = n_token;
-  m.n_layer = n_layer;
-  m.n_head = n_head;
-  m.d_head = d_head;
-  m.d_model = d_model;
-  m.d_inner = d_inner;
-  m.d_embed = d_embed;
-  m.div_val = div_val;
-  if (adaptive) m.cutoffs = cutoffs.empty() ? recommended_cutoffs : cutoffs;
-  m.tie_weight = tie_weight;
-  if (!tie_projs.empty()) {
-    m.tie_projs = tie_projs;
-  } else {
+  if (!adaptive) m.cutoffs.clear();
+  else if (m.cutoffs.empty()) m.cutoffs = recommended_cutoffs;
+  if (m.tie_projs.empty()) {
     // The recipe ties the tail projections for WikiText-103 only.
     m.tie_projs.assign(m.cutoffs.size() + 1, false);
     if (corpus_kind == "wt103")
       for (size_t c = 1; c < m.tie_projs.size(); ++c) m.tie_projs[c] = true;
   }
-  m.pre_lnorm = pre_lnorm;
-  m.dropout = dropout;
-  m.dropatt = dropatt;
-  m.tgt_len = tgt_len;
-  m.mem_len = mem_len;
-  m.ext_len = ext_len;
-  m.same_length = same_length;
-  m.clamp_len = clamp_len;
-  m.attn_type = attn_type;
-  m.sample_softmax = sample_softmax;
-  m.init.init = init;
-  m.init.init_std = init_std;
-  m.init.proj_init_std = proj_init_std;
-  m.init.init_range = init_range;
   try {
     m.validate();
   } catch (const Error& e) {

@@ -88,7 +88,7 @@ int run_plan_program(const PlanOptions& o, const CommandLine& cl, std::ostream& 
     cutoffs = corpus.cutoffs();
     kind = corpus.dataset();
   }
-  if (cfg.adaptive && cfg.cutoffs.empty() && cutoffs.empty())
+  if (cfg.adaptive && cfg.model.cutoffs.empty() && cutoffs.empty())
     fail("--plan: adaptive: true needs cutoffs (--cutoffs a,b,c) when the corpus is not there to recommend them");
   StepPlanRequest rq;
   rq.model = cfg.model_config(n_token, cutoffs, kind);

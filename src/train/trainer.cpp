@@ -35,8 +35,8 @@ void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, con
             key, b, a);
   };
   same("batch_size", now.batch_size, saved.batch_size);
-  same("tgt_len", now.tgt_len, saved.tgt_len);
-  same("ext_len", now.ext_len, saved.ext_len);
+  same("tgt_len", now.model.tgt_len, saved.model.tgt_len);
+  same("ext_len", now.model.ext_len, saved.model.ext_len);
   same("roll", now.roll, saved.roll);
   same("varlen", now.varlen, saved.varlen);
   same("seed", now.seed, saved.seed);
@@ -47,7 +47,7 @@ void check_same_data_order(const TrainConfig& now, const TrainConfig& saved, con
 // which it evaluates without memory too (it lengthens ext_len instead, which without
 // memory changes nothing).
 int64_t validation_mem_len(const TrainConfig& c) {
-  return c.mem_len == 0 ? 0 : c.mem_len + c.tgt_len - c.eval_tgt_len;
+  return c.model.mem_len == 0 ? 0 : c.model.mem_len + c.model.tgt_len - c.eval_tgt_len;
 }
 
 }  // namespace
@@ -138,7 +138,8 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
     memories_.resize(static_cast<size_t>(cfg_.batch_chunk));
     state_.plateau = scheduler_->plateau();
   }
-  model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  model_->set_lengths(cfg_.model.tgt_len, cfg_.model.ext_len, cfg_.model.mem_len, cfg_.model.same_length,
+                      cfg_.model.clamp_len);
   // swap_mem: on the GPU the memories wait for their next step in pinned host memory (on
   // the CPU they are host memory already: the option changes nothing there).
   if (cfg_.swap_mem && ops_->device() == Device::kCUDA)
@@ -155,16 +156,16 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
   topt.seed = static_cast<uint64_t>(cfg_.seed);
   topt.roll = cfg_.roll;
   topt.varlen = cfg_.varlen;
-  topt.ext_len = cfg_.ext_len;
+  topt.ext_len = cfg_.model.ext_len;
   topt.shuffle = true;
-  train_iter_ = data::make_batch_iterator(*corpus_, "train", cfg_.batch_size, world, rank, cfg_.tgt_len, topt);
+  train_iter_ = data::make_batch_iterator(*corpus_, "train", cfg_.batch_size, world, rank, cfg_.model.tgt_len, topt);
   if (restarted_) train_iter_->seek(state_.position);
   else train_iter_->start_epoch(0);
   state_.position = train_iter_->position();
 
   data::IteratorOptions vopt;
   vopt.warmup_mem_len = validation_mem_len(cfg_);
-  vopt.ext_len = cfg_.ext_len;
+  vopt.ext_len = cfg_.model.ext_len;
   valid_iter_ = data::make_batch_iterator(*corpus_, "valid", cfg_.eval_batch_size, world, rank, cfg_.eval_tgt_len, vopt);
   flops_per_token_ = model_->flops_per_token_fwd(layout_.chunk_batch);
 }
@@ -271,7 +272,7 @@ bool Trainer::train_until_max_step(TrainOutcome& outcome) {
     if (!train_iter_->next(batch)) {
       if (batches_this_epoch == 0)
         failf("{}: the train split gives no batch of batch_size {} x tgt_len {}", cfg_.data, cfg_.batch_size,
-              cfg_.tgt_len);
+              cfg_.model.tgt_len);
       // The memories carry over into the next epoch, as the recipe's do (it keeps one
       // memory per chunk for the whole run; tests/golden/golden_trajectory_test.cpp).
       train_iter_->start_epoch(train_iter_->position().epoch + 1);
@@ -323,7 +324,7 @@ void Trainer::evaluate_test_split(TrainOutcome& outcome) {
   }
   data::IteratorOptions vopt;
   vopt.warmup_mem_len = validation_mem_len(cfg_);
-  vopt.ext_len = cfg_.ext_len;
+  vopt.ext_len = cfg_.model.ext_len;
   auto test_iter = data::make_batch_iterator(*corpus_, "test", cfg_.eval_batch_size, comm_->size(), comm_->rank(),
                                              cfg_.eval_tgt_len, vopt);
   const EvalResult r = run_validation(*test_iter, -1);
@@ -510,13 +511,14 @@ void Trainer::log_interval_line() {
 EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches) {
   EvalSettings s;
   s.tgt_len = cfg_.eval_tgt_len;
-  s.ext_len = cfg_.ext_len;
+  s.ext_len = cfg_.model.ext_len;
   s.mem_len = validation_mem_len(cfg_);
-  s.same_length = cfg_.same_length;
-  s.clamp_len = cfg_.clamp_len;
+  s.same_length = cfg_.model.same_length;
+  s.clamp_len = cfg_.model.clamp_len;
   s.max_batches = max_batches;
   const EvalResult r = evaluate(*model_, it, s, cfg_.eval_batch_size, *comm_);
-  model_->set_lengths(cfg_.tgt_len, cfg_.ext_len, cfg_.mem_len, cfg_.same_length, cfg_.clamp_len);
+  model_->set_lengths(cfg_.model.tgt_len, cfg_.model.ext_len, cfg_.model.mem_len, cfg_.model.same_length,
+                      cfg_.model.clamp_len);
   return r;
 }
 

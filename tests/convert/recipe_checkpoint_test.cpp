@@ -119,7 +119,7 @@ TEST_F(RecipeCheckpoint, TrainingStateAndOptimizerCarryOver) {
   EXPECT_EQ(cfg.optim, "jitlamb");
   EXPECT_EQ(cfg.scheduler, "cosine");
   EXPECT_EQ(cfg.batch_size, 2);
-  EXPECT_EQ(cfg.tgt_len, 6);
+  EXPECT_EQ(cfg.model.tgt_len, 6);
   EXPECT_EQ(cfg.max_step, 100);
   EXPECT_DOUBLE_EQ(cfg.eta_min, 0.001);
 }

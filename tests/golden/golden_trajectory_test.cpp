@@ -61,8 +61,8 @@ TrainConfig trajectory_train_config(const GoldenTrajectory& t, int64_t steps, co
   TrainConfig c;
   c.data = corpus;
   c.work_dir = work_dir;
-  c.dropout = 0.0;
-  c.dropatt = 0.0;
+  c.model.dropout = 0.0;
+  c.model.dropatt = 0.0;
   c.scheduler = "cosine";
   c.max_step = steps;
   c.log_interval = 1;
@@ -76,27 +76,27 @@ TrainConfig trajectory_train_config(const GoldenTrajectory& t, int64_t steps, co
     else if (k == "batch_chunk") c.batch_chunk = v.as<int64_t>();
     else if (k == "batch_size") c.batch_size = v.as<int64_t>();
     else if (k == "clip") c.clip = v.as<double>();
-    else if (k == "cutoffs") c.cutoffs = v.as<std::vector<int64_t>>();
-    else if (k == "d_embed") c.d_embed = v.as<int64_t>();
-    else if (k == "d_head") c.d_head = v.as<int64_t>();
-    else if (k == "d_inner") c.d_inner = v.as<int64_t>();
-    else if (k == "d_model") c.d_model = v.as<int64_t>();
-    else if (k == "div_val") c.div_val = v.as<int64_t>();
+    else if (k == "cutoffs") c.model.cutoffs = v.as<std::vector<int64_t>>();
+    else if (k == "d_embed") c.model.d_embed = v.as<int64_t>();
+    else if (k == "d_head") c.model.d_head = v.as<int64_t>();
+    else if (k == "d_inner") c.model.d_inner = v.as<int64_t>();
+    else if (k == "d_model") c.model.d_model = v.as<int64_t>();
+    else if (k == "div_val") c.model.div_val = v.as<int64_t>();
     else if (k == "eta_min") c.eta_min = v.as<double>();
     else if (k == "lr") c.lr = v.as<double>();
     else if (k == "max_step") c.max_step_scheduler = v.as<int64_t>();
-    else if (k == "mem_len") c.mem_len = v.as<int64_t>();
-    else if (k == "n_head") c.n_head = v.as<int64_t>();
-    else if (k == "n_layer") c.n_layer = v.as<int64_t>();
+    else if (k == "mem_len") c.model.mem_len = v.as<int64_t>();
+    else if (k == "n_head") c.model.n_head = v.as<int64_t>();
+    else if (k == "n_layer") c.model.n_layer = v.as<int64_t>();
     else if (k == "optim") c.optim = v.as<std::string>();
-    else if (k == "tgt_len") c.tgt_len = v.as<int64_t>();
-    else if (k == "tie_projs") c.tie_projs = v.as<std::vector<bool>>();
+    else if (k == "tgt_len") c.model.tgt_len = v.as<int64_t>();
+    else if (k == "tie_projs") c.model.tie_projs = v.as<std::vector<bool>>();
     else if (k == "warmup_step") c.warmup_step = v.as<int64_t>();
     else if (k == "n_token") continue;  // the corpus's vocabulary (write_trajectory_corpus)
     else if (k == "stream_len") EXPECT_EQ(v.as<size_t>(), t.train_tokens.size());
     else failf("trajectory config: key '{}' is not mapped to TrainConfig", k);
   }
-  c.eval_tgt_len = c.tgt_len;
+  c.eval_tgt_len = c.model.tgt_len;
   c.finalize(1);
   return c;
 }

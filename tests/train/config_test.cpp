@@ -1,8 +1,11 @@
 // Configuration: YAML merge keys, preset files, command line, key validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "txl/config/command_line.h"
 #include "txl/config/eval_config.h"
@@ -129,12 +132,12 @@ TEST(TrainConfig, AppliesSectionAndOverrides) {
   c.finalize(2);
   EXPECT_DOUBLE_EQ(c.lr, 0.5);
   EXPECT_TRUE(c.roll);
-  EXPECT_FALSE(c.same_length);
-  EXPECT_EQ(c.cutoffs, (std::vector<int64_t>{10, 20}));
-  EXPECT_EQ(c.tie_projs, (std::vector<bool>{false, true}));
-  EXPECT_EQ(c.clamp_len, -1);
+  EXPECT_FALSE(c.model.same_length);
+  EXPECT_EQ(c.model.cutoffs, (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(c.model.tie_projs, (std::vector<bool>{false, true}));
+  EXPECT_EQ(c.model.clamp_len, -1);
   EXPECT_EQ(c.batch_chunk, 2);
-  EXPECT_EQ(c.tgt_len, 32);
+  EXPECT_EQ(c.model.tgt_len, 32);
   EXPECT_EQ(c.eval_tgt_len, 32);  // -1 resolves to tgt_len
 }
 
@@ -198,10 +201,10 @@ TEST(TrainConfig, AttnTypesAndTheirBadCombinations) {
   e = error_of([&] { c.model_config(1000, {}, "wt2"); });
   EXPECT_NE(e.find("clamp_len 16 exceeds the 15 rows of r_emb"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
-  c.clamp_len = 15;
+  c.model.clamp_len = 15;
   EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
-  c.attn_type = 0;  // attn_type 0 clamps sinusoid positions: any clamp_len
-  c.clamp_len = 1000;
+  c.model.attn_type = 0;  // attn_type 0 clamps sinusoid positions: any clamp_len
+  c.model.clamp_len = 1000;
   EXPECT_EQ(error_of([&] { c.model_config(1000, {}, "wt2"); }), "");
 }
 
@@ -212,8 +215,94 @@ TEST(TrainConfig, ResolvedYamlRoundTrips) {
   apply_section(b, train_config_keys(), YAML::Load(text), "round trip");
   EXPECT_EQ(yaml_to_text(config_to_yaml(b, train_config_keys())), text);
   EXPECT_EQ(b.lr, a.lr);
-  EXPECT_EQ(b.cutoffs, a.cutoffs);
-  EXPECT_EQ(b.tie_projs, a.tie_projs);
+  EXPECT_EQ(b.model.cutoffs, a.model.cutoffs);
+  EXPECT_EQ(b.model.tie_projs, a.model.tie_projs);
+}
+
+// Each configurable ModelConfig field is declared once, in ModelConfig: TrainConfig holds it
+// as `model`, one key of the training table (named as the field) addresses it, and its
+// value survives the resolved YAML and reaches model_config().
+TEST(TrainConfig, EveryModelFieldHasExactlyOneKey) {
+  TrainConfig cfg;
+  ModelConfig& m = cfg.model;
+  // Every ModelConfig field but n_token (the corpus's) and max_klen (not a training key).
+  const std::vector<std::pair<std::string, const void*>> fields = {
+      {"n_layer", &m.n_layer},         {"n_head", &m.n_head},
+      {"d_head", &m.d_head},           {"d_model", &m.d_model},
+      {"d_inner", &m.d_inner},         {"d_embed", &m.d_embed},
+      {"div_val", &m.div_val},         {"cutoffs", &m.cutoffs},
+      {"tie_weight", &m.tie_weight},   {"tie_projs", &m.tie_projs},
+      {"pre_lnorm", &m.pre_lnorm},     {"dropout", &m.dropout},
+      {"dropatt", &m.dropatt},         {"tgt_len", &m.tgt_len},
+      {"mem_len", &m.mem_len},         {"ext_len", &m.ext_len},
+      {"same_length", &m.same_length}, {"clamp_len", &m.clamp_len},
+      {"attn_type", &m.attn_type},     {"sample_softmax", &m.sample_softmax},
+      {"init", &m.init.init},          {"init_std", &m.init.init_std},
+      {"proj_init_std", &m.init.proj_init_std}, {"init_range", &m.init.init_range}};
+  const auto inside_model = [&](const void* p) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p), lo = reinterpret_cast<std::uintptr_t>(&m);
+    return a >= lo && a < lo + sizeof(ModelConfig);
+  };
+  std::set<std::string> names;
+  int model_keys = 0;
+  for (const auto& k : train_config_keys()) {
+    EXPECT_TRUE(names.insert(k.name).second) << "key declared twice: " << k.name;
+    const void* at = k.visit(cfg, [](auto& f) -> const void* { return &f; });
+    if (!inside_model(at)) continue;
+    ++model_keys;
+    const auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.second == at; });
+    ASSERT_NE(it, fields.end()) << k.name << " addresses a ModelConfig field this test does not list";
+    EXPECT_EQ(k.name, it->first);
+  }
+  EXPECT_EQ(model_keys, static_cast<int>(fields.size()));  // with the names unique: one key per field
+
+  // Not the defaults (but tie_weight), and a model that validates (3 clusters of 50 ids).
+  const TrainConfig a = config_from(R"({data: x.h5, n_layer: 3, n_head: 3, d_head: 7, d_model: 18, d_inner: 40,
+      d_embed: 16, div_val: 2, adaptive: true, cutoffs: [10, 20], tie_weight: true, tie_projs: [true, false, true],
+      pre_lnorm: true, dropout: 0.25, dropatt: 0.125, tgt_len: 12, mem_len: 9, ext_len: 2, same_length: true,
+      clamp_len: 5, attn_type: 2, sample_softmax: 4, init: uniform, init_std: 0.5, proj_init_std: 0.75,
+      init_range: 0.3})");
+  const TrainConfig defaults;
+  for (const auto& k : train_config_keys()) {
+    if (inside_model(k.visit(cfg, [](auto& f) -> const void* { return &f; })) && k.name != "tie_weight") {
+      EXPECT_NE(yaml_inline(k.value(a)), yaml_inline(k.value(defaults))) << k.name << " kept its default";
+    }
+  }
+  const std::string text = yaml_to_text(config_to_yaml(a, train_config_keys()));
+  TrainConfig b;
+  apply_section(b, train_config_keys(), YAML::Load(text), "round trip");
+  b.finalize(1);
+  EXPECT_EQ(yaml_to_text(config_to_yaml(b, train_config_keys())), text);
+
+  const ModelConfig r = b.model_config(50, {}, "wt103");
+  EXPECT_EQ(r.n_token, 50);
+  EXPECT_EQ(r.n_layer, 3);
+  EXPECT_EQ(r.n_head, 3);
+  EXPECT_EQ(r.d_head, 7);
+  EXPECT_EQ(r.d_model, 18);
+  EXPECT_EQ(r.d_inner, 40);
+  EXPECT_EQ(r.d_embed, 16);
+  EXPECT_EQ(r.div_val, 2);
+  EXPECT_EQ(r.cutoffs, (std::vector<int64_t>{10, 20}));
+  EXPECT_TRUE(r.tie_weight);
+  EXPECT_EQ(r.tie_projs, (std::vector<bool>{true, false, true}));
+  EXPECT_TRUE(r.pre_lnorm);
+  EXPECT_EQ(r.dropout, 0.25);
+  EXPECT_EQ(r.dropatt, 0.125);
+  EXPECT_EQ(r.tgt_len, 12);
+  EXPECT_EQ(r.mem_len, 9);
+  EXPECT_EQ(r.ext_len, 2);
+  EXPECT_TRUE(r.same_length);
+  EXPECT_EQ(r.clamp_len, 5);
+  EXPECT_EQ(r.attn_type, 2);
+  EXPECT_EQ(r.sample_softmax, 4);
+  EXPECT_EQ(r.max_klen, 0);
+  EXPECT_EQ(r.init.init, "uniform");
+  EXPECT_EQ(r.init.init_std, 0.5);
+  EXPECT_EQ(r.init.proj_init_std, 0.75);
+  EXPECT_EQ(r.init.init_range, 0.3);
+  // tie_weight: true above (the sampled softmax needs it); the other value here.
+  EXPECT_FALSE(config_from("{data: x.h5, tie_weight: false}").model_config(50, {}, "wt2").tie_weight);
 }
 
 TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
@@ -226,7 +315,7 @@ TEST(TrainConfig, ModelConfigFollowsRecipeTieRule) {
   c.adaptive = false;
   EXPECT_TRUE(c.model_config(1000, {100, 500}, "wt103").cutoffs.empty());
   c.adaptive = true;
-  c.cutoffs = {10, 2000};
+  c.model.cutoffs = {10, 2000};
   EXPECT_NE(error_of([&] { c.model_config(1000, {}, "wt2"); }).find("cutoffs"), std::string::npos);
 }
 

@@ -26,18 +26,18 @@ TrainConfig small_config(const std::string& corpus, const std::string& work_dir)
   TrainConfig c;
   c.data = corpus;
   c.work_dir = work_dir;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.d_head = 4;
-  c.d_model = 8;
-  c.d_inner = 12;
+  c.model.n_layer = 2;
+  c.model.n_head = 2;
+  c.model.d_head = 4;
+  c.model.d_model = 8;
+  c.model.d_inner = 12;
   c.adaptive = true;
-  c.cutoffs = {10, 20};
-  c.dropout = 0.0;
-  c.dropatt = 0.0;
-  c.tgt_len = 5;
-  c.mem_len = 4;
-  c.ext_len = 2;
+  c.model.cutoffs = {10, 20};
+  c.model.dropout = 0.0;
+  c.model.dropatt = 0.0;
+  c.model.tgt_len = 5;
+  c.model.mem_len = 4;
+  c.model.ext_len = 2;
   c.batch_size = 4;
   c.batch_chunk = 2;
   c.eval_batch_size = 2;
@@ -49,7 +49,7 @@ TrainConfig small_config(const std::string& corpus, const std::string& work_dir)
   c.max_step_scheduler = 100;
   c.log_interval = 1;
   c.eval_interval = 0;
-  c.init_std = 0.3;  // weights large enough that attention is far from uniform
+  c.model.init.init_std = 0.3;  // weights large enough that attention is far from uniform
   c.finalize(1);
   return c;
 }
@@ -124,12 +124,12 @@ TEST(ExtendedContext, TrainerStepsMatchADirectComputation) {
     for (int64_t chunk = 0; chunk < c.batch_chunk; ++chunk) {
       std::vector<int32_t> data, target;
       StepContext ctx;
-      s.batch(static_cast<int64_t>(step) * c.tgt_len, c.tgt_len, c.ext_len, chunk * cb, cb, data, target,
-              ctx.ext_rows);
-      EXPECT_EQ(ctx.ext_rows, step == 0 ? 0 : c.ext_len);
-      const Tensor<double>& nll = ref.forward(data.data(), target.data(), ctx.ext_rows + c.tgt_len, cb,
+      s.batch(static_cast<int64_t>(step) * c.model.tgt_len, c.model.tgt_len, c.model.ext_len, chunk * cb, cb, data,
+              target, ctx.ext_rows);
+      EXPECT_EQ(ctx.ext_rows, step == 0 ? 0 : c.model.ext_len);
+      const Tensor<double>& nll = ref.forward(data.data(), target.data(), ctx.ext_rows + c.model.tgt_len, cb,
                                               mems[static_cast<size_t>(chunk)], ctx);
-      ASSERT_EQ(nll.numel(), c.tgt_len * cb);
+      ASSERT_EQ(nll.numel(), c.model.tgt_len * cb);
       loss += mean(to_host(*ops, nll)) / static_cast<double>(c.batch_chunk);
     }
     // float32 against double: a few ulps of float per operation.
@@ -154,11 +154,11 @@ TEST(ExtendedContext, EvaluationMatchesADirectComputation) {
   const data::CorpusFile corpus = data::CorpusFile::open(c.data);
   const int64_t batch = 2, tgt_len = 4;
   data::IteratorOptions opt;
-  opt.ext_len = c.ext_len;
+  opt.ext_len = c.model.ext_len;
   auto it = data::make_batch_iterator(corpus, "valid", batch, 1, 0, tgt_len, opt);
   EvalSettings es;
   es.tgt_len = tgt_len;
-  es.ext_len = c.ext_len;
+  es.ext_len = c.model.ext_len;
   es.mem_len = 3;
   es.same_length = false;
   es.clamp_len = -1;
@@ -167,7 +167,7 @@ TEST(ExtendedContext, EvaluationMatchesADirectComputation) {
   StreamBatches s;
   s.tokens = corpus.read_tokens("valid", 0, corpus.split("valid").n_tokens);
   s.n = static_cast<int64_t>(s.tokens.size()) / batch;
-  ref.set_lengths(tgt_len, c.ext_len, 3, false, -1);
+  ref.set_lengths(tgt_len, c.model.ext_len, 3, false, -1);
   Memory<double> mem;
   double sum = 0;
   int64_t tokens = 0;
@@ -175,7 +175,7 @@ TEST(ExtendedContext, EvaluationMatchesADirectComputation) {
     const int64_t len = std::min(tgt_len, s.n - 1 - i);
     std::vector<int32_t> data, target;
     StepContext ctx;
-    s.batch(i, len, c.ext_len, 0, batch, data, target, ctx.ext_rows);
+    s.batch(i, len, c.model.ext_len, 0, batch, data, target, ctx.ext_rows);
     const std::vector<double> nll =
         to_host(*ops, ref.forward(data.data(), target.data(), ctx.ext_rows + len, batch, mem, ctx));
     for (double x : nll) sum += x;
@@ -220,9 +220,9 @@ TEST(ExtendedContext, TextIteratorPrecedesEachBatchWithItsContext) {
 TEST(ExtendedContext, ConfigurationsAcceptItAndNameABadValue) {
   TrainConfig t;
   t.data = "x.h5";
-  t.ext_len = 16;
+  t.model.ext_len = 16;
   EXPECT_NO_THROW(t.finalize(1));
-  t.ext_len = -1;
+  t.model.ext_len = -1;
   try {
     t.finalize(1);
     ADD_FAILURE() << "ext_len -1 accepted";

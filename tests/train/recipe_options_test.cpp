@@ -85,7 +85,7 @@ TEST(RecipeOptions, EveryTrainPyOptionIsAcceptedWithItsMeaning) {
       if (o.name == "cuda") {
         EXPECT_EQ(c.device, "cuda");
       } else if (o.name == "not_tied") {
-        EXPECT_FALSE(c.tie_weight);
+        EXPECT_FALSE(c.model.tie_weight);
       } else {
         EXPECT_EQ(scalar_of(c, o.name), "true");
       }
@@ -134,15 +134,15 @@ TEST(RecipeOptions, ParserSpellings) {
   EXPECT_TRUE(c.save_all);
   EXPECT_EQ(c.eval_interval, 7);
   EXPECT_EQ(c.max_step, 9);
-  EXPECT_EQ(c.cutoffs, (std::vector<int64_t>{10, 20, 30}));
+  EXPECT_EQ(c.model.cutoffs, (std::vector<int64_t>{10, 20, 30}));
   EXPECT_TRUE(c.roll);
-  EXPECT_EQ(c.clamp_len, -1);
+  EXPECT_EQ(c.model.clamp_len, -1);
   EXPECT_EQ(c.multi_gpu, "ddp");  // a bare --multi_gpu, as the recipe's enwik8/text8/lm1b scripts write it
   EXPECT_EQ(c.local_rank, 3);
   // A later --device wins over --cuda; --not_tied false keeps tied weights.
   c = applied({"--cuda", "--device", "cpu", "--not_tied", "false"});
   EXPECT_EQ(c.device, "cpu");
-  EXPECT_TRUE(c.tie_weight);
+  EXPECT_TRUE(c.model.tie_weight);
 
   const CommandLine cl = parse_train_command_line({"--config_file", "a.yaml", "--config", "dgx1_8gpu_fp16"});
   EXPECT_EQ(cl.config_file, "a.yaml");

@@ -84,7 +84,7 @@ TEST(TrainerAttnTypes, EachTypeTrainsAndCheckpoints) {
     SCOPED_TRACE("attn_type " + std::to_string(attn_type));
     const std::string dir = test::fresh_dir("attn_type_" + std::to_string(attn_type));
     TrainConfig c = test::tiny_train_config(dir);
-    c.attn_type = attn_type;
+    c.model.attn_type = attn_type;
     c.max_step = 4;
     c.eval_interval = 4;
     c.eval_max_steps = 2;
@@ -98,7 +98,7 @@ TEST(TrainerAttnTypes, EachTypeTrainsAndCheckpoints) {
     EXPECT_EQ(m.attn_type, attn_type);
     EXPECT_EQ(ckpt.file().exists("/model/r_emb"), attn_type != 2);
     if (attn_type != 2) {
-      EXPECT_EQ(m.max_klen, c.tgt_len + c.ext_len + c.mem_len);
+      EXPECT_EQ(m.max_klen, c.model.tgt_len + c.model.ext_len + c.model.mem_len);
     }
   }
 }
@@ -168,16 +168,16 @@ TEST(TrainerLearning, FarBelowTheUnigramPerplexity) {
   const double unigram = unigram_perplexity(corpus);
   TrainConfig c = test::tiny_train_config(dir);
   c.data = test::wt2_train_vocabulary_corpus();
-  c.d_model = 128;
-  c.n_head = 4;
-  c.d_head = 32;
-  c.d_inner = 512;
-  c.cutoffs = {2000, 6000};
-  c.div_val = 1;
-  c.dropout = 0.0;
-  c.dropatt = 0.0;
-  c.tgt_len = 32;
-  c.mem_len = 32;
+  c.model.d_model = 128;
+  c.model.n_head = 4;
+  c.model.d_head = 32;
+  c.model.d_inner = 512;
+  c.model.cutoffs = {2000, 6000};
+  c.model.div_val = 1;
+  c.model.dropout = 0.0;
+  c.model.dropatt = 0.0;
+  c.model.tgt_len = 32;
+  c.model.mem_len = 32;
   c.eval_tgt_len = 32;
   c.batch_size = 16;
   c.batch_chunk = 1;

@@ -1,5 +1,5 @@
 // Typed configuration keys. A configuration struct (TrainConfig, EvalConfig) lists its
-// keys once, as (name, member pointer, help); parsing YAML sections and command-line
+// keys once, as (name, member pointer or member path, help); parsing YAML sections and command-line
 // overrides, type errors, "did you mean" for unknown keys and writing the resolved
 // configuration back as YAML all come from that one table.
 #pragma once
@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -39,58 +41,100 @@ std::string shortest_text(double x);
 // plain string scalar (so "a: b" is text).
 YAML::Node command_line_value(KeyType type, const std::string& text);
 
+// Where a key's value lives in Cfg: a member (`&Cfg::data`, converted implicitly) or a
+// member of a member, any depth (`member_path<&Cfg::model, &ModelConfig::n_layer>`), so a
+// field of a nested struct is declared once, in that struct.
+template <typename Cfg, typename T>
+class FieldRef {
+ public:
+  FieldRef(T Cfg::*member) : member_(member) {}  // NOLINT(google-explicit-constructor): table syntax
+  constexpr FieldRef(T& (*get)(Cfg&), const T& (*get_const)(const Cfg&)) : get_(get), get_const_(get_const) {}
+
+  T& of(Cfg& cfg) const { return member_ ? cfg.*member_ : get_(cfg); }
+  const T& of(const Cfg& cfg) const { return member_ ? cfg.*member_ : get_const_(cfg); }
+
+ private:
+  // Exactly one of the two ways is set: a direct member pointer (known only at run time
+  // in a table line), or accessors instantiated for a member path at compile time.
+  T Cfg::*member_ = nullptr;
+  T& (*get_)(Cfg&) = nullptr;
+  const T& (*get_const_)(const Cfg&) = nullptr;
+};
+
+namespace detail {
+template <typename M>
+struct member_class;
+template <typename C, typename T>
+struct member_class<T C::*> {
+  using type = C;
+};
+}  // namespace detail
+
+// The FieldRef of cfg.*First.*Next..., e.g. member_path<&TrainConfig::model, &ModelConfig::init,
+// &InitSpec::init_std> for cfg.model.init.init_std.
+template <auto First, auto... Rest>
+inline constexpr auto member_path = [] {
+  using Cfg = typename detail::member_class<decltype(First)>::type;
+  using T = std::remove_reference_t<decltype(((std::declval<Cfg&>().*First) .* ... .* Rest))>;
+  return FieldRef<Cfg, T>([](Cfg& c) -> T& { return ((c.*First) .* ... .* Rest); },
+                          [](const Cfg& c) -> const T& { return ((c.*First) .* ... .* Rest); });
+}();
+
 template <typename Cfg>
 struct ConfigKey {
-  using Field = std::variant<int64_t Cfg::*, double Cfg::*, bool Cfg::*, std::string Cfg::*,
-                             std::vector<int64_t> Cfg::*, std::vector<double> Cfg::*, std::vector<bool> Cfg::*,
-                             std::vector<std::string> Cfg::*>;
+  using Field = std::variant<FieldRef<Cfg, int64_t>, FieldRef<Cfg, double>, FieldRef<Cfg, bool>,
+                             FieldRef<Cfg, std::string>, FieldRef<Cfg, std::vector<int64_t>>,
+                             FieldRef<Cfg, std::vector<double>>, FieldRef<Cfg, std::vector<bool>>,
+                             FieldRef<Cfg, std::vector<std::string>>>;
   std::string name;
   Field field;
   std::string help;
 
   KeyType type() const { return static_cast<KeyType>(field.index()); }
 
+  // Calls f with a reference to the key's field in cfg (const when cfg is).
+  template <typename C, typename F>
+  decltype(auto) visit(C& cfg, F&& f) const {
+    return std::visit([&](const auto& ref) -> decltype(auto) { return f(ref.of(cfg)); }, field);
+  }
+
   // Sets the field from a YAML value; a null value keeps the current one.
   void assign(Cfg& cfg, const YAML::Node& v, const std::string& where) const {
     if (!v || v.IsNull()) return;
-    std::visit(
-        [&](auto member) {
-          using F = std::remove_reference_t<decltype(cfg.*member)>;
-          if constexpr (std::is_same_v<F, int64_t>) cfg.*member = yaml_to_int(v, name, where);
-          else if constexpr (std::is_same_v<F, double>) cfg.*member = yaml_to_float(v, name, where);
-          else if constexpr (std::is_same_v<F, bool>) cfg.*member = yaml_to_bool(v, name, where);
-          else if constexpr (std::is_same_v<F, std::string>) cfg.*member = yaml_to_string(v, name, where);
-          else if constexpr (std::is_same_v<F, std::vector<int64_t>>) cfg.*member = yaml_to_int_list(v, name, where);
-          else if constexpr (std::is_same_v<F, std::vector<double>>) cfg.*member = yaml_to_float_list(v, name, where);
-          else if constexpr (std::is_same_v<F, std::vector<bool>>) cfg.*member = yaml_to_bool_list(v, name, where);
-          else cfg.*member = yaml_to_string_list(v, name, where);
-        },
-        field);
+    visit(cfg, [&](auto& f) {
+      using F = std::remove_reference_t<decltype(f)>;
+      if constexpr (std::is_same_v<F, int64_t>) f = yaml_to_int(v, name, where);
+      else if constexpr (std::is_same_v<F, double>) f = yaml_to_float(v, name, where);
+      else if constexpr (std::is_same_v<F, bool>) f = yaml_to_bool(v, name, where);
+      else if constexpr (std::is_same_v<F, std::string>) f = yaml_to_string(v, name, where);
+      else if constexpr (std::is_same_v<F, std::vector<int64_t>>) f = yaml_to_int_list(v, name, where);
+      else if constexpr (std::is_same_v<F, std::vector<double>>) f = yaml_to_float_list(v, name, where);
+      else if constexpr (std::is_same_v<F, std::vector<bool>>) f = yaml_to_bool_list(v, name, where);
+      else f = yaml_to_string_list(v, name, where);
+    });
   }
 
   // The current value as YAML (for the resolved configuration).
   YAML::Node value(const Cfg& cfg) const {
-    return std::visit(
-        [&](auto member) {
-          YAML::Node n;
-          using F = std::remove_cvref_t<decltype(cfg.*member)>;
-          if constexpr (std::is_same_v<F, std::vector<bool>>) {
-            n = YAML::Node(YAML::NodeType::Sequence);
-            for (bool b : cfg.*member) n.push_back(b);
-          } else if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>>) {
-            n = YAML::Node(YAML::NodeType::Sequence);
-            for (auto x : cfg.*member) n.push_back(x);
-          } else if constexpr (std::is_same_v<F, std::vector<double>>) {
-            n = YAML::Node(YAML::NodeType::Sequence);
-            for (double x : cfg.*member) n.push_back(shortest_text(x));
-          } else if constexpr (std::is_same_v<F, double>) {
-            n = shortest_text(cfg.*member);
-          } else {
-            n = cfg.*member;
-          }
-          return n;
-        },
-        field);
+    return visit(cfg, [&](const auto& f) {
+      YAML::Node n;
+      using F = std::remove_cvref_t<decltype(f)>;
+      if constexpr (std::is_same_v<F, std::vector<bool>>) {
+        n = YAML::Node(YAML::NodeType::Sequence);
+        for (bool b : f) n.push_back(b);
+      } else if constexpr (std::is_same_v<F, std::vector<int64_t>> || std::is_same_v<F, std::vector<std::string>>) {
+        n = YAML::Node(YAML::NodeType::Sequence);
+        for (auto x : f) n.push_back(x);
+      } else if constexpr (std::is_same_v<F, std::vector<double>>) {
+        n = YAML::Node(YAML::NodeType::Sequence);
+        for (double x : f) n.push_back(shortest_text(x));
+      } else if constexpr (std::is_same_v<F, double>) {
+        n = shortest_text(f);
+      } else {
+        n = f;
+      }
+      return n;
+    });
   }
 };
 

@@ -15,36 +15,17 @@ namespace txl {
 
 struct TrainConfig {
   // ---- model (docs/model.md) ----
-  int64_t n_layer = 16;
-  int64_t n_head = 8;
-  int64_t d_head = 64;
-  int64_t d_model = 512;
-  int64_t d_inner = 2048;
-  int64_t d_embed = -1;  // -1: d_model
-  int64_t div_val = 1;
-  bool adaptive = false;             // adaptive input/softmax with `cutoffs`
-  std::vector<int64_t> cutoffs;      // empty: the corpus's recommendation
-  bool tie_weight = true;
-  std::vector<bool> tie_projs;       // empty: the recipe's rule (wt103: [F, T, ...], else all F)
-  bool pre_lnorm = false;
-  double dropout = 0.1;
-  double dropatt = 0.0;
-  int64_t attn_type = 0;
-  int64_t sample_softmax = -1;       // > 0: sampled softmax in training (sampled_softmax.h)
-  int64_t clamp_len = -1;
-  bool same_length = false;
-  std::string init = "normal";
-  double init_std = 0.02;
-  double proj_init_std = 0.01;
-  double init_range = 0.1;
+  // The model keys as given, each declared once in ModelConfig with its default; so are the
+  // length keys tgt_len, mem_len, ext_len (data), clamp_len and same_length. Not a model to
+  // build: model_config() resolves n_token, cutoffs (with `adaptive`; empty: the corpus's
+  // recommendation) and tie_projs (empty: the recipe's rule, wt103 [F, T, ...], else all F).
+  ModelConfig model;
+  bool adaptive = false;  // adaptive input/softmax with `cutoffs`
 
   // ---- data (docs/data.md, Data order) ----
   std::string data;          // corpus file written by txl_prep
   std::string dataset;       // optional: must match the corpus kind (wt103, wt2, enwik8, ...)
-  int64_t tgt_len = 192;
   int64_t eval_tgt_len = -1;  // -1: tgt_len
-  int64_t ext_len = 0;
-  int64_t mem_len = 192;
   int64_t batch_size = 256;       // global, all ranks (the recipe's default)
   int64_t local_batch_size = 0;   // > 0: batch_size = local_batch_size * ranks
   int64_t eval_batch_size = 16;   // global, for validation during training
@@ -119,7 +100,8 @@ struct TrainConfig {
   int64_t chunk_batch(int world) const { return batch_size / world / batch_chunk; }
   int64_t scheduler_max_step() const { return max_step_scheduler > 0 ? max_step_scheduler : max_step; }
 
-  // The model hyper-parameters (n_token, cutoffs and tie_projs from the corpus).
+  // The model hyper-parameters: `model` with n_token, cutoffs and tie_projs resolved from
+  // the corpus; validated.
   ModelConfig model_config(int64_t n_token, const std::vector<int64_t>& recommended_cutoffs,
                            const std::string& corpus_kind) const;
 };

@@ -39,7 +39,7 @@ class DlLogger {
 template <typename Cfg>
 nlohmann::ordered_json parameter_data(const std::vector<ConfigKey<Cfg>>& keys, const Cfg& cfg) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (const auto& k : keys) std::visit([&](auto member) { out[k.name] = cfg.*member; }, k.field);
+  for (const auto& k : keys) k.visit(cfg, [&](const auto& v) { out[k.name] = v; });
   return out;
 }
 
