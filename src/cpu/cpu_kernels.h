@@ -45,6 +45,14 @@ void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const
 template <typename T>
 void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
                    const T* rstd, T* dx, T* dgamma, T* dbeta);
+template <typename T>
+void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float p,
+                                    const DropoutKey& key, const BatchLayout& layout, const T* residual,
+                                    const T* gamma, const T* beta, T eps, T* sum, T* y, T* mean, T* rstd);
+template <typename T>
+void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum, const T* gamma,
+                                    const T* mean, const T* rstd, float p, const DropoutKey& key,
+                                    const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta, T* dbias);
 
 // ---- attention.cpp --------------------------------------------------------------------
 template <typename T>
