@@ -440,6 +440,44 @@ void CountingOps<T>::layernorm_bwd(int64_t rows, int64_t cols, const T* dy, cons
   kernel("layernorm_bwd", E * (2 * rc + static_cast<double>(cols) + 2.0 * static_cast<double>(rows)), E * rc);
 }
 
+// src/cuda/layernorm.cu residual_layernorm_fwd_kernel: one launch reading x, bias,
+// residual (and gamma, beta), writing sum (and y, mean, rstd).
+template <typename T>
+void CountingOps<T>::dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float,
+                                                    const DropoutKey&, const BatchLayout&, const T* residual,
+                                                    const T* gamma, const T* beta, T, T* sum, T* y, T* mean,
+                                                    T* rstd) {
+  const double E = sizeof(T), rc = static_cast<double>(rows) * static_cast<double>(cols);
+  const double C = static_cast<double>(cols), R = static_cast<double>(rows);
+  begin_op({{gamma, E * C}, {beta, E * C}, {bias, E * C}, {x, E * rc}, {residual, E * rc}, {sum, E * rc},
+            {y, E * rc}, {mean, E * R}, {rstd, E * R}});
+  if (rows <= 0) return;
+  const double read = E * (2 * rc + (bias ? C : 0.0) + (gamma ? 2 * C : 0.0));
+  const double written = E * (rc + (gamma ? rc + 2 * R : 0.0));
+  kernel("dropout_residual_layernorm_fwd", read, written);
+}
+
+// residual_layernorm_bwd_kernel (reads dy, and with a LayerNorm sum, gamma, mean, rstd;
+// writes d_sum when given and d_x), then one column sum over the outputs there are:
+// (dgamma, dbeta, dbias) of (dy * xhat, dy, d_x), (dgamma, dbeta) or dbias alone.
+template <typename T>
+void CountingOps<T>::dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum,
+                                                    const T* gamma, const T*, const T*, float, const DropoutKey&,
+                                                    const BatchLayout&, T* d_sum, T* d_x, T* dgamma, T* dbeta,
+                                                    T* dbias) {
+  const double E = sizeof(T), rc = static_cast<double>(rows) * static_cast<double>(cols);
+  const double C = static_cast<double>(cols), R = static_cast<double>(rows);
+  begin_op({{dgamma, E * C}, {dbeta, E * C}, {dbias, E * C}, {gamma, E * C}, {dy, E * rc}, {sum, E * rc},
+            {d_sum, E * rc}, {d_x, E * rc}});
+  if (rows <= 0) return;
+  const double read = E * (rc + (gamma ? rc + C + 2 * R : 0.0));
+  const double written = E * (rc + (d_sum ? rc : 0.0));
+  kernel("dropout_residual_layernorm_bwd", read, written);
+  // The terms read dy and sum per element with a LayerNorm, and d_x with a bias.
+  const int outputs = (gamma ? 2 : 0) + (dbias ? 1 : 0);
+  if (outputs > 0) column_sum("dropout_residual_layernorm_bwd", R, cols, outputs, E * outputs);
+}
+
 // ---- attention ------------------------------------------------------------------------------
 
 template <typename T>

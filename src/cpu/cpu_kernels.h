@@ -19,10 +19,7 @@ void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T
                           int64_t strideC, int64_t batch);
 
 // ---- elementwise.cpp ------------------------------------------------------------------
-// Dropout masks are drawn in runs of at most kDropoutChunk elements: philox_bits24 writes
-// the 24 random bits behind philox_uniform(key, g) (philox.h) for g in [g0, g0 + n).
-inline constexpr int64_t kDropoutChunk = 256;
-void philox_bits24(const DropoutKey& key, uint64_t g0, int64_t n, uint32_t* bits);
+
 template <typename T>
 void fill(T* x, int64_t n, T value);
 template <typename T>
@@ -49,6 +46,14 @@ void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const
 template <typename T>
 void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
                    const T* rstd, T* dx, T* dgamma, T* dbeta);
+template <typename T>
+void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float p,
+                                    const DropoutKey& key, const BatchLayout& layout, const T* residual,
+                                    const T* gamma, const T* beta, T eps, T* sum, T* y, T* mean, T* rstd);
+template <typename T>
+void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum, const T* gamma,
+                                    const T* mean, const T* rstd, float p, const DropoutKey& key,
+                                    const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta, T* dbias);
 
 // ---- attention.cpp --------------------------------------------------------------------
 template <typename T>

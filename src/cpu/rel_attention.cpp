@@ -18,6 +18,7 @@
 #include "eigen_core.h"
 #include "txl/core/error.h"
 #include "cpu_kernels.h"
+#include "dropout_mask.h"
 #include "parallel.h"
 
 namespace txl::cpu {

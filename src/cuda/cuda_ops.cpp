@@ -351,6 +351,27 @@ class CudaOps final : public CudaBackend {
     OpScratch scratch(*arena_);
     cuda::launch_layernorm_bwd(rows, cols, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, scratch, stream_);
   }
+  void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* bias, float p,
+                                      const DropoutKey& key, const BatchLayout& layout, const float* residual,
+                                      const float* gamma, const float* beta, float eps, float* sum, float* y,
+                                      float* mean, float* rstd) override {
+    check_dropout_residual_layernorm("dropout_residual_layernorm_fwd", rows, cols, p, layout);
+    enter();
+    cuda::launch_dropout_residual_layernorm_fwd(rows, cols, x, bias, p, key, layout, residual, gamma, beta, eps, sum,
+                                                y, mean, rstd, stream_);
+  }
+  void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const float* sum,
+                                      const float* gamma, const float* mean, const float* rstd, float p,
+                                      const DropoutKey& key, const BatchLayout& layout, float* d_sum, float* d_x,
+                                      float* dgamma, float* dbeta, float* dbias) override {
+    check_dropout_residual_layernorm("dropout_residual_layernorm_bwd", rows, cols, p, layout);
+    TXL_CHECK(d_x != nullptr && (gamma == nullptr || d_sum != nullptr),
+              "dropout_residual_layernorm_bwd: d_x, and d_sum with a LayerNorm, are required");
+    enter();
+    OpScratch scratch(*arena_);
+    cuda::launch_dropout_residual_layernorm_bwd(rows, cols, dy, sum, gamma, mean, rstd, p, key, layout, d_sum, d_x,
+                                                dgamma, dbeta, dbias, scratch, stream_);
+  }
 
   void split_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                    const float* bias, float* dst) override {

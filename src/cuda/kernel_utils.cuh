@@ -127,23 +127,23 @@ __global__ void column_sum_partial_kernel(Term term, int64_t rows, int64_t cols,
 
 template <int K>
 __global__ void column_sum_final_kernel(const double* partial, int64_t chunks, int64_t cols, float* out0,
-                                        float* out1) {
+                                        float* out1, float* out2) {
   for (int64_t c = global_thread(); c < cols; c += grid_stride()) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       double s = 0.0;
       for (int64_t ch = 0; ch < chunks; ++ch) s += partial[(k * chunks + ch) * cols + c];
-      float* out = k == 0 ? out0 : out1;
+      float* out = k == 0 ? out0 : (k == 1 ? out1 : out2);
       out[c] = static_cast<float>(out[c] + s);
     }
   }
 }
 
-// Enqueues both stages; out1 is used when K == 2.
+// Enqueues both stages; out1 is used when K >= 2, out2 when K == 3.
 template <int K, typename Term>
-void column_sum(Term term, int64_t rows, int64_t cols, float* out0, float* out1, Scratch& scratch,
+void column_sum(Term term, int64_t rows, int64_t cols, float* out0, float* out1, float* out2, Scratch& scratch,
                 cudaStream_t stream) {
-  static_assert(K == 1 || K == 2, "column_sum supports one or two outputs");
+  static_assert(K >= 1 && K <= 3, "column_sum supports one to three outputs");
   if (rows <= 0 || cols <= 0) return;
   const int64_t col_blocks = (cols + kColTileX - 1) / kColTileX;
   // About 1024 blocks in stage 1, chunks of at least 32 rows.
@@ -159,8 +159,14 @@ void column_sum(Term term, int64_t rows, int64_t cols, float* out0, float* out1,
                                  dim3(kColTileX, kColTileY), 0, stream>>>(term, rows, cols, rows_per_chunk,
                                                                           partial);
   TXL_CUDA_LAUNCH_CHECK();
-  column_sum_final_kernel<K><<<grid_for(cols), kThreads, 0, stream>>>(partial, chunks, cols, out0, out1);
+  column_sum_final_kernel<K><<<grid_for(cols), kThreads, 0, stream>>>(partial, chunks, cols, out0, out1, out2);
   TXL_CUDA_LAUNCH_CHECK();
+}
+template <int K, typename Term>
+void column_sum(Term term, int64_t rows, int64_t cols, float* out0, float* out1, Scratch& scratch,
+                cudaStream_t stream) {
+  static_assert(K <= 2, "three outputs need out2");
+  column_sum<K>(term, rows, cols, out0, out1, nullptr, scratch, stream);
 }
 
 }  // namespace txl::cuda

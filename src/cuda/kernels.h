@@ -84,6 +84,17 @@ void launch_layernorm_fwd(int64_t rows, int64_t cols, const float* x, const floa
 void launch_layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const float* x, const float* gamma,
                           const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta,
                           Scratch& scratch, cudaStream_t stream);
+// Ops::dropout_residual_layernorm_fwd / _bwd; p in [0, 1), layout checked by the caller
+// (used only when p > 0).
+void launch_dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* bias, float p,
+                                           const DropoutKey& key, const BatchLayout& layout, const float* residual,
+                                           const float* gamma, const float* beta, float eps, float* sum, float* y,
+                                           float* mean, float* rstd, cudaStream_t stream);
+void launch_dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const float* sum,
+                                           const float* gamma, const float* mean, const float* rstd, float p,
+                                           const DropoutKey& key, const BatchLayout& layout, float* d_sum, float* d_x,
+                                           float* dgamma, float* dbeta, float* dbias, Scratch& scratch,
+                                           cudaStream_t stream);
 
 // ---- fused relative attention (rel_attention.cu) ---------------------------------
 // RelAttentionArgs (ops.h) as plain values; shift = same_length's offset (AttnMask).

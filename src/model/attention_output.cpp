@@ -54,14 +54,13 @@ void AttentionOutput<T>::project(Ops<T>& ops, const ParamStore<T>& store, LayerW
   ensure(ops, ws.o, {NQ, M});
   linear_forward<T>(ops, attn_vec_.data(), NQ, HD, store.param(o_net_id_).data(), M, nullptr, ws.o.data());
   drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kAttnOut), Q, B, M);
-  apply_dropout(ops, drop_out_, ws.o.data(), ws.o.data());
 
+  // Dropout, residual (and LayerNorm) in one op.
   if (pre_lnorm_) {
-    ops.add(NQ * M, h, ws.o.data(), out);
+    dropout_residual_forward(ops, drop_out_, ws.o.data(), static_cast<const T*>(nullptr), h, NQ, M, out);
   } else {
     ensure(ops, x1_, {NQ, M});
-    ops.add(NQ * M, h, ws.o.data(), x1_.data());
-    layer_norm_.forward(ops, store, x1_.data(), NQ, out);
+    layer_norm_.forward_residual(ops, store, drop_out_, ws.o.data(), nullptr, h, NQ, x1_.data(), out);
   }
 }
 
@@ -91,16 +90,16 @@ void AttentionOutput<T>::project_backward(Ops<T>& ops, ParamStore<T>& store, Lay
   const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
   const int64_t NQ = g.query_rows();
 
-  // dh first holds the gradient of the residual sum h + o (which is also h's direct share).
+  // One op: dh = the gradient of the residual sum h + o (which is also h's direct share),
+  // ws.o = its dropout, the gradient of the o_net output.
+  ensure(ops, ws.o, {NQ, M});
   if (pre_lnorm_) {
-    ops.copy(dh, dout, static_cast<size_t>(NQ * M) * sizeof(T));
+    dropout_residual_backward(ops, drop_out_, dout, NQ, M, dh, ws.o.data(), static_cast<T*>(nullptr));
   } else {
-    layer_norm_.backward(ops, store, dout, x1_.data(), NQ, dh);
+    layer_norm_.backward_residual(ops, store, drop_out_, dout, x1_.data(), NQ, dh, ws.o.data(), nullptr);
   }
 
-  // o_net (after undoing its dropout): d attn_vec -> per head.
-  ensure(ops, ws.o, {NQ, M});
-  apply_dropout(ops, drop_out_, dh, ws.o.data());
+  // o_net: d attn_vec -> per head.
   linear_backward_weight<T>(ops, ws.o.data(), attn_vec_.data(), NQ, HD, M, store.grad(o_net_id_).data(), nullptr);
   ensure(ops, ws.q_lin, {NQ, HD});
   linear_backward_input<T>(ops, ws.o.data(), store.param(o_net_id_).data(), NQ, HD, M, T(0), ws.q_lin.data());

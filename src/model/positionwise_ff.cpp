@@ -43,15 +43,16 @@ void PositionwiseFF<T>::forward(Ops<T>& ops, const ParamStore<T>& store, const S
   apply_dropout(ops, drop_inner_, inner_.data(), inner_.data());
   drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kFFOut), g.qlen, g.batch, M);
 
-  T* f = y;  // pre-LN: y = x + f is built in place
-  if (!pre_lnorm_) {
+  // W2's bias, the output dropout, the residual (and LayerNorm) are one op after the GEMM.
+  const T* b2 = store.param(b2_id_).data();
+  if (pre_lnorm_) {  // y = x + f is built in place
+    linear_forward<T>(ops, inner_.data(), N, F, store.param(w2_id_).data(), M, nullptr, y);
+    dropout_residual_forward(ops, drop_out_, y, b2, x, N, M, y);
+  } else {
     ensure(ops, x2_, {N, M});
-    f = x2_.data();
+    linear_forward<T>(ops, inner_.data(), N, F, store.param(w2_id_).data(), M, nullptr, x2_.data());
+    layer_norm_.forward_residual(ops, store, drop_out_, x2_.data(), b2, x, N, x2_.data(), y);
   }
-  linear_forward<T>(ops, inner_.data(), N, F, store.param(w2_id_).data(), M, store.param(b2_id_).data(), f);
-  apply_dropout(ops, drop_out_, f, f);
-  ops.add(N * M, x, f, f);
-  if (!pre_lnorm_) layer_norm_.forward(ops, store, x2_.data(), N, y);
 }
 
 template <typename T>
@@ -63,19 +64,19 @@ void PositionwiseFF<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspa
   ensure(ops, ws.d_a, {N, M});
   ensure(ops, ws.d_b, {N, M});
 
-  // d of the residual sum x + f.
+  // One op: d_sum = d of the residual sum x + f, d_f = d of W2's output (d_sum through the
+  // output dropout), and W2's bias gradient.
   const T* d_sum = dy;
+  const T* d_f = ws.d_b.data();
   if (!pre_lnorm_) {
-    layer_norm_.backward(ops, store, dy, x2_.data(), N, ws.d_a.data());
+    layer_norm_.backward_residual(ops, store, drop_out_, dy, x2_.data(), N, ws.d_a.data(), ws.d_b.data(),
+                                  store.grad(b2_id_).data());
     d_sum = ws.d_a.data();
+  } else {
+    dropout_residual_backward(ops, drop_out_, dy, N, M, static_cast<T*>(nullptr), ws.d_b.data(),
+                              store.grad(b2_id_).data());
   }
-  // d f before its output dropout.
-  const T* d_f = d_sum;
-  if (drop_out_.active) {
-    apply_dropout(ops, drop_out_, d_sum, ws.d_b.data());
-    d_f = ws.d_b.data();
-  }
-  linear_backward_weight<T>(ops, d_f, inner_.data(), N, F, M, store.grad(w2_id_).data(), store.grad(b2_id_).data());
+  linear_backward_weight<T>(ops, d_f, inner_.data(), N, F, M, store.grad(w2_id_).data(), nullptr);
   ensure(ops, ws.d_inner, {N, F});
   linear_backward_input<T>(ops, d_f, store.param(w2_id_).data(), N, F, M, T(0), ws.d_inner.data());
   apply_dropout(ops, drop_inner_, ws.d_inner.data(), ws.d_inner.data());

@@ -94,6 +94,57 @@ TEST(CountingOps, LayerNormForwardAndBackward) {
   EXPECT_EQ(b.bytes_written, 1024 + 256 + 4.0 * 2048);
 }
 
+TEST(CountingOps, DropoutResidualLayerNormIsOneKernelPlusColumnSums) {
+  auto ops = counting(PlanPrecision::kBf16);
+  Tensor<float> x = ops.empty({64, 32}), h = ops.empty({64, 32}), s = ops.empty({64, 32}), y = ops.empty({64, 32});
+  Tensor<float> d_s = ops.empty({64, 32}), d_x = ops.empty({64, 32}), mean = ops.empty({64}), rstd = ops.empty({64});
+  Tensor<float> g = ops.empty({32}), bt = ops.empty({32}), b = ops.empty({32});
+  Tensor<float> dg = ops.empty({32}), dbt = ops.empty({32}), db = ops.empty({32});
+  const BatchLayout layout{16, 4, 32, 0, 4};
+  // Post-LN with a bias: x, residual, bias, gamma, beta in; sum, y, mean, rstd out.
+  ops.dropout_residual_layernorm_fwd(64, 32, x.data(), b.data(), 0.1f, DropoutKey{}, layout, h.data(), g.data(),
+                                     bt.data(), 1e-5f, s.data(), y.data(), mean.data(), rstd.data());
+  TrafficCount f = ops.by_op().at("dropout_residual_layernorm_fwd");
+  EXPECT_EQ(f.launches, 1);
+  EXPECT_EQ(f.bytes_read, 4.0 * (2 * 2048 + 3 * 32));
+  EXPECT_EQ(f.bytes_written, 4.0 * (2 * 2048 + 2 * 64));
+  ops.reset_counts();
+  // Pre-LN without a bias: x, residual in; sum out.
+  ops.dropout_residual_layernorm_fwd(64, 32, x.data(), nullptr, 0.1f, DropoutKey{}, layout, h.data(), nullptr,
+                                     nullptr, 1e-5f, s.data(), nullptr, nullptr, nullptr);
+  f = ops.by_op().at("dropout_residual_layernorm_fwd");
+  EXPECT_EQ(f.launches, 1);
+  EXPECT_EQ(f.bytes_read, 4.0 * 2 * 2048);
+  EXPECT_EQ(f.bytes_written, 4.0 * 2048);
+  ops.reset_counts();
+  // Backward with LayerNorm and bias: the row kernel reads dy, sum, gamma, mean, rstd and
+  // writes d_sum, d_x; one column sum of 3 outputs over 1 column block x 2 chunks of 32
+  // rows: float64 partials 8*3*2*32 = 1536 B; its partial pass reads dy, sum, d_x, the
+  // final pass the partials and the three outputs.
+  ops.dropout_residual_layernorm_bwd(64, 32, y.data(), s.data(), g.data(), mean.data(), rstd.data(), 0.1f,
+                                     DropoutKey{}, layout, d_s.data(), d_x.data(), dg.data(), dbt.data(), db.data());
+  TrafficCount bw = ops.by_op().at("dropout_residual_layernorm_bwd");
+  EXPECT_EQ(bw.launches, 3);
+  EXPECT_EQ(bw.bytes_read, 4.0 * (2 * 2048 + 32 + 128) + 3 * 4.0 * 2048 + (1536 + 384));
+  EXPECT_EQ(bw.bytes_written, 4.0 * 2 * 2048 + 1536 + 384);
+  ops.reset_counts();
+  // Pre-LN with a bias, no d_sum: dy in, d_x out; a 1-output column sum of d_x (512 B partials).
+  ops.dropout_residual_layernorm_bwd(64, 32, y.data(), nullptr, nullptr, nullptr, nullptr, 0.1f, DropoutKey{}, layout,
+                                     nullptr, d_x.data(), nullptr, nullptr, db.data());
+  bw = ops.by_op().at("dropout_residual_layernorm_bwd");
+  EXPECT_EQ(bw.launches, 3);
+  EXPECT_EQ(bw.bytes_read, 4.0 * 2048 + 4.0 * 2048 + (512 + 128));
+  EXPECT_EQ(bw.bytes_written, 4.0 * 2048 + 512 + 128);
+  ops.reset_counts();
+  // Pre-LN without a bias, d_sum = dy copied: one kernel.
+  ops.dropout_residual_layernorm_bwd(64, 32, y.data(), nullptr, nullptr, nullptr, nullptr, 0.1f, DropoutKey{}, layout,
+                                     d_s.data(), d_x.data(), nullptr, nullptr, nullptr);
+  bw = ops.by_op().at("dropout_residual_layernorm_bwd");
+  EXPECT_EQ(bw.launches, 1);
+  EXPECT_EQ(bw.bytes_read, 4.0 * 2048);
+  EXPECT_EQ(bw.bytes_written, 4.0 * 2 * 2048);
+}
+
 TEST(CountingOps, ReductionsSynchroniseOnce) {
   auto ops = counting(PlanPrecision::kBf16);
   Tensor<float> x = ops.empty({1000});

@@ -227,6 +227,88 @@ TEST_F(GpuOps, LayerNormForwardBackward) {
   }
 }
 
+// The fused residual tail, production shape (tgt_len 192 x batch 32 streams, d_model 512)
+// included. Masks must agree bit for bit: without a LayerNorm and with a zero residual
+// the outputs are exactly the dropout of x + bias (forward) and of dy (backward); with it
+// d_x is zero exactly where the mask drops.
+TEST_F(GpuOps, DropoutResidualLayerNorm) {
+  struct Case {
+    int64_t outer, batch, cols, offset, global;
+  };
+  for (const Case& k : {Case{192, 32, 512, 16, 64}, Case{37, 1, 19, 2, 5}, Case{7, 3, 33, 2, 8},
+                        Case{1, 1, 1, 0, 1}, Case{5, 4, 1000, 0, 4}, Case{3, 2, 2049, 1, 3}}) {
+    const int64_t rows = k.outer * k.batch, cols = k.cols, n = rows * cols;
+    const BatchLayout layout{k.outer, k.batch, cols, k.offset, k.global};
+    for (bool with_bias : {false, true})
+      for (bool with_ln : {false, true})
+        for (float p : {0.0f, 0.1f}) {
+          const std::string what = " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                   (with_bias ? " bias" : "") + (with_ln ? " ln" : "") + " p=" + std::to_string(p);
+          const DropoutKey key{0x1234567890abcdefull, (uint64_t{1} << 33) + 5, 17};
+          auto x_host = randn(n, 2.0f);
+          for (float& v : x_host) v += 0.5f;  // non-zero mean
+          auto x = both(x_host), residual = both(with_ln ? randn(n) : std::vector<float>(static_cast<size_t>(n)));
+          auto bias = both(randn(cols)), gamma = both(randn(cols)), beta = both(randn(cols));
+          auto sum = poisoned(n), y = poisoned(n), mean = poisoned(rows), rstd = poisoned(rows);
+          auto fwd = [&](Ops<float>& ops, bool dev) {
+            auto pick = [dev](Pair<float>& t) { return dev ? t.d.data() : t.c.data(); };
+            ops.dropout_residual_layernorm_fwd(rows, cols, pick(x), with_bias ? pick(bias) : nullptr, p, key, layout,
+                                               pick(residual), with_ln ? pick(gamma) : nullptr, pick(beta), 1e-5f,
+                                               pick(sum), pick(y), pick(mean), pick(rstd));
+          };
+          fwd(cpu(), false);
+          fwd(dut(), true);
+          if (with_ln) {
+            expect_close(sum, "residual tail sum" + what);
+            expect_close(y, "residual tail y" + what);
+            expect_close(mean, "residual tail mean" + what);
+            expect_close(rstd, "residual tail rstd" + what);
+          } else {
+            expect_identical(sum, "residual tail sum (= dropout(x + bias))" + what);
+            expect_identical(y, "residual tail y (untouched)" + what);
+          }
+
+          auto dy = both(randn(n)), d_sum = poisoned(n), d_x = poisoned(n);
+          auto dgamma = both(randn(cols)), dbeta = both(randn(cols)), dbias = both(randn(cols));  // accumulated
+          auto bwd = [&](Ops<float>& ops, bool dev) {
+            auto pick = [dev](Pair<float>& t) { return dev ? t.d.data() : t.c.data(); };
+            ops.dropout_residual_layernorm_bwd(rows, cols, pick(dy), pick(sum), with_ln ? pick(gamma) : nullptr,
+                                               pick(mean), pick(rstd), p, key, layout, pick(d_sum), pick(d_x),
+                                               pick(dgamma), pick(dbeta), with_bias ? pick(dbias) : nullptr);
+          };
+          bwd(cpu(), false);
+          bwd(dut(), true);
+          if (with_ln) {
+            // With one column the LayerNorm gradient is exactly 0 up to rounding: compare absolutely.
+            expect_close(d_sum, "residual tail d_sum" + what, cols == 1 ? 1e-6 : kTol);
+            expect_close(d_x, "residual tail d_x" + what, cols == 1 ? 1e-6 : kTol);
+            expect_close(dgamma, "residual tail dgamma" + what);
+            expect_close(dbeta, "residual tail dbeta" + what);
+            if (cols > 1) {
+              const std::vector<float> want = read(cpu(), d_x.c), got = read(dut(), d_x.d);
+              int64_t differ = 0;
+              for (size_t i = 0; i < want.size(); ++i) differ += (want[i] == 0.0f) != (got[i] == 0.0f);
+              EXPECT_EQ(differ, 0) << "residual tail dropout mask" << what;
+            }
+          } else {
+            expect_identical(d_sum, "residual tail d_sum (= dy)" + what);
+            expect_identical(d_x, "residual tail d_x (= dropout(dy))" + what);
+          }
+          expect_close(dbias, "residual tail dbias" + what);
+        }
+  }
+  // Bad arguments are rejected before any launch.
+  auto a = both(randn(12));
+  EXPECT_THROW(dut().dropout_residual_layernorm_fwd(3, 4, a.d.data(), nullptr, 1.0f, DropoutKey{},
+                                                    BatchLayout{3, 1, 4, 0, 1}, a.d.data(), nullptr, nullptr, 1e-5f,
+                                                    a.d.data(), nullptr, nullptr, nullptr),
+               Error);
+  EXPECT_THROW(dut().dropout_residual_layernorm_bwd(3, 4, a.d.data(), nullptr, nullptr, nullptr, nullptr, 0.5f,
+                                                    DropoutKey{}, BatchLayout{3, 1, 5, 0, 1}, nullptr, a.d.data(),
+                                                    nullptr, nullptr, nullptr),
+               Error);
+}
+
 // ---- attention ---------------------------------------------------------------------------
 
 TEST_F(GpuOps, SplitMergeHeadsAndHeadBiasGrad) {

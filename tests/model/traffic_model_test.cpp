@@ -71,5 +71,54 @@ TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
   EXPECT_EQ(ops.total().host_syncs, 0);  // the loss is not summed here: no host round trip
 }
 
+// Each block's residual tail (post-LN: dropout, W2's bias, residual add, LayerNorm) is one
+// fused op forward and one backward, with the bytes of src/cuda/layernorm.cu. Hand count
+// for N = Q*B rows of width M, per layer:
+//  forward, attention (no bias): reads x, residual (2NM) + gamma, beta (2M); writes sum, y
+//    (2NM) + mean, rstd (2N); the feed-forward reads W2's bias (M) on top.
+//  backward: the row kernel reads dy, sum (2NM), gamma (M), mean, rstd (2N) and writes
+//    d_sum, d_x (2NM); then one column sum: N = 15 rows fit one chunk and M = 8 columns one
+//    block, so the float64 partials are 8*K*M bytes. Attention K = 2 (dgamma, dbeta; its
+//    terms read dy and sum), feed-forward K = 3 (+ dbias; d_x read too). The partial pass
+//    reads 4*K*NM and writes the partials, the final pass reads partials + 4*K*M outputs
+//    and writes the outputs.
+TEST(TrafficModel, ResidualTailsAreOneFusedOpEach) {
+  ModelConfig cfg = test::tiny_config();
+  cfg.dropout = 0.1;
+  CountingOps<float> ops(make_cpu_ops<float>(), PlanPrecision::kBf16);
+  TransformerXL<float> model(cfg, ops);
+  const int64_t Q = cfg.tgt_len, B = 3;
+  const std::vector<int32_t> data(static_cast<size_t>(Q * B), 1), target(static_cast<size_t>(Q * B), 2);
+  Memory<float> mem;
+  StepContext ctx;
+  ctx.train = true;
+  ctx.batch_global = B;
+  Tensor<float> dnll = ops.empty({Q, B});
+  model.forward(data.data(), target.data(), Q, B, mem, ctx);
+  model.backward(dnll);
+  const auto& by_op = ops.by_op();
+  const double L = static_cast<double>(cfg.n_layer), N = static_cast<double>(Q * B);
+  const double M = static_cast<double>(cfg.d_model), NM = N * M;
+  ASSERT_EQ(cfg.n_layer, 2);
+  ASSERT_EQ(N, 15.0);
+  const TrafficCount f = by_op.at("dropout_residual_layernorm_fwd");
+  EXPECT_EQ(f.calls, 2 * cfg.n_layer);
+  EXPECT_EQ(f.launches, 2 * cfg.n_layer);
+  EXPECT_EQ(f.bytes_read, L * 4 * ((2 * NM + 2 * M) + (2 * NM + 3 * M)));
+  EXPECT_EQ(f.bytes_written, L * 2 * 4 * (2 * NM + 2 * N));
+  const TrafficCount b = by_op.at("dropout_residual_layernorm_bwd");
+  EXPECT_EQ(b.calls, 2 * cfg.n_layer);
+  EXPECT_EQ(b.launches, 2 * cfg.n_layer * 3);
+  const double row_read = 4 * (2 * NM + M + 2 * N), row_written = 4 * 2 * NM;
+  auto col_read = [&](double K) { return 4 * K * NM + 8 * K * M + 4 * K * M; };
+  auto col_written = [&](double K) { return 8 * K * M + 4 * K * M; };
+  EXPECT_EQ(b.bytes_read, L * (2 * row_read + col_read(2) + col_read(3)));
+  EXPECT_EQ(b.bytes_written, L * (2 * row_written + col_written(2) + col_written(3)));
+  // Nothing of the unfused tail is left (attn_type 0 adds no position rows either).
+  EXPECT_EQ(by_op.count("add"), 0u);
+  EXPECT_EQ(by_op.count("layernorm_fwd"), 0u);
+  EXPECT_EQ(by_op.count("layernorm_bwd"), 0u);
+}
+
 }  // namespace
 }  // namespace txl

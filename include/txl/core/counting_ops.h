@@ -150,6 +150,13 @@ class CountingOps final : public ForwardingOps<T> {
                      T* rstd) override;
   void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean, const T* rstd,
                      T* dx, T* dgamma, T* dbeta) override;
+  void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float p,
+                                      const DropoutKey& key, const BatchLayout& layout, const T* residual,
+                                      const T* gamma, const T* beta, T eps, T* sum, T* y, T* mean, T* rstd) override;
+  void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum, const T* gamma,
+                                      const T* mean, const T* rstd, float p, const DropoutKey& key,
+                                      const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta,
+                                      T* dbias) override;
   void split_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld, const T* bias,
                    T* dst) override;
   void merge_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld, bool accumulate,

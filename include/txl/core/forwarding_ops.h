@@ -95,6 +95,23 @@ class ForwardingOps : public Ops<T> {
     device_op("layernorm_bwd",
               [=, o = inner_.get()] { o->layernorm_bwd(rows, cols, dy, x, gamma, mean, rstd, dx, dgamma, dbeta); });
   }
+  void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float p,
+                                      const DropoutKey& key, const BatchLayout& layout, const T* residual,
+                                      const T* gamma, const T* beta, T eps, T* sum, T* y, T* mean, T* rstd) override {
+    device_op("dropout_residual_layernorm_fwd", [=, o = inner_.get()] {
+      o->dropout_residual_layernorm_fwd(rows, cols, x, bias, p, key, layout, residual, gamma, beta, eps, sum, y, mean,
+                                        rstd);
+    });
+  }
+  void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum, const T* gamma,
+                                      const T* mean, const T* rstd, float p, const DropoutKey& key,
+                                      const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta,
+                                      T* dbias) override {
+    device_op("dropout_residual_layernorm_bwd", [=, o = inner_.get()] {
+      o->dropout_residual_layernorm_bwd(rows, cols, dy, sum, gamma, mean, rstd, p, key, layout, d_sum, d_x, dgamma,
+                                        dbeta, dbias);
+    });
+  }
   void split_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld, const T* bias,
                    T* dst) override {
     device_op("split_heads", [=, o = inner_.get()] { o->split_heads(src, len, batch, heads, d_head, ld, bias, dst); });

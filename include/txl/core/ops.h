@@ -124,6 +124,30 @@ class Ops {
   // dx overwritten; dgamma, dbeta accumulated.
   virtual void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
                              const T* rstd, T* dx, T* dgamma, T* dbeta) = 0;
+  // The residual tail of a block in one op (x, residual, sum, y [rows, cols]):
+  //   sum = residual + dropout(x + bias)       (bias [cols] or null: none)
+  //   y   = LayerNorm(sum; gamma, beta, eps)   mean/rstd [rows] as layernorm_fwd
+  // with the bits of add_bias, dropout (p, key, layout as Ops::dropout), add and
+  // layernorm_fwd in that order. p == 0: no dropout (layout unused); p > 0: layout must
+  // describe [rows, cols] (outer * batch == rows, inner == cols). gamma null: no LayerNorm
+  // (pre-LN), sum is the output and beta, y, mean, rstd are unused (may be null).
+  // sum may alias x or residual (elementwise); y must not overlap x, residual or sum.
+  virtual void dropout_residual_layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* bias, float p,
+                                              const DropoutKey& key, const BatchLayout& layout, const T* residual,
+                                              const T* gamma, const T* beta, T eps, T* sum, T* y, T* mean,
+                                              T* rstd) = 0;
+  // Its backward from dy (the gradient of y; of sum without LayerNorm):
+  //   d_sum = layernorm_bwd's dx of (dy, sum, gamma, mean, rstd), or dy when gamma is null
+  //           (then d_sum may be null: not written); the residual's gradient
+  //   d_x   = dropout(d_sum) with the forward's p, key, layout (the gradient of x)
+  //   dgamma += sum_r dy * xhat, dbeta += sum_r dy (with LayerNorm; else unused, may be null)
+  //   dbias += sum_r d_x (when dbias is not null)
+  // with the bits of layernorm_bwd, dropout and bias_grad. d_sum, d_x overwritten; they
+  // must not overlap each other or the inputs.
+  virtual void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* sum, const T* gamma,
+                                              const T* mean, const T* rstd, float p, const DropoutKey& key,
+                                              const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta,
+                                              T* dbias) = 0;
 
   // ---- attention -------------------------------------------------------------------
   // src viewed as [len, batch, ld] (time-major; ld = row stride, the head block starts at
@@ -207,6 +231,19 @@ class Ops {
   // PyTorch Adagrad (lr_decay 0): sum += g^2; p -= lr * g / (sqrt(sum) + eps).
   virtual void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) = 0;
 };
+
+// The argument checks of dropout_residual_layernorm_fwd / _bwd (`op`), shared by the backends.
+inline void check_dropout_residual_layernorm(const char* op, int64_t rows, int64_t cols, float p,
+                                             const BatchLayout& layout) {
+  TXL_CHECK(rows >= 0 && (cols > 0 || rows == 0), "{}: bad shape {} x {}", op, rows, cols);
+  TXL_CHECK(p >= 0.0f && p < 1.0f, "{}: dropout probability {} outside [0, 1)", op, p);
+  if (p == 0.0f) return;
+  TXL_CHECK(layout.outer >= 0 && layout.batch > 0 && layout.batch_offset >= 0 &&
+                layout.batch_offset + layout.batch <= layout.batch_global && layout.inner == cols &&
+                layout.outer * layout.batch == rows,
+            "{}: batch layout (outer {}, batch {}, inner {}, offset {}, global {}) does not describe {} x {}", op,
+            layout.outer, layout.batch, layout.inner, layout.batch_offset, layout.batch_global, rows, cols);
+}
 
 // Factories. The CPU backend exists for float and double.
 template <typename T>

@@ -73,4 +73,22 @@ void apply_dropout(Ops<T>& ops, const DropoutPlan& d, const T* x, T* y) {
   }
 }
 
+// The pre-LN residual out = residual + dropout(x + bias) in one op
+// (Ops::dropout_residual_layernorm_fwd without a LayerNorm). x, residual, out [rows, cols];
+// bias [cols] or null; out may alias x or residual.
+template <typename T>
+void dropout_residual_forward(Ops<T>& ops, const DropoutPlan& d, const T* x, const T* bias, const T* residual,
+                              int64_t rows, int64_t cols, T* out) {
+  ops.dropout_residual_layernorm_fwd(rows, cols, x, bias, d.active ? d.p : 0.0f, d.key, d.layout, residual, nullptr,
+                                     nullptr, T(0), out, nullptr, nullptr, nullptr);
+}
+// Its backward: d_residual = dy (copied; skipped when null), d_x = dropout(dy) (both
+// overwritten, neither overlapping dy), dbias += sum_r d_x when given.
+template <typename T>
+void dropout_residual_backward(Ops<T>& ops, const DropoutPlan& d, const T* dy, int64_t rows, int64_t cols,
+                               T* d_residual, T* d_x, T* dbias) {
+  ops.dropout_residual_layernorm_bwd(rows, cols, dy, nullptr, nullptr, nullptr, nullptr, d.active ? d.p : 0.0f, d.key,
+                                     d.layout, d_residual, d_x, nullptr, nullptr, dbias);
+}
+
 }  // namespace txl
