@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <exception>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@
 namespace {
 
 struct Shape {
-  const char* what;
+  std::string what;
   int64_t m, n, k;
   txl::Trans ta, tb;
 };
@@ -78,6 +79,23 @@ Rate measure(txl::Ops<float>& ops, const Shape& s, int samples, double min_sampl
   return {rates[rates.size() / 2], rates.front(), rates.back(), cpu_rates[cpu_rates.size() / 2]};
 }
 
+// "NT 30x160000x512": transposes of A and B, then m x n x k (the profile's notation,
+// bench/op_profile.h).
+Shape parse_shape(const std::string& text) {
+  Shape s{text, 0, 0, 0, txl::Trans::kNo, txl::Trans::kNo};
+  char ta = 0, tb = 0;
+  long long m = 0, n = 0, k = 0;
+  if (std::sscanf(text.c_str(), " %c%c %lldx%lldx%lld", &ta, &tb, &m, &n, &k) != 5 || m <= 0 || n <= 0 || k <= 0 ||
+      (ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T'))
+    throw std::runtime_error("--shape '" + text + "': expected e.g. 'NT 30x160000x512'");
+  s.ta = ta == 'T' ? txl::Trans::kYes : txl::Trans::kNo;
+  s.tb = tb == 'T' ? txl::Trans::kYes : txl::Trans::kNo;
+  s.m = m;
+  s.n = n;
+  s.k = k;
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,7 +105,15 @@ int main(int argc, char** argv) {
     double min_sample_ms = 100.0;
     app.add_option("--samples", samples, "timed samples per figure (median reported)")->check(CLI::PositiveNumber);
     app.add_option("--min-sample-ms", min_sample_ms, "minimum duration of one sample")->check(CLI::PositiveNumber);
+    std::vector<std::string> extra;
+    app.add_option("--shape", extra,
+                   "measure these shapes instead of the default ones, e.g. 'NT 30x160000x512' (transposes, m x n x k)");
     CLI11_PARSE(app, argc, argv);
+    std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
+    if (!extra.empty()) {
+      shapes.clear();
+      for (const std::string& e : extra) shapes.push_back(parse_shape(e));
+    }
 
     auto ops = txl::make_cpu_ops<float>();
     const int all_threads = omp_get_max_threads();
@@ -97,11 +123,11 @@ int main(int argc, char** argv) {
                 all_threads, samples, min_sample_ms);
     std::printf("%-40s %7s %10s %10s %10s %14s\n", "shape (m x k . k x n)", "threads", "GFLOP/s", "min", "max",
                 "GFLOP/cpu-s");
-    for (const Shape& s : kShapes)
+    for (const Shape& s : shapes)
       for (int threads : thread_counts) {
         omp_set_num_threads(threads);
         const Rate r = measure(*ops, s, samples, min_sample_ms * 1e-3);
-        std::printf("%-40s %7d %10.1f %10.1f %10.1f %14.1f\n", s.what, threads, r.median, r.low, r.high,
+        std::printf("%-40s %7d %10.1f %10.1f %10.1f %14.1f\n", s.what.c_str(), threads, r.median, r.low, r.high,
                     r.per_cpu_second);
       }
     return 0;

@@ -13,6 +13,24 @@
 
 namespace txl::bench {
 
+// The GEMM shapes that take the most time, with their rate: which products run below the
+// standalone rate of bench/cpu_gemm_rate.
+inline void print_gemm_shapes(const TimingOps<float>& timing, int steps, size_t top = 64) {
+  std::vector<std::pair<std::string, OpTime>> shapes(timing.gemm_shapes().begin(), timing.gemm_shapes().end());
+  if (shapes.empty()) return;
+  std::sort(shapes.begin(), shapes.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  for (const auto& s : shapes) total += s.second.seconds;
+  std::printf("\nGEMM shapes by time (%zu of %zu; m x n x k, transposes of A and B; per step):\n",
+              std::min(top, shapes.size()), shapes.size());
+  std::printf("%-28s %7s %10s %7s %9s\n", "shape", "calls", "ms", "share", "GFLOP/s");
+  for (size_t i = 0; i < shapes.size() && i < top; ++i) {
+    const OpTime& t = shapes[i].second;
+    std::printf("%-28s %7.0f %10.2f %6.1f%% %9.1f\n", shapes[i].first.c_str(), double(t.calls) / steps,
+                t.seconds / steps * 1e3, 100.0 * t.seconds / total, t.seconds > 0 ? t.flops / t.seconds * 1e-9 : 0.0);
+  }
+}
+
 // `steps`: how many steps `timing` holds (phase "untimed" is left out); `step_s`: the
 // mean measured time of those steps;
 // `traffic`: bytes per op of one step (may be empty).
@@ -61,6 +79,7 @@ inline void print_op_profile(const TimingOps<float>& timing, int steps, double s
   if (gemm_s > 0)
     std::printf("GEMMs: %.1f ms (%.1f%% of the step) at %.1f GFLOP/s; the step runs at %.1f%% of its own GEMM rate\n",
                 gemm_s * 1e3, 100.0 * gemm_s / step_s, gemm_flops / gemm_s * 1e-9, 100.0 * gemm_s / step_s);
+  print_gemm_shapes(timing, steps);
 }
 
 }  // namespace txl::bench

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <fmt/format.h>
+
 namespace txl {
 
 template <typename T>
@@ -14,6 +16,13 @@ void TimingOps<T>::timed(const char* op, const std::function<void()>& call) {
   ++t.calls;
   t.seconds += std::chrono::duration<double>(t1 - t0).count();
   t.flops += pending_flops_;
+  if (!pending_shape_.empty() && phase_ != "untimed") {  // the benches' untimed ops
+    OpTime& g = shapes_[pending_shape_];
+    ++g.calls;
+    g.seconds += std::chrono::duration<double>(t1 - t0).count();
+    g.flops += pending_flops_;
+  }
+  pending_shape_.clear();
   pending_flops_ = 0;
 }
 
@@ -31,6 +40,7 @@ template <typename T>
 void TimingOps<T>::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   pending_flops_ = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  pending_shape_ = fmt::format("{}{} {}x{}x{}", ta == Trans::kYes ? 'T' : 'N', tb == Trans::kYes ? 'T' : 'N', m, n, k);
   ForwardingOps<T>::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -40,6 +50,8 @@ void TimingOps<T>::gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n
                                         T beta, T* C, int64_t ldc, int64_t strideC, int64_t batch) {
   pending_flops_ = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) *
                    static_cast<double>(batch);
+  pending_shape_ =
+      fmt::format("{}{} {}x{}x{} x{}", ta == Trans::kYes ? 'T' : 'N', tb == Trans::kYes ? 'T' : 'N', m, n, k, batch);
   ForwardingOps<T>::gemm_strided_batched(ta, tb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                                          strideC, batch);
 }

@@ -2,6 +2,9 @@
 // stride = leading dimension), transposes are Eigen expressions, so no copies are made.
 #include "eigen_core.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "txl/core/error.h"
 #include "cpu_kernels.h"
 #include "parallel.h"
@@ -52,13 +55,82 @@ void gemm_one(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, cons
   else run(a.transpose(), b.transpose());
 }
 
+// Threading. Eigen's own GEMM threading is not used: inside a training step it reached
+// only ~80 % of its standalone 2-thread rate, and on the adaptive softmax's tail
+// clusters ([tokens in the cluster] × [cluster size], e.g. 30 × 160000) 5–30 %
+// (docs/benchmarks.md, CPU per-op profile). Instead a product is cut along the longer
+// side of C into panels of kPanel columns (or rows), and the panels are spread over an
+// OpenMP team. Inside a team Eigen runs each panel on the calling thread (it does not
+// nest), also when there is only one panel, so every panel's bits depend only on its
+// shape, not on the thread count.
+inline constexpr int64_t kPanel = 256;
+
+template <typename T>
+void gemm_panels(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, T beta, T* C, int64_t ldc) {
+  const bool by_columns = n >= m;
+  const int64_t length = by_columns ? n : m;
+  const int64_t panels = (length + kPanel - 1) / kPanel;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t begin = p * kPanel;
+    const int64_t width = std::min(kPanel, length - begin);
+    if (by_columns) {  // columns [begin, begin + width) of op(B) and of C
+      const T* b = tb == Trans::kNo ? B + begin : B + begin * ldb;
+      gemm_one(ta, tb, m, width, k, alpha, A, lda, b, ldb, beta, C + begin, ldc);
+    } else {  // rows [begin, begin + width) of op(A) and of C
+      const T* a = ta == Trans::kNo ? A + begin * lda : A + begin;
+      gemm_one(ta, tb, width, n, k, alpha, a, lda, B, ldb, beta, C + begin * ldc, ldc);
+    }
+  }
+}
+
+// Long reductions with a small result (few panels, k very long: the gradient of a tail
+// cluster's input, [tokens] × d_proj summed over the cluster's 160000 words), which
+// panels alone would leave on one or two threads: the reduction is cut into fixed
+// slices of k, each slice's product goes to its own partial result, and the partials
+// are added in slice order.
+inline constexpr int64_t kDeepSlice = 4096;
+inline constexpr int64_t kDeepMinSlices = 8;
+
+bool is_deep(int64_t m, int64_t n, int64_t k) {
+  return std::min(m, n) <= 64 && std::max(m, n) <= 4 * kPanel && k >= kDeepMinSlices * kDeepSlice;
+}
+
+template <typename T>
+void gemm_slices(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, T beta, T* C, int64_t ldc) {
+  const int64_t slices = (k + kDeepSlice - 1) / kDeepSlice;
+  const int64_t size = m * n;
+  thread_local std::vector<T> partial;
+  if (partial.size() < static_cast<size_t>(slices * size)) partial.resize(static_cast<size_t>(slices * size));
+  T* const part = partial.data();
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+  for (int64_t s = 0; s < slices; ++s) {
+    const int64_t begin = s * kDeepSlice;
+    const int64_t depth = std::min(kDeepSlice, k - begin);
+    const T* a = ta == Trans::kNo ? A + begin : A + begin * lda;
+    const T* b = tb == Trans::kNo ? B + begin * ldb : B + begin;
+    gemm_one(ta, tb, m, n, depth, T(1), a, lda, b, ldb, T(0), part + s * size, n);
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    T* c = C + i * ldc;
+    for (int64_t j = 0; j < n; ++j) {
+      T sum = part[i * n + j];
+      for (int64_t s = 1; s < slices; ++s) sum += part[s * size + i * n + j];
+      c[j] = beta == T(0) ? alpha * sum : beta * c[j] + alpha * sum;
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
   check_shapes(ta, tb, m, n, k, lda, ldb, ldc);
-  gemm_one(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (is_deep(m, n, k)) gemm_slices(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  else gemm_panels(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <typename T>
@@ -67,10 +139,9 @@ void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T
                           int64_t strideC, int64_t batch) {
   check_shapes(ta, tb, m, n, k, lda, ldb, ldc);
   TXL_CHECK(batch >= 0, "gemm_strided_batched: negative batch {}", batch);
-  // With at least as many products as threads, one thread per product: each product
-  // then runs single-threaded, because Eigen's GEMM does not start its own threads
-  // inside an active OpenMP parallel region (omp_get_num_threads() > 1), so there is no
-  // oversubscription. With fewer products, they run in turn, each using all threads.
+  // With at least as many products as threads, one thread per product; with fewer, they
+  // run in turn, each cut into panels. Either way every product is single-threaded
+  // Eigen, so the bits do not depend on the thread count.
   const int threads = omp_get_max_threads();
   if (batch > 1 && batch >= threads && threads > 1) {
 #pragma omp parallel for schedule(dynamic, 1)
@@ -78,7 +149,7 @@ void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T
       gemm_one(ta, tb, m, n, k, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC, ldc);
   } else {
     for (int64_t i = 0; i < batch; ++i)
-      gemm_one(ta, tb, m, n, k, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC, ldc);
+      gemm_panels(ta, tb, m, n, k, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC, ldc);
   }
 }
 

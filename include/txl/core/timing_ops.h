@@ -7,6 +7,7 @@
 // the traffic model (counting_ops.h), which bench/cpu_fwdbwd joins by op name.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,8 +30,14 @@ class TimingOps final : public ForwardingOps<T> {
   explicit TimingOps(std::unique_ptr<Ops<T>> inner) : ForwardingOps<T>(std::move(inner)) {}
 
   void set_phase(std::string phase) { phase_ = std::move(phase); }
-  void reset() { times_.clear(); }
+  void reset() {
+    times_.clear();
+    shapes_.clear();
+  }
   const std::map<PhaseOp, OpTime>& by_phase_op() const { return times_; }
+  // GEMMs by shape, e.g. "NT 192x1536x512" or "TN 64x64x384 x8" (batched), summed over
+  // phases: where the GEMM time goes.
+  const std::map<std::string, OpTime>& gemm_shapes() const { return shapes_; }
   // Summed over phases.
   std::map<std::string, OpTime> by_op() const;
   double total_seconds() const;
@@ -49,7 +56,9 @@ class TimingOps final : public ForwardingOps<T> {
   void timed(const char* op, const std::function<void()>& call);
   std::string phase_ = "step";
   std::map<PhaseOp, OpTime> times_;
+  std::map<std::string, OpTime> shapes_;
   double pending_flops_ = 0;
+  std::string pending_shape_;
 };
 
 }  // namespace txl
