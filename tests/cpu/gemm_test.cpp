@@ -1,6 +1,8 @@
 // GEMM and strided batched GEMM against a naive triple loop: all transpose
 // combinations, leading dimensions larger than the row width, beta 0 (C poisoned with
-// NaN, which must not be read) and beta != 0.
+// NaN, which must not be read) and beta != 0; the shapes gemm.cpp cuts into panels
+// (with a remainder panel, by columns and by rows) and into k-slices; the same bits for
+// one and two threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -79,6 +81,54 @@ TYPED_TEST(GemmTest, AllTransposesAndBetas) {
         }
 }
 
+// Shapes that src/cpu/gemm.cpp cuts: into column panels (n = 2·256 + 37), row panels
+// (m = 600), and k-slices (min(m, n) <= 64, max(m, n) <= 1024, k >= 8·4096).
+TYPED_TEST(GemmTest, PanelsAndSlicesAllTransposesAndBetas) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  uint64_t seed = 50;
+  for (const GemmShape& g : {GemmShape{3, 549, 20}, GemmShape{600, 5, 9}, GemmShape{300, 270, 6},
+                             GemmShape{5, 70, 8 * 4096 + 100}})
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (double beta : {0.0, 1.0, -0.5}) {
+          const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
+          const int64_t ldc = g.n + 5;
+          const auto A = random_vector<T>(sa.rows * sa.ld, ++seed);
+          const auto B = random_vector<T>(sb.rows * sb.ld, ++seed);
+          auto C = random_vector<T>(g.m * ldc, ++seed);
+          if (beta == 0.0)
+            for (int64_t i = 0; i < g.m; ++i)
+              for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(i * ldc + j)] = nan;
+          const auto expected = reference(ta, tb, g, 0.75, A, sa, 0, B, sb, 0, beta, C, ldc, 0);
+          ops->gemm(ta, tb, g.m, g.n, g.k, T(0.75), A.data(), sa.ld, B.data(), sb.ld, T(beta), C.data(), ldc);
+          SCOPED_TRACE(::testing::Message() << "m=" << g.m << " n=" << g.n << " k=" << g.k << " ta="
+                                            << (ta == Trans::kYes) << " tb=" << (tb == Trans::kYes)
+                                            << " beta=" << beta);
+          // the 32868-long sums: float rounding grows with k
+          test::expect_close(C, expected, (g.k > 1000 ? 200 : 10) * test::tolerance<T>(), "C");
+        }
+}
+
+// Panels, slices and single products give the same bits on one thread and on two.
+TEST(Gemm, SameBitsForOneAndTwoThreads) {
+  auto ops = make_cpu_ops<float>();
+  const int saved = omp_get_max_threads();
+  uint64_t seed = 70;
+  for (const GemmShape& g : {GemmShape{192, 2048, 512}, GemmShape{30, 4000, 512}, GemmShape{2048, 512, 30},
+                             GemmShape{20, 512, 40000}, GemmShape{100, 100, 100}}) {
+    const auto A = random_vector<float>(g.m * g.k, ++seed), B = random_vector<float>(g.n * g.k, ++seed);
+    std::vector<float> one(static_cast<size_t>(g.m * g.n)), two(one.size());
+    omp_set_num_threads(1);
+    ops->gemm(Trans::kNo, Trans::kYes, g.m, g.n, g.k, 1.0f, A.data(), g.k, B.data(), g.k, 0.0f, one.data(), g.n);
+    omp_set_num_threads(2);
+    ops->gemm(Trans::kNo, Trans::kYes, g.m, g.n, g.k, 1.0f, A.data(), g.k, B.data(), g.k, 0.0f, two.data(), g.n);
+    EXPECT_EQ(one, two) << "m=" << g.m << " n=" << g.n << " k=" << g.k;
+  }
+  omp_set_num_threads(saved);
+}
+
 TYPED_TEST(GemmTest, ZeroInnerDimensionScalesC) {
   using T = TypeParam;
   auto ops = make_cpu_ops<T>();
@@ -98,7 +148,7 @@ TYPED_TEST(GemmTest, RejectsTooSmallLeadingDimension) {
                Error);
 }
 
-// Batches of 1 (each product threaded by Eigen) and 9 (one product per thread), with
+// Batches of 1 (the product cut into panels) and 9 (one product per thread), with
 // strides that leave gaps between the matrices; gaps and padding must stay untouched.
 TYPED_TEST(GemmTest, StridedBatchedAllTransposes) {
   using T = TypeParam;
