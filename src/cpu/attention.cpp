@@ -31,7 +31,7 @@ KeyRange unmasked_keys(const AttnMask& mask, int64_t qlen, int64_t klen, int64_t
 template <typename T>
 void split_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld, const T* bias,
                  T* dst) {
-  TXL_CHECK(ld >= heads * d_head, "split_heads: row stride {} < heads*d_head = {}", ld, heads * d_head);
+  check_head_stride("split_heads", ld, heads, d_head);
 #pragma omp parallel for collapse(2) schedule(static) if (len * batch * heads * d_head >= kParallelGrain)
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t b = 0; b < batch; ++b)
@@ -51,7 +51,7 @@ void split_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_
 template <typename T>
 void merge_heads(const T* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                  bool accumulate, T* dst) {
-  TXL_CHECK(ld >= heads * d_head, "merge_heads: row stride {} < heads*d_head = {}", ld, heads * d_head);
+  check_head_stride("merge_heads", ld, heads, d_head);
 #pragma omp parallel for collapse(2) schedule(static) if (len * batch * heads * d_head >= kParallelGrain)
   for (int64_t t = 0; t < len; ++t)
     for (int64_t b = 0; b < batch; ++b)
@@ -86,7 +86,7 @@ void head_bias_grad(const T* src, int64_t len, int64_t batch, int64_t heads, int
 
 template <typename T>
 void rel_shift_add(const T* bd_raw, int64_t n, int64_t qlen, int64_t klen, int64_t mlen, T* scores) {
-  TXL_CHECK(klen == qlen + mlen, "rel_shift_add: klen {} != qlen {} + mlen {}", klen, qlen, mlen);
+  check_rel_shift("rel_shift_add", qlen, klen, mlen);
 #pragma omp parallel for collapse(2) schedule(static) if (n * qlen * klen >= kParallelGrain)
   for (int64_t h = 0; h < n; ++h)
     for (int64_t i = 0; i < qlen; ++i) {
@@ -102,7 +102,7 @@ void rel_shift_add(const T* bd_raw, int64_t n, int64_t qlen, int64_t klen, int64
 
 template <typename T>
 void rel_shift_bwd(const T* d_scores, int64_t n, int64_t qlen, int64_t klen, int64_t mlen, T* d_bd_raw) {
-  TXL_CHECK(klen == qlen + mlen, "rel_shift_bwd: klen {} != qlen {} + mlen {}", klen, qlen, mlen);
+  check_rel_shift("rel_shift_bwd", qlen, klen, mlen);
 #pragma omp parallel for collapse(2) schedule(static) if (n * qlen * klen >= kParallelGrain)
   for (int64_t h = 0; h < n; ++h)
     for (int64_t i = 0; i < qlen; ++i) {

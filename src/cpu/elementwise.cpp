@@ -78,11 +78,7 @@ void relu_bwd(int64_t n, const T* y, const T* dy, T* dx) {
 // y = keep ? x / (1 - p) : 0, with the multiplier computed in T as T(1) / (T(1) - T(p)).
 template <typename T>
 void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) {
-  TXL_CHECK(p >= 0.0f && p < 1.0f, "dropout: probability {} outside [0, 1)", p);
-  TXL_CHECK(layout.outer >= 0 && layout.batch >= 0 && layout.inner >= 0 && layout.batch_offset >= 0 &&
-                layout.batch_offset + layout.batch <= layout.batch_global,
-            "dropout: bad batch layout (outer {}, batch {}, inner {}, offset {}, global {})", layout.outer,
-            layout.batch, layout.inner, layout.batch_offset, layout.batch_global);
+  check_dropout_args(p, layout);
   const int64_t rows = layout.outer * layout.batch;
   const int64_t inner = layout.inner;
   if (p == 0.0f) {

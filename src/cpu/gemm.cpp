@@ -19,15 +19,6 @@ using MatrixMap = Eigen::Map<RowMajorMatrix<T>, Eigen::Unaligned, Eigen::OuterSt
 template <typename T>
 using ConstMatrixMap = Eigen::Map<const RowMajorMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
-void check_shapes(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
-  TXL_CHECK(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m={} n={} k={}", m, n, k);
-  const int64_t a_cols = ta == Trans::kNo ? k : m;
-  const int64_t b_cols = tb == Trans::kNo ? n : k;
-  TXL_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= n,
-            "gemm: leading dimension too small (lda={} for {} columns, ldb={} for {}, ldc={} for {})", lda, a_cols,
-            ldb, b_cols, ldc, n);
-}
-
 // One product, shapes already checked. beta == 0 never reads C (it may hold NaN).
 template <typename T>
 void gemm_one(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
@@ -128,7 +119,7 @@ void gemm_slices(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, c
 template <typename T>
 void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
-  check_shapes(ta, tb, m, n, k, lda, ldb, ldc);
+  check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
   if (is_deep(m, n, k)) gemm_slices(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
   else gemm_panels(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -137,8 +128,8 @@ template <typename T>
 void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
                           int64_t strideA, const T* B, int64_t ldb, int64_t strideB, T beta, T* C, int64_t ldc,
                           int64_t strideC, int64_t batch) {
-  check_shapes(ta, tb, m, n, k, lda, ldb, ldc);
-  TXL_CHECK(batch >= 0, "gemm_strided_batched: negative batch {}", batch);
+  check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+  check_gemm_batch(batch);
   // With at least as many products as threads, one thread per product; with fewer, they
   // run in turn, each cut into panels. Either way every product is single-threaded
   // Eigen, so the bits do not depend on the thread count.

@@ -75,6 +75,7 @@ void add_chunk_partials(const std::vector<double>& partial, int64_t chunks, int6
 template <typename T>
 void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean,
                    T* rstd) {
+  check_layernorm_shape("layernorm_fwd", rows, cols);
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain)
   for (int64_t r = 0; r < rows; ++r)
     layernorm_fwd_row(cols, x + r * cols, gamma, beta, eps, y + r * cols, mean + r, rstd + r);
@@ -89,6 +90,7 @@ void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const
 template <typename T>
 void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean,
                    const T* rstd, T* dx, T* dgamma, T* dbeta) {
+  check_layernorm_shape("layernorm_bwd", rows, cols);
   const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
   std::vector<double> partial(static_cast<size_t>(chunks * 2 * cols));  // per chunk: dgamma | dbeta
 #pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain && chunks > 1)
@@ -144,8 +146,7 @@ void dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const T* dy, con
                                     const T* mean, const T* rstd, float p, const DropoutKey& key,
                                     const BatchLayout& layout, T* d_sum, T* d_x, T* dgamma, T* dbeta, T* dbias) {
   check_dropout_residual_layernorm("dropout_residual_layernorm_bwd", rows, cols, p, layout);
-  TXL_CHECK(d_x != nullptr && (gamma == nullptr || d_sum != nullptr),
-            "dropout_residual_layernorm_bwd: d_x, and d_sum with a LayerNorm, are required");
+  check_dropout_residual_layernorm_grads(d_x, gamma, d_sum);
   const DropoutMask<T> mask(p, key);  // used only when p > 0
   // d_x of row r from its finished d_sum row (or dy without LayerNorm).
   auto drop_row = [&](int64_t r, const T* src) {

@@ -30,8 +30,7 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
   };
   std::vector<Piece> pieces;
   for (size_t i = 0; i < slices.size(); ++i) {
-    TXL_CHECK(slices[i].offset >= 0 && slices[i].numel >= 0, "lamb_step: bad slice {} (offset {}, numel {})", i,
-              slices[i].offset, slices[i].numel);
+    check_flat_slice("lamb_step", i, slices[i]);
     for (int64_t b = 0; b < slices[i].numel; b += kReduceBlock)
       pieces.push_back({i, slices[i].offset + b, slices[i].offset + std::min(slices[i].numel, b + kReduceBlock)});
   }
@@ -102,7 +101,7 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 template <typename T>
 void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
-  TXL_CHECK(s.step >= 1, "adam_step: step {} must be >= 1 (bias correction)", s.step);
+  check_adam_step(s);
   const double t = static_cast<double>(s.step);
   const T step_size = static_cast<T>(s.lr / (1.0 - std::pow(s.beta1, t)));
   const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, t)));
@@ -142,7 +141,7 @@ void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) {
     for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] * grad_scale + weight_decay * p[i]);
     return;
   }
-  TXL_CHECK(buf != nullptr, "sgd_step: momentum {} needs a momentum buffer", s.momentum);
+  check_sgd_buffer(s, buf);
 #pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i] * grad_scale + weight_decay * p[i];

@@ -31,8 +31,7 @@ std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>&
   };
   std::vector<Piece> pieces;
   for (size_t s = 0; s < slices.size(); ++s) {
-    TXL_CHECK(slices[s].offset >= 0 && slices[s].numel >= 0, "sum_squares_slices: bad slice {} (offset {}, numel {})",
-              s, slices[s].offset, slices[s].numel);
+    check_flat_slice("sum_squares_slices", s, slices[s]);
     for (int64_t b = 0; b < slices[s].numel; b += kReduceBlock)
       pieces.push_back({s, slices[s].offset + b, slices[s].offset + std::min(slices[s].numel, b + kReduceBlock)});
   }

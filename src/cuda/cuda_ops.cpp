@@ -69,14 +69,6 @@ int to_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-void check_gemm_shapes(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
-  TXL_CHECK(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m={} n={} k={}", m, n, k);
-  const int64_t a_cols = ta == Trans::kNo ? k : m;
-  const int64_t b_cols = tb == Trans::kNo ? n : k;
-  TXL_CHECK(lda >= a_cols && ldb >= b_cols && ldc >= n,
-            "gemm: leading dimension too small (lda={} for {} columns, ldb={} for {}, ldc={} for {})", lda, a_cols,
-            ldb, b_cols, ldc, n);
-}
 
 cuda::OptimArgs to_args(const OptimStep& s) {
   return cuda::OptimArgs{s.lr, s.grad_scale, s.beta1, s.beta2, s.eps, s.weight_decay, s.momentum, s.step};
@@ -275,7 +267,7 @@ class CudaOps final : public CudaBackend {
 
   void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
-    check_gemm_shapes(ta, tb, m, n, k, lda, ldb, ldc);
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
     if (m == 0 || n == 0) return;
     enter();
     if (k == 0 || alpha == 0.0f) {  // C = beta C (beta == 0 never reads C)
@@ -288,8 +280,8 @@ class CudaOps final : public CudaBackend {
   void gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
                             int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB, float beta,
                             float* C, int64_t ldc, int64_t strideC, int64_t batch) override {
-    check_gemm_shapes(ta, tb, m, n, k, lda, ldb, ldc);
-    TXL_CHECK(batch >= 0, "gemm_strided_batched: negative batch {}", batch);
+    check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
+    check_gemm_batch(batch);
     if (m == 0 || n == 0 || batch == 0) return;
     enter();
     if (k == 0 || alpha == 0.0f) {
@@ -329,24 +321,20 @@ class CudaOps final : public CudaBackend {
     cuda::launch_relu_bwd(n, y, dy, dx, stream_);
   }
   void dropout(const float* x, float* y, float p, const DropoutKey& key, const BatchLayout& layout) override {
-    TXL_CHECK(p >= 0.0f && p < 1.0f, "dropout: probability {} outside [0, 1)", p);
-    TXL_CHECK(layout.outer >= 0 && layout.batch >= 0 && layout.inner >= 0 && layout.batch_offset >= 0 &&
-                  layout.batch_offset + layout.batch <= layout.batch_global,
-              "dropout: bad batch layout (outer {}, batch {}, inner {}, offset {}, global {})", layout.outer,
-              layout.batch, layout.inner, layout.batch_offset, layout.batch_global);
+    check_dropout_args(p, layout);
     enter();
     cuda::launch_dropout(x, y, p, key, layout, stream_);
   }
 
   void layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* gamma, const float* beta, float eps,
                      float* y, float* mean, float* rstd) override {
-    TXL_CHECK(rows >= 0 && (cols > 0 || rows == 0), "layernorm_fwd: bad shape {} x {}", rows, cols);
+    check_layernorm_shape("layernorm_fwd", rows, cols);
     enter();
     cuda::launch_layernorm_fwd(rows, cols, x, gamma, beta, eps, y, mean, rstd, stream_);
   }
   void layernorm_bwd(int64_t rows, int64_t cols, const float* dy, const float* x, const float* gamma,
                      const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta) override {
-    TXL_CHECK(rows >= 0 && (cols > 0 || rows == 0), "layernorm_bwd: bad shape {} x {}", rows, cols);
+    check_layernorm_shape("layernorm_bwd", rows, cols);
     enter();
     OpScratch scratch(*arena_);
     cuda::launch_layernorm_bwd(rows, cols, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, scratch, stream_);
@@ -365,8 +353,7 @@ class CudaOps final : public CudaBackend {
                                       const DropoutKey& key, const BatchLayout& layout, float* d_sum, float* d_x,
                                       float* dgamma, float* dbeta, float* dbias) override {
     check_dropout_residual_layernorm("dropout_residual_layernorm_bwd", rows, cols, p, layout);
-    TXL_CHECK(d_x != nullptr && (gamma == nullptr || d_sum != nullptr),
-              "dropout_residual_layernorm_bwd: d_x, and d_sum with a LayerNorm, are required");
+    check_dropout_residual_layernorm_grads(d_x, gamma, d_sum);
     enter();
     OpScratch scratch(*arena_);
     cuda::launch_dropout_residual_layernorm_bwd(rows, cols, dy, sum, gamma, mean, rstd, p, key, layout, d_sum, d_x,
@@ -375,13 +362,13 @@ class CudaOps final : public CudaBackend {
 
   void split_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                    const float* bias, float* dst) override {
-    TXL_CHECK(ld >= heads * d_head, "split_heads: row stride {} < heads*d_head = {}", ld, heads * d_head);
+    check_head_stride("split_heads", ld, heads, d_head);
     enter();
     cuda::launch_split_heads(src, len, batch, heads, d_head, ld, bias, dst, stream_);
   }
   void merge_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,
                    bool accumulate, float* dst) override {
-    TXL_CHECK(ld >= heads * d_head, "merge_heads: row stride {} < heads*d_head = {}", ld, heads * d_head);
+    check_head_stride("merge_heads", ld, heads, d_head);
     enter();
     cuda::launch_merge_heads(src, len, batch, heads, d_head, ld, accumulate, dst, stream_);
   }
@@ -393,13 +380,13 @@ class CudaOps final : public CudaBackend {
   }
   void rel_shift_add(const float* bd_raw, int64_t n, int64_t qlen, int64_t klen, int64_t mlen,
                      float* scores) override {
-    TXL_CHECK(klen == qlen + mlen, "rel_shift_add: klen {} != qlen {} + mlen {}", klen, qlen, mlen);
+    check_rel_shift("rel_shift_add", qlen, klen, mlen);
     enter();
     cuda::launch_rel_shift_add(bd_raw, n, qlen, klen, mlen, scores, stream_);
   }
   void rel_shift_bwd(const float* d_scores, int64_t n, int64_t qlen, int64_t klen, int64_t mlen,
                      float* d_bd_raw) override {
-    TXL_CHECK(klen == qlen + mlen, "rel_shift_bwd: klen {} != qlen {} + mlen {}", klen, qlen, mlen);
+    check_rel_shift("rel_shift_bwd", qlen, klen, mlen);
     enter();
     cuda::launch_rel_shift_bwd(d_scores, n, qlen, klen, mlen, d_bd_raw, stream_);
   }
@@ -485,12 +472,12 @@ class CudaOps final : public CudaBackend {
     cuda::launch_lamb_step(p, g, m, v, plan, to_args(s), scratch, stream_);
   }
   void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const OptimStep& s) override {
-    TXL_CHECK(s.step >= 1, "adam_step: step {} must be >= 1 (bias correction)", s.step);
+    check_adam_step(s);
     enter();
     cuda::launch_adam_step(p, g, m, v, n, to_args(s), stream_);
   }
   void sgd_step(float* p, const float* g, float* buf, int64_t n, const OptimStep& s) override {
-    TXL_CHECK(s.momentum == 0.0 || buf != nullptr, "sgd_step: momentum {} needs a momentum buffer", s.momentum);
+    check_sgd_buffer(s, buf);
     enter();
     cuda::launch_sgd_step(p, g, buf, n, to_args(s), stream_);
   }
@@ -571,8 +558,7 @@ class CudaOps final : public CudaBackend {
     std::vector<int32_t> begin;
     begin.reserve(slices.size() + 1);
     for (size_t s = 0; s < slices.size(); ++s) {
-      TXL_CHECK(slices[s].offset >= 0 && slices[s].numel >= 0, "{}: bad slice {} (offset {}, numel {})", op, s,
-                slices[s].offset, slices[s].numel);
+      check_flat_slice(op, s, slices[s]);
       begin.push_back(static_cast<int32_t>(items.size()));
       for (int64_t b = 0; b < slices[s].numel; b += cuda::kMultiTensorChunk) {
         const int64_t e = std::min(slices[s].numel, b + cuda::kMultiTensorChunk);

@@ -62,9 +62,20 @@ struct RelAttentionArgs {
   BatchLayout layout;
   int64_t n() const { return heads * batch; }
 };
-// Throws one txl::Error naming `op` and the problem (shape, klen, dropout layout); both
-// backends call it before any work.
+// Argument checks of the ops below, written once (src/core/ops.cpp) and called by every
+// backend before any work: each throws one txl::Error naming the op and the problem.
+void check_gemm_args(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc);
+void check_gemm_batch(int64_t batch);
+void check_dropout_args(float p, const BatchLayout& layout);
+void check_layernorm_shape(const char* op, int64_t rows, int64_t cols);
+void check_dropout_residual_layernorm(const char* op, int64_t rows, int64_t cols, float p, const BatchLayout& layout);
+void check_dropout_residual_layernorm_grads(const void* d_x, const void* gamma, const void* d_sum);
+void check_head_stride(const char* op, int64_t ld, int64_t heads, int64_t d_head);
+void check_rel_shift(const char* op, int64_t qlen, int64_t klen, int64_t mlen);
 void check_rel_attention_args(const char* op, const RelAttentionArgs& a);
+void check_flat_slice(const char* op, size_t index, const FlatSlice& slice);
+void check_adam_step(const OptimStep& s);
+void check_sgd_buffer(const OptimStep& s, const void* buf);
 
 template <typename T>
 class Ops {
@@ -231,19 +242,6 @@ class Ops {
   // PyTorch Adagrad (lr_decay 0): sum += g^2; p -= lr * g / (sqrt(sum) + eps).
   virtual void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) = 0;
 };
-
-// The argument checks of dropout_residual_layernorm_fwd / _bwd (`op`), shared by the backends.
-inline void check_dropout_residual_layernorm(const char* op, int64_t rows, int64_t cols, float p,
-                                             const BatchLayout& layout) {
-  TXL_CHECK(rows >= 0 && (cols > 0 || rows == 0), "{}: bad shape {} x {}", op, rows, cols);
-  TXL_CHECK(p >= 0.0f && p < 1.0f, "{}: dropout probability {} outside [0, 1)", op, p);
-  if (p == 0.0f) return;
-  TXL_CHECK(layout.outer >= 0 && layout.batch > 0 && layout.batch_offset >= 0 &&
-                layout.batch_offset + layout.batch <= layout.batch_global && layout.inner == cols &&
-                layout.outer * layout.batch == rows,
-            "{}: batch layout (outer {}, batch {}, inner {}, offset {}, global {}) does not describe {} x {}", op,
-            layout.outer, layout.batch, layout.inner, layout.batch_offset, layout.batch_global, rows, cols);
-}
 
 // Factories. The CPU backend exists for float and double.
 template <typename T>
