@@ -23,9 +23,7 @@ class CpuOps final : public Ops<T> {
 
   void upload(void* dst, const void* host_src, size_t bytes) override { copy(dst, host_src, bytes); }
   void download(void* host_dst, const void* src, size_t bytes) override { copy(host_dst, src, bytes); }
-  void copy(void* dst, const void* src, size_t bytes) override {
-    if (bytes > 0 && dst != src) std::memmove(dst, src, bytes);
-  }
+  void copy(void* dst, const void* src, size_t bytes) override { cpu::copy_bytes(dst, src, bytes); }
   void synchronize() override {}
   // Host memory is the CPU backend's device memory: staging is an ordinary buffer and a copy.
   std::shared_ptr<void> staging_buffer(size_t bytes) override {

@@ -1,6 +1,7 @@
 // Elementwise CPU kernels: fill, bias, axpy/scale/add, ReLU, dropout.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "txl/core/error.h"
@@ -9,6 +10,24 @@
 #include "parallel.h"
 
 namespace txl::cpu {
+
+void copy_bytes(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0 || dst == src) return;
+  constexpr size_t kChunk = size_t{1} << 20;
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  const bool disjoint = d + bytes <= s || s + bytes <= d;
+  if (!disjoint || bytes < 2 * kChunk || omp_in_parallel()) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+  const int64_t chunks = static_cast<int64_t>((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const size_t begin = static_cast<size_t>(c) * kChunk;
+    std::memcpy(d + begin, s + begin, std::min(kChunk, bytes - begin));
+  }
+}
 
 template <typename T>
 void fill(T* x, int64_t n, T value) {

@@ -50,28 +50,33 @@ void gemm_one(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, cons
 // only ~80 % of its standalone 2-thread rate, and on the adaptive softmax's tail
 // clusters ([tokens in the cluster] × [cluster size], e.g. 30 × 160000) 5–30 %
 // (docs/benchmarks.md, CPU per-op profile). Instead a product is cut along the longer
-// side of C into panels of kPanel columns (or rows), and the panels are spread over an
-// OpenMP team. Inside a team Eigen runs each panel on the calling thread (it does not
-// nest), also when there is only one panel, so every panel's bits depend only on its
-// shape, not on the thread count.
+// side of C into a multiple of kPanelGroup panels of about kPanel columns (or rows), and
+// an OpenMP team runs them; inside a team Eigen runs each panel on the calling thread (it
+// does not nest). The cut depends only on the shape, so the bits do not depend on the
+// thread count; a multiple of 4 panels gives 1, 2 and 4 threads equal shares.
 inline constexpr int64_t kPanel = 256;
+inline constexpr int64_t kPanelGroup = 4;
+inline constexpr int64_t kMinPanel = 32;
 
 template <typename T>
 void gemm_panels(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
   const bool by_columns = n >= m;
   const int64_t length = by_columns ? n : m;
-  const int64_t panels = (length + kPanel - 1) / kPanel;
-#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+  constexpr int64_t group = kPanelGroup * kPanel;
+  int64_t panels = kPanelGroup * std::max<int64_t>(1, (length + group / 2) / group);
+  while (panels > 1 && length / panels < kMinPanel) --panels;
+  const bool threaded = !omp_in_parallel() && omp_get_max_threads() > 1;
+#pragma omp parallel for schedule(static) if (threaded)
   for (int64_t p = 0; p < panels; ++p) {
-    const int64_t begin = p * kPanel;
-    const int64_t width = std::min(kPanel, length - begin);
-    if (by_columns) {  // columns [begin, begin + width) of op(B) and of C
+    const int64_t begin = p * length / panels;  // sizes differ by at most one
+    const int64_t size = (p + 1) * length / panels - begin;
+    if (by_columns) {  // columns [begin, begin + size) of op(B) and of C
       const T* b = tb == Trans::kNo ? B + begin : B + begin * ldb;
-      gemm_one(ta, tb, m, width, k, alpha, A, lda, b, ldb, beta, C + begin, ldc);
-    } else {  // rows [begin, begin + width) of op(A) and of C
+      gemm_one(ta, tb, m, size, k, alpha, A, lda, b, ldb, beta, C + begin, ldc);
+    } else {  // rows [begin, begin + size) of op(A) and of C
       const T* a = ta == Trans::kNo ? A + begin * lda : A + begin;
-      gemm_one(ta, tb, width, n, k, alpha, a, lda, B, ldb, beta, C + begin * ldc, ldc);
+      gemm_one(ta, tb, size, n, k, alpha, a, lda, B, ldb, beta, C + begin * ldc, ldc);
     }
   }
 }
