@@ -50,12 +50,12 @@ void gemm_one(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, cons
 // only ~80 % of its standalone 2-thread rate, and on the adaptive softmax's tail
 // clusters ([tokens in the cluster] × [cluster size], e.g. 30 × 160000) 5–30 %
 // (docs/benchmarks.md, CPU per-op profile). Instead a product is cut along the longer
-// side of C into a multiple of kPanelGroup panels of about kPanel columns (or rows), and
+// side of C into an even number of panels of about kPanel columns (or rows), and
 // an OpenMP team runs them; inside a team Eigen runs each panel on the calling thread (it
 // does not nest). The cut depends only on the shape, so the bits do not depend on the
-// thread count; a multiple of 4 panels gives 1, 2 and 4 threads equal shares.
+// thread count; an even number of panels gives 2 threads (and 1) equal shares.
 inline constexpr int64_t kPanel = 256;
-inline constexpr int64_t kPanelGroup = 4;
+inline constexpr int64_t kPanelGroup = 2;
 inline constexpr int64_t kMinPanel = 32;
 
 template <typename T>
