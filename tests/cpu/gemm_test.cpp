@@ -54,61 +54,47 @@ class GemmTest : public ::testing::Test {};
 using Types = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(GemmTest, Types);
 
-TYPED_TEST(GemmTest, AllTransposesAndBetas) {
-  using T = TypeParam;
-  auto ops = make_cpu_ops<T>();
+// Every transpose combination and beta of one shape against the reference; C has padding
+// (ldc > n) and, for beta 0, a product area poisoned with NaN.
+template <typename T>
+void expect_all_transposes_match(Ops<T>& ops, const GemmShape& g, uint64_t& seed, double tol) {
   const T nan = std::numeric_limits<T>::quiet_NaN();
-  uint64_t seed = 1;
-  for (const GemmShape& g : kShapes)
-    for (Trans ta : {Trans::kNo, Trans::kYes})
-      for (Trans tb : {Trans::kNo, Trans::kYes})
-        for (double beta : {0.0, 1.0, -0.5}) {
-          const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
-          const int64_t ldc = g.n + 5;
-          const auto A = random_vector<T>(sa.rows * sa.ld, ++seed);
-          const auto B = random_vector<T>(sb.rows * sb.ld, ++seed);
-          auto C = random_vector<T>(g.m * ldc, ++seed);
-          if (beta == 0.0)  // poison the product area; the padding keeps its random values
-            for (int64_t i = 0; i < g.m; ++i)
-              for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(i * ldc + j)] = nan;
-          const double alpha = 0.75;
-          const auto expected = reference(ta, tb, g, alpha, A, sa, 0, B, sb, 0, beta, C, ldc, 0);
-          ops->gemm(ta, tb, g.m, g.n, g.k, T(alpha), A.data(), sa.ld, B.data(), sb.ld, T(beta), C.data(), ldc);
-          SCOPED_TRACE(::testing::Message() << "m=" << g.m << " n=" << g.n << " k=" << g.k << " ta="
-                                            << (ta == Trans::kYes) << " tb=" << (tb == Trans::kYes)
-                                            << " beta=" << beta);
-          test::expect_close(C, expected, 10 * test::tolerance<T>(), "C");
-        }
+  for (Trans ta : {Trans::kNo, Trans::kYes})
+    for (Trans tb : {Trans::kNo, Trans::kYes})
+      for (double beta : {0.0, 1.0, -0.5}) {
+        const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
+        const int64_t ldc = g.n + 5;
+        const auto A = random_vector<T>(sa.rows * sa.ld, ++seed);
+        const auto B = random_vector<T>(sb.rows * sb.ld, ++seed);
+        auto C = random_vector<T>(g.m * ldc, ++seed);
+        if (beta == 0.0)  // poison the product area; the padding keeps its random values
+          for (int64_t i = 0; i < g.m; ++i)
+            for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(i * ldc + j)] = nan;
+        const double alpha = 0.75;
+        const auto expected = reference(ta, tb, g, alpha, A, sa, 0, B, sb, 0, beta, C, ldc, 0);
+        ops.gemm(ta, tb, g.m, g.n, g.k, T(alpha), A.data(), sa.ld, B.data(), sb.ld, T(beta), C.data(), ldc);
+        SCOPED_TRACE(::testing::Message() << "m=" << g.m << " n=" << g.n << " k=" << g.k << " ta="
+                                          << (ta == Trans::kYes) << " tb=" << (tb == Trans::kYes)
+                                          << " beta=" << beta);
+        test::expect_close(C, expected, tol, "C");
+      }
 }
 
-// Shapes that src/cpu/gemm.cpp cuts: into column panels (n = 2·256 + 37), row panels
-// (m = 600), and k-slices (min(m, n) <= 64, max(m, n) <= 1024, k >= 8·4096).
+TYPED_TEST(GemmTest, AllTransposesAndBetas) {
+  auto ops = make_cpu_ops<TypeParam>();
+  uint64_t seed = 1;
+  for (const GemmShape& g : kShapes) expect_all_transposes_match(*ops, g, seed, 10 * test::tolerance<TypeParam>());
+}
+
+// Shapes that src/cpu/gemm.cpp cuts: into column panels (n = 549), row panels (m = 600),
+// and k-slices (min(m, n) <= 64, max(m, n) <= 1024, k >= 8·4096).
 TYPED_TEST(GemmTest, PanelsAndSlicesAllTransposesAndBetas) {
-  using T = TypeParam;
-  auto ops = make_cpu_ops<T>();
-  const T nan = std::numeric_limits<T>::quiet_NaN();
+  auto ops = make_cpu_ops<TypeParam>();
   uint64_t seed = 50;
-  for (const GemmShape& g : {GemmShape{3, 549, 20}, GemmShape{600, 5, 9}, GemmShape{300, 270, 6},
-                             GemmShape{5, 70, 8 * 4096 + 100}})
-    for (Trans ta : {Trans::kNo, Trans::kYes})
-      for (Trans tb : {Trans::kNo, Trans::kYes})
-        for (double beta : {0.0, 1.0, -0.5}) {
-          const Stored sa = stored(ta, g.m, g.k), sb = stored(tb, g.k, g.n);
-          const int64_t ldc = g.n + 5;
-          const auto A = random_vector<T>(sa.rows * sa.ld, ++seed);
-          const auto B = random_vector<T>(sb.rows * sb.ld, ++seed);
-          auto C = random_vector<T>(g.m * ldc, ++seed);
-          if (beta == 0.0)
-            for (int64_t i = 0; i < g.m; ++i)
-              for (int64_t j = 0; j < g.n; ++j) C[static_cast<size_t>(i * ldc + j)] = nan;
-          const auto expected = reference(ta, tb, g, 0.75, A, sa, 0, B, sb, 0, beta, C, ldc, 0);
-          ops->gemm(ta, tb, g.m, g.n, g.k, T(0.75), A.data(), sa.ld, B.data(), sb.ld, T(beta), C.data(), ldc);
-          SCOPED_TRACE(::testing::Message() << "m=" << g.m << " n=" << g.n << " k=" << g.k << " ta="
-                                            << (ta == Trans::kYes) << " tb=" << (tb == Trans::kYes)
-                                            << " beta=" << beta);
-          // the 32868-long sums: float rounding grows with k
-          test::expect_close(C, expected, (g.k > 1000 ? 200 : 10) * test::tolerance<T>(), "C");
-        }
+  for (const GemmShape& g : {GemmShape{3, 549, 20}, GemmShape{600, 5, 9}, GemmShape{300, 270, 6}})
+    expect_all_transposes_match(*ops, g, seed, 10 * test::tolerance<TypeParam>());
+  // 32868-long sums: the float rounding grows with k
+  expect_all_transposes_match(*ops, GemmShape{5, 70, 8 * 4096 + 100}, seed, 200 * test::tolerance<TypeParam>());
 }
 
 // Panels, slices and single products give the same bits on one thread and on two.
