@@ -316,6 +316,27 @@ double TransformerXL<T>::flops_per_token_fwd(int64_t batch) const {
   return static_cast<double>(cfg_.n_layer) * layer + other;
 }
 
+template <typename T>
+double TransformerXL<T>::tail_cluster_flops_fwd(const int32_t* target, int64_t n) const {
+  if (cfg_.sampled() || cfg_.n_clusters() == 0) return 0.0;
+  const int64_t C = cfg_.n_clusters();
+  std::vector<int64_t> count(static_cast<size_t>(C + 1), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t c = 0;
+    while (c < C && target[i] >= cfg_.cluster_end(c)) ++c;
+    ++count[static_cast<size_t>(c)];
+  }
+  const double M = static_cast<double>(cfg_.d_model);
+  double flops = 0;
+  for (int64_t c = 1; c <= C; ++c) {
+    const double d = static_cast<double>(cfg_.cluster_dim(c));
+    const double size = static_cast<double>(cfg_.cluster_end(c) - cfg_.cluster_end(c - 1));
+    const double per_token = 2.0 * d * size + (cfg_.cluster_dim(c) != cfg_.d_model ? 2.0 * M * d : 0.0);
+    flops += per_token * static_cast<double>(count[static_cast<size_t>(c)]);
+  }
+  return flops;
+}
+
 template class TransformerXL<float>;
 template class TransformerXL<double>;
 

@@ -164,6 +164,20 @@ TEST(ModelApi, FlopCountOfASmallConfig) {
   EXPECT_DOUBLE_EQ(model.flops_per_token_fwd(2), 2 * layer + 2 * M * 30);
 }
 
+// Tail clusters [10, 20) and [20, 30) of a 30-word vocabulary, d_embed 8, div_val 2: the
+// tail dims are 4 and 2, each projected from d_model 8.
+TEST(ModelApi, TailClusterFlopsCountEachTargetsCluster) {
+  ModelConfig cfg = tiny_config();
+  cfg.cutoffs = {10, 20};
+  cfg.div_val = 2;
+  auto ops = make_cpu_ops<double>();
+  TransformerXL<double> model(cfg, *ops);
+  const std::vector<int32_t> target = {0, 9, 10, 19, 20, 29, 5};
+  const double c1 = 2.0 * 4 * 10 + 2.0 * 8 * 4, c2 = 2.0 * 2 * 10 + 2.0 * 8 * 2;
+  EXPECT_DOUBLE_EQ(model.tail_cluster_flops_fwd(target.data(), 7), 2 * c1 + 2 * c2);
+  EXPECT_DOUBLE_EQ(model.tail_cluster_flops_fwd(target.data(), 2), 0.0);  // shortlist only
+}
+
 TEST(PositionEmbedding, SinesThenCosinesOfClampedPositions) {
   const auto pos = relative_positions(6, 3);
   EXPECT_EQ(pos, (std::vector<int64_t>{3, 3, 3, 2, 1, 0}));

@@ -93,6 +93,11 @@ class TransformerXL {
   // logits (data dependent, a few percent of tokens) and elementwise work are not
   // counted. Backward costs about twice this.
   double flops_per_token_fwd(int64_t batch = 0) const;
+  // The data-dependent rest of the forward GEMM work for these `n` targets: each target in
+  // tail cluster c costs its cluster's logits (2 · d_c · cluster size) and, when d_c !=
+  // d_model, its projection (2 · d_model · d_c). 0 with a sampled softmax. Benches add it
+  // to report the rate of all the arithmetic a step did.
+  double tail_cluster_flops_fwd(const int32_t* target, int64_t n) const;
 
   // ---- inspection (tests, analysis) ----------------------------------------------------
   // Layer L's concat(memory, input) of the last forward, [klen*batch, d_model].
