@@ -1,10 +1,21 @@
 #include "txl/core/timing_ops.h"
 
 #include <chrono>
+#include <string>
 
 #include <fmt/format.h>
 
 namespace txl {
+namespace {
+
+// "NT 192x1536x512", with " x8" for a batch of 8: the profile's name of a GEMM shape.
+std::string gemm_shape(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t batch = 1) {
+  std::string s = fmt::format("{}{} {}x{}x{}", ta == Trans::kYes ? 'T' : 'N', tb == Trans::kYes ? 'T' : 'N', m, n, k);
+  if (batch != 1) s += fmt::format(" x{}", batch);
+  return s;
+}
+
+}  // namespace
 
 template <typename T>
 void TimingOps<T>::timed(const char* op, const std::function<void()>& call) {
@@ -40,7 +51,7 @@ template <typename T>
 void TimingOps<T>::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   pending_flops_ = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  pending_shape_ = fmt::format("{}{} {}x{}x{}", ta == Trans::kYes ? 'T' : 'N', tb == Trans::kYes ? 'T' : 'N', m, n, k);
+  pending_shape_ = gemm_shape(ta, tb, m, n, k);
   ForwardingOps<T>::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -50,8 +61,7 @@ void TimingOps<T>::gemm_strided_batched(Trans ta, Trans tb, int64_t m, int64_t n
                                         T beta, T* C, int64_t ldc, int64_t strideC, int64_t batch) {
   pending_flops_ = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) *
                    static_cast<double>(batch);
-  pending_shape_ =
-      fmt::format("{}{} {}x{}x{} x{}", ta == Trans::kYes ? 'T' : 'N', tb == Trans::kYes ? 'T' : 'N', m, n, k, batch);
+  pending_shape_ = gemm_shape(ta, tb, m, n, k, batch);
   ForwardingOps<T>::gemm_strided_batched(ta, tb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                                          strideC, batch);
 }
