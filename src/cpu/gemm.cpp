@@ -8,6 +8,7 @@
 #include "txl/core/error.h"
 #include "cpu_kernels.h"
 #include "parallel.h"
+#include "skinny_gemm.h"
 
 namespace txl::cpu {
 namespace {
@@ -125,7 +126,8 @@ template <typename T>
 void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
   check_gemm_args(ta, tb, m, n, k, lda, ldb, ldc);
-  if (is_deep(m, n, k)) gemm_slices(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (alpha != T(0) && is_skinny(ta, tb, m, n, k)) skinny_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (is_deep(m, n, k)) gemm_slices(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
   else gemm_panels(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

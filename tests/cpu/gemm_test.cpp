@@ -1,8 +1,8 @@
 // GEMM and strided batched GEMM against a naive triple loop: all transpose
 // combinations, leading dimensions larger than the row width, beta 0 (C poisoned with
 // NaN, which must not be read) and beta != 0; the shapes gemm.cpp cuts into panels
-// (with a remainder panel, by columns and by rows) and into k-slices; the same bits for
-// one and two threads.
+// (with a remainder panel, by columns and by rows) and into k-slices, and the skinny
+// shapes src/cpu/skinny_gemm.cpp takes; the same bits for one and two threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -95,6 +95,44 @@ TYPED_TEST(GemmTest, PanelsAndSlicesAllTransposesAndBetas) {
     expect_all_transposes_match(*ops, g, seed, 10 * test::tolerance<TypeParam>());
   // 32868-long sums: the float rounding grows with k
   expect_all_transposes_match(*ops, GemmShape{5, 70, 8 * 4096 + 100}, seed, 200 * test::tolerance<TypeParam>());
+}
+
+// Shapes that src/cpu/skinny_gemm.cpp takes (the adaptive softmax's tail clusters): NT
+// with few rows and many columns, NN with few rows and a long k, TN with a short k and many
+// rows. The sizes leave remainders everywhere: rows past the register tiles, columns past
+// the packet tiles, k past the last full packet, rows past the last row block.
+TYPED_TEST(GemmTest, SkinnyShapesAllTransposesAndBetas) {
+  auto ops = make_cpu_ops<TypeParam>();
+  uint64_t seed = 60;
+  for (const GemmShape& g : {GemmShape{7, 1030, 37}, GemmShape{30, 1029, 64}, GemmShape{1, 1024, 5},
+                             GemmShape{1031, 70, 30}, GemmShape{1100, 40, 3}})
+    expect_all_transposes_match(*ops, g, seed, 10 * test::tolerance<TypeParam>());
+  expect_all_transposes_match(*ops, GemmShape{13, 70, 4096 + 77}, seed, 100 * test::tolerance<TypeParam>());
+}
+
+// The skinny kernels give the same bits on one thread and on two, each transpose they take.
+TEST(Gemm, SkinnySameBitsForOneAndTwoThreads) {
+  auto ops = make_cpu_ops<float>();
+  const int saved = omp_get_max_threads();
+  uint64_t seed = 80;
+  struct Case {
+    Trans ta, tb;
+    GemmShape g;
+  };
+  for (const Case& c : {Case{Trans::kNo, Trans::kYes, {30, 5000, 512}}, Case{Trans::kNo, Trans::kNo, {30, 520, 40000}},
+                        Case{Trans::kYes, Trans::kNo, {5000, 520, 30}}}) {
+    const GemmShape& g = c.g;
+    const Stored sa = stored(c.ta, g.m, g.k), sb = stored(c.tb, g.k, g.n);
+    const auto A = random_vector<float>(sa.rows * sa.ld, ++seed), B = random_vector<float>(sb.rows * sb.ld, ++seed);
+    const auto C0 = random_vector<float>(g.m * g.n, ++seed);
+    std::vector<float> one = C0, two = C0;
+    omp_set_num_threads(1);
+    ops->gemm(c.ta, c.tb, g.m, g.n, g.k, 0.5f, A.data(), sa.ld, B.data(), sb.ld, 1.0f, one.data(), g.n);
+    omp_set_num_threads(2);
+    ops->gemm(c.ta, c.tb, g.m, g.n, g.k, 0.5f, A.data(), sa.ld, B.data(), sb.ld, 1.0f, two.data(), g.n);
+    EXPECT_EQ(one, two) << "m=" << g.m << " n=" << g.n << " k=" << g.k;
+  }
+  omp_set_num_threads(saved);
 }
 
 // Panels, slices and single products give the same bits on one thread and on two.
