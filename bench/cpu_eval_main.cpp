@@ -20,6 +20,7 @@
 #include "txl/model/transformer_xl.h"
 #include "txl/train/step_plan.h"
 #include "cpu_bench.h"
+#include "gemm_rate.h"
 
 using txl::zipf_like_tokens;
 
@@ -81,9 +82,11 @@ int main(int argc, char** argv) {
     std::printf("median of %d steps: %.1f ms/step, %.0f tok/s; model FLOPs %.1f MFLOP/token, achieved %.1f GFLOP/s\n",
                 steps, ms, tok_s, flops_tok * 1e-6, flops_tok * tok_s * 1e-9);
     const double tail_step = tail_flops / static_cast<double>(steps);
+    const double all_gemm = (flops_tok * static_cast<double>(n) + tail_step) / (ms * 1e-3) * 1e-9;
     std::printf("with the tail-cluster logits these targets needed (data-dependent, not in the model FLOPs): "
                 "+%.1f GFLOP/step, all GEMM work %.1f GFLOP/s\n",
-                tail_step * 1e-9, (flops_tok * static_cast<double>(n) + tail_step) / (ms * 1e-3) * 1e-9);
+                tail_step * 1e-9, all_gemm);
+    txl::bench::print_fraction_of_gemm_rate(flops_tok * tok_s * 1e-9, all_gemm);
     if (timing) {
       // The profile covers every timed step: compare it with their mean, not the median.
       double mean_ms = 0;

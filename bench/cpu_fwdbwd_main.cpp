@@ -24,6 +24,7 @@
 
 #include "op_profile.h"
 #include "cpu_bench.h"
+#include "gemm_rate.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/train/step_plan.h"
 
@@ -108,9 +109,11 @@ int main(int argc, char** argv) {
                 flops_tok * 1e-6, 3 * flops_tok * static_cast<double>(n) * 1e-9, 3 * flops_tok * tok_s * 1e-9,
                 flops_tok * static_cast<double>(n) / (fms * 1e-3) * 1e-9);
     const double tail_step = 3 * tail_flops / static_cast<double>(steps);
+    const double all_gemm = (3 * flops_tok * static_cast<double>(n) + tail_step) / (ms * 1e-3) * 1e-9;
     std::printf("with the tail-cluster logits these targets needed (data-dependent, not in the model FLOPs): "
                 "+%.1f GFLOP/step, all GEMM work %.1f GFLOP/s\n",
-                tail_step * 1e-9, (3 * flops_tok * static_cast<double>(n) + tail_step) / (ms * 1e-3) * 1e-9);
+                tail_step * 1e-9, all_gemm);
+    txl::bench::print_fraction_of_gemm_rate(3 * flops_tok * tok_s * 1e-9, all_gemm);
     if (timing) {
       txl::StepPlanRequest rq;
       rq.model = cfg;
