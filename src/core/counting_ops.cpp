@@ -655,6 +655,29 @@ void CountingOps<T>::log_softmax_pick_bwd(const T* logp, const int32_t*, const T
   kernel("log_softmax_pick_bwd", b + r * (E + 4), b);
 }
 
+// One kernel each (src/cuda/loss.cu): the forward reads the block once (its passes over a
+// row hit the cache) and writes two values per row; the backward reads it and writes the
+// gradient.
+template <typename T>
+void CountingOps<T>::biased_log_softmax_pick(const T* logits, const T* bias, const int32_t*, int64_t rows,
+                                             int64_t cols, bool accumulate, T* out, T* lse) {
+  const double E = sizeof(T), b = E * static_cast<double>(rows * cols), r = static_cast<double>(rows);
+  const double bias_bytes = bias ? E * static_cast<double>(cols) : 0.0;
+  begin_op({{logits, b}, {bias, bias_bytes}, {out, E * r}, {lse, E * r}});
+  if (rows <= 0) return;
+  kernel("biased_log_softmax_pick", b + bias_bytes + r * 4 + (accumulate ? E * r : 0.0), 2 * E * r);
+}
+
+template <typename T>
+void CountingOps<T>::biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t*,
+                                                 const T* coef, int64_t rows, int64_t cols, T* dlogits) {
+  const double E = sizeof(T), b = E * static_cast<double>(rows * cols), r = static_cast<double>(rows);
+  const double bias_bytes = bias ? E * static_cast<double>(cols) : 0.0;
+  begin_op({{logits, b}, {bias, bias_bytes}, {lse, E * r}, {coef, E * r}, {dlogits, b}});
+  if (rows * cols <= 0) return;
+  kernel("biased_log_softmax_pick_bwd", b + bias_bytes + r * (2 * E + 4), b);
+}
+
 // ---- reductions -----------------------------------------------------------------------------
 
 template <typename T>

@@ -54,6 +54,11 @@ void check_rel_shift(const char* op, int64_t qlen, int64_t klen, int64_t mlen) {
   TXL_CHECK(klen == qlen + mlen, "{}: klen {} != qlen {} + mlen {}", op, klen, qlen, mlen);
 }
 
+void check_softmax_block(const char* op, int64_t rows, int64_t cols) {
+  TXL_CHECK(rows >= 0 && (rows == 0 || cols > 0), "{}: {} rows of {} columns (a row needs at least one column)", op,
+            rows, cols);
+}
+
 void check_flat_slice(const char* op, size_t index, const FlatSlice& slice) {
   TXL_CHECK(slice.offset >= 0 && slice.numel >= 0, "{}: bad slice {} (offset {}, numel {})", op, index, slice.offset,
             slice.numel);

@@ -101,6 +101,12 @@ void pick_cols(const T* logp, const int32_t* col, int64_t rows, int64_t cols, bo
 template <typename T>
 void log_softmax_pick_bwd(const T* logp, const int32_t* col, const T* coef, int64_t rows, int64_t cols,
                           T* dlogits);
+template <typename T>
+void biased_log_softmax_pick(const T* logits, const T* bias, const int32_t* col, int64_t rows, int64_t cols,
+                             bool accumulate, T* out, T* lse);
+template <typename T>
+void biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t* col, const T* coef,
+                                 int64_t rows, int64_t cols, T* dlogits);
 
 // ---- reductions.cpp -------------------------------------------------------------------
 template <typename T>

@@ -138,6 +138,15 @@ class CpuOps final : public Ops<T> {
     cpu::log_softmax_pick_bwd(logp, col, coef, rows, cols, dlogits);
   }
 
+  void biased_log_softmax_pick(const T* logits, const T* bias, const int32_t* col, int64_t rows, int64_t cols,
+                               bool accumulate, T* out, T* lse) override {
+    cpu::biased_log_softmax_pick(logits, bias, col, rows, cols, accumulate, out, lse);
+  }
+  void biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t* col, const T* coef,
+                                   int64_t rows, int64_t cols, T* dlogits) override {
+    cpu::biased_log_softmax_pick_bwd(logits, bias, lse, col, coef, rows, cols, dlogits);
+  }
+
   double sum(const T* x, int64_t n) override { return cpu::sum(x, n); }
   double sum_squares(const T* x, int64_t n) override { return cpu::sum_squares(x, n); }
   std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices) override {

@@ -446,6 +446,18 @@ class CudaOps final : public CudaBackend {
     enter();
     cuda::launch_log_softmax_pick_bwd(logp, col, coef, rows, cols, dlogits, stream_);
   }
+  void biased_log_softmax_pick(const float* logits, const float* bias, const int32_t* col, int64_t rows,
+                               int64_t cols, bool accumulate, float* out, float* lse) override {
+    check_softmax_block("biased_log_softmax_pick", rows, cols);
+    enter();
+    cuda::launch_biased_log_softmax_pick(logits, bias, col, rows, cols, accumulate, out, lse, stream_);
+  }
+  void biased_log_softmax_pick_bwd(const float* logits, const float* bias, const float* lse, const int32_t* col,
+                                   const float* coef, int64_t rows, int64_t cols, float* dlogits) override {
+    check_softmax_block("biased_log_softmax_pick_bwd", rows, cols);
+    enter();
+    cuda::launch_biased_log_softmax_pick_bwd(logits, bias, lse, col, coef, rows, cols, dlogits, stream_);
+  }
 
   double sum(const float* x, int64_t n) override { return reduce(x, n, false); }
   double sum_squares(const float* x, int64_t n) override { return reduce(x, n, true); }

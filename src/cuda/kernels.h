@@ -142,6 +142,11 @@ void launch_pick_cols(const float* logp, const int32_t* col, int64_t rows, int64
                       float* out, cudaStream_t stream);
 void launch_log_softmax_pick_bwd(const float* logp, const int32_t* col, const float* coef, int64_t rows,
                                  int64_t cols, float* dlogits, cudaStream_t stream);
+void launch_biased_log_softmax_pick(const float* logits, const float* bias, const int32_t* col, int64_t rows,
+                                    int64_t cols, bool accumulate, float* out, float* lse, cudaStream_t stream);
+void launch_biased_log_softmax_pick_bwd(const float* logits, const float* bias, const float* lse,
+                                        const int32_t* col, const float* coef, int64_t rows, int64_t cols,
+                                        float* dlogits, cudaStream_t stream);
 
 // ---- optimizers (optimizers.cu) ---------------------------------------------------
 struct OptimArgs {  // OptimStep (ops.h), field by field

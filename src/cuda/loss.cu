@@ -102,6 +102,46 @@ __global__ void log_softmax_pick_bwd_kernel(const float* logp, const int32_t* co
   }
 }
 
+// The loss head's fused pass (Ops::biased_log_softmax_pick): one block per row, z = x +
+// bias formed on the fly in each pass (the row's later passes hit L2), the arithmetic of
+// log_softmax_kernel; thread 0 writes the row's lse and its picked log-probability.
+__global__ void biased_log_softmax_pick_kernel(const float* logits, const float* bias, const int32_t* col,
+                                               int64_t cols, bool accumulate, float* out, float* lse) {
+  __shared__ float shared_max[kWarp];
+  __shared__ double shared_sum[kWarp];
+  const int64_t row = blockIdx.x;
+  const float* x = logits + row * cols;
+  float max = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) max = fmaxf(max, bias ? x[c] + bias[c] : x[c]);
+  max = block_max(max, shared_max);
+  double sum = 0.0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += expf((bias ? x[c] + bias[c] : x[c]) - max);
+  sum = block_sum(sum, shared_sum);
+  if (threadIdx.x == 0) {
+    const float log_norm = static_cast<float>(static_cast<double>(max) + log(sum));
+    lse[row] = log_norm;
+    const int32_t target = col[row];
+    const float picked = target >= 0 ? (bias ? x[target] + bias[target] : x[target]) - log_norm : 0.0f;
+    out[row] = accumulate ? out[row] + picked : picked;
+  }
+}
+
+__global__ void biased_log_softmax_pick_bwd_kernel(const float* logits, const float* bias, const float* lse,
+                                                   const int32_t* col, const float* coef, int64_t rows, int64_t cols,
+                                                   float* dlogits) {
+  const int64_t total = rows * cols;
+  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
+    const int64_t r = e / cols, c = e % cols;
+    const int32_t target = col[r];
+    if (target < 0) {
+      dlogits[e] = 0.0f;
+      continue;
+    }
+    const float logp = (bias ? logits[e] + bias[c] : logits[e]) - lse[r];
+    dlogits[e] = c == target ? coef[r] * (1.0f - expf(logp)) : -coef[r] * expf(logp);
+  }
+}
+
 }  // namespace
 
 void launch_gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst,
@@ -160,6 +200,24 @@ void launch_log_softmax_pick_bwd(const float* logp, const int32_t* col, const fl
                                  int64_t cols, float* dlogits, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
   log_softmax_pick_bwd_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(logp, col, coef, rows, cols, dlogits);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_biased_log_softmax_pick(const float* logits, const float* bias, const int32_t* col, int64_t rows,
+                                    int64_t cols, bool accumulate, float* out, float* lse, cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (rows > 0x7fffffff) throw_error("biased_log_softmax_pick: too many rows for one launch");
+  biased_log_softmax_pick_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(logits, bias, col, cols,
+                                                                                          accumulate, out, lse);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_biased_log_softmax_pick_bwd(const float* logits, const float* bias, const float* lse,
+                                        const int32_t* col, const float* coef, int64_t rows, int64_t cols,
+                                        float* dlogits, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  biased_log_softmax_pick_bwd_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(logits, bias, lse, col, coef,
+                                                                                      rows, cols, dlogits);
   TXL_CUDA_LAUNCH_CHECK();
 }
 

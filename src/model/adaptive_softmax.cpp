@@ -108,6 +108,14 @@ void ProjectedAdaptiveLogSoftmax<T>::bind(const ParamStore<T>& ps) {
   }
 }
 
+// The head's bias: b_0 itself, or concat(b_0, cluster_bias) that forward assembled.
+template <typename T>
+const T* ProjectedAdaptiveLogSoftmax<T>::head_bias(const ParamStore<T>& ps) const {
+  if (n_clusters_ > 0) return head_bias_.data();
+  const Cluster& h = clusters_[0];
+  return ps.param(h.bias_id).data() + h.bias_offset;
+}
+
 template <typename T>
 void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& ps, const Tensor<T>& hidden,
                                              const std::vector<int32_t>& targets, Tensor<T>& nll) {
@@ -134,16 +142,16 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
   count_.assign(K, 0);
   row_offset_.assign(K, 0);
   xp_offset_.assign(K, 0);
-  logp_offset_.assign(K, 0);
+  logits_offset_.assign(K, 0);
   for (int32_t t : targets) ++count_[cluster_of(t)];
-  int64_t xp_total = 0, logp_total = 0;
+  int64_t xp_total = 0, logits_total = 0;
   for (size_t c = 1; c < K; ++c) {
     const Cluster& k = clusters_[c];
     row_offset_[c] = row_offset_[c - 1] + count_[c - 1];
     xp_offset_[c] = xp_total;
-    logp_offset_[c] = logp_total;
+    logits_offset_[c] = logits_total;
     if (!k.shares_head_proj) xp_total += count_[c] * k.dim;
-    logp_total += count_[c] * (k.end - k.begin);
+    logits_total += count_[c] * (k.end - k.begin);
   }
   host_index_.resize(static_cast<size_t>(3 * n));
   std::vector<int64_t> next = row_offset_;
@@ -176,8 +184,9 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
              xp_.data(), d0);
     xp = xp_.data();
   }
-  ensure(ops, head_logp_, {n, HS});
-  T* hl = head_logp_.data();
+  ensure(ops, head_logits_, {n, HS});
+  ensure(ops, lse_, {2, n});
+  T* hl = head_logits_.data();
   const T* W0 = ps.param(h.weight_id).data() + h.weight_row * d0;
   const T* b0 = ps.param(h.bias_id).data() + h.bias_offset;
   ops.gemm(Trans::kNo, Trans::kYes, n, S, d0, T(1), xp, d0, W0, d0, T(0), hl, HS);
@@ -187,12 +196,8 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
     ensure(ops, head_bias_, {HS});
     ops.copy(head_bias_.data(), b0, static_cast<size_t>(S) * sizeof(T));
     ops.copy(head_bias_.data() + S, ps.param(cluster_bias_id_).data(), static_cast<size_t>(C) * sizeof(T));
-    ops.add_bias(hl, head_bias_.data(), n, HS);
-  } else {
-    ops.add_bias(hl, b0, n, HS);
   }
-  ops.log_softmax(hl, n, HS, hl);
-  ops.pick_cols(hl, head_col, n, HS, false, nll_sorted);
+  ops.biased_log_softmax_pick(hl, head_bias(ps), head_col, n, HS, false, nll_sorted, lse_.data());
 
   // ---- tails: only the rows whose target is in the cluster ------------------------------
   int64_t widest_tail = 0, deepest_tail = 0;  // every row in one tail cluster: the largest need
@@ -201,7 +206,7 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
     deepest_tail = std::max(deepest_tail, clusters_[c].dim);
   }
   T* tail_xp = xp_total > 0 ? grow_workspace(ops, tail_xp_, xp_total, n * deepest_tail) : nullptr;
-  T* tail_logp = logp_total > 0 ? grow_workspace(ops, tail_logp_, logp_total, n * widest_tail) : nullptr;
+  T* tail_logits = logits_total > 0 ? grow_workspace(ops, tail_logits_, logits_total, n * widest_tail) : nullptr;
   for (size_t c = 1; c < K; ++c) {
     const Cluster& k = clusters_[c];
     const int64_t nc = count_[c], row = row_offset_[c], V = k.end - k.begin, d = k.dim;
@@ -215,12 +220,11 @@ void ProjectedAdaptiveLogSoftmax<T>::forward(Ops<T>& ops, const ParamStore<T>& p
       xpc = dst;
       ldx = d;
     }
-    T* logits = tail_logp + logp_offset_[c];
+    T* logits = tail_logits + logits_offset_[c];
     ops.gemm(Trans::kNo, Trans::kYes, nc, V, d, T(1), xpc, ldx, ps.param(k.weight_id).data() + k.weight_row * d, d,
              T(0), logits, V);
-    ops.add_bias(logits, ps.param(k.bias_id).data() + k.bias_offset, nc, V);
-    ops.log_softmax(logits, nc, V, logits);
-    ops.pick_cols(logits, tail_col + row, nc, V, true, nll_sorted + row);
+    ops.biased_log_softmax_pick(logits, ps.param(k.bias_id).data() + k.bias_offset, tail_col + row, nc, V, true,
+                                nll_sorted + row, lse_.data() + n + row);
   }
   ops.scale(n, T(-1), nll_sorted);
   ops.scatter_rows(nll_sorted, positions, n, 1, nll.data());
@@ -269,7 +273,7 @@ void ProjectedAdaptiveLogSoftmax<T>::backward(Ops<T>& ops, ParamStore<T>& ps, co
   const T* W0 = ps.param(h.weight_id).data() + h.weight_row * d0;
   T* dW0 = ps.grad(h.weight_id).data() + h.weight_row * d0;
   T* db0 = ps.grad(h.bias_id).data() + h.bias_offset;
-  ops.log_softmax_pick_bwd(head_logp_.data(), head_col, coef, n, HS, dl);
+  ops.biased_log_softmax_pick_bwd(head_logits_.data(), head_bias(ps), lse_.data(), head_col, coef, n, HS, dl);
   if (C > 0) {
     ensure(ops, dhead_bias_, {HS});
     ops.fill(dhead_bias_.data(), HS, T(0));
@@ -294,8 +298,9 @@ void ProjectedAdaptiveLogSoftmax<T>::backward(Ops<T>& ops, ParamStore<T>& ps, co
   auto tail_backward = [&](size_t c) {
     const Cluster& k = clusters_[c];
     const int64_t nc = count_[c], row = row_offset_[c], V = k.end - k.begin, d = k.dim;
-    const T* logp = tail_logp_.data() + logp_offset_[c];
-    ops.log_softmax_pick_bwd(logp, tail_col + row, coef + row, nc, V, dl);
+    const T* logits = tail_logits_.data() + logits_offset_[c];
+    const T* bias = ps.param(k.bias_id).data() + k.bias_offset;
+    ops.biased_log_softmax_pick_bwd(logits, bias, lse_.data() + n + row, tail_col + row, coef + row, nc, V, dl);
     ops.bias_grad(dl, ps.grad(k.bias_id).data() + k.bias_offset, nc, V);
     const T* W = ps.param(k.weight_id).data() + k.weight_row * d;
     T* dW = ps.grad(k.weight_id).data() + k.weight_row * d;

@@ -124,5 +124,85 @@ TEST(LossGradient, LogSoftmaxPickBackwardMatchesFiniteDifferences) {
   }
 }
 
+// The loss head's fused op against the op sequence it replaces (add_bias, log_softmax,
+// pick_cols; log_softmax_pick_bwd): rows wider than its 1024-element chunks, with and
+// without a bias, an absent term, accumulation; the logits stay untouched.
+TYPED_TEST(LossTest, BiasedLogSoftmaxPickMatchesTheUnfusedOps) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-14;
+  uint64_t seed = 40;
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 33}, {5, 3000}, {3, 1024}})
+    for (bool with_bias : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << rows << "x" << cols << " bias " << with_bias);
+      const auto logits = random_vector<T>(rows * cols, ++seed, -4.0, 4.0);
+      const auto bias = random_vector<T>(cols, ++seed, -2.0, 2.0);
+      auto col = test::random_indices(rows, static_cast<int32_t>(cols), ++seed);
+      if (rows > 2) col[1] = -1;
+      const auto coef = random_vector<T>(rows, ++seed, 0.5, 2.0);
+      // unfused
+      std::vector<T> logp = logits;
+      if (with_bias) ops->add_bias(logp.data(), bias.data(), rows, cols);
+      ops->log_softmax(logp.data(), rows, cols, logp.data());
+      std::vector<T> expected(at(rows)), expected_acc = random_vector<T>(rows, ++seed);
+      const auto acc0 = expected_acc;
+      ops->pick_cols(logp.data(), col.data(), rows, cols, false, expected.data());
+      ops->pick_cols(logp.data(), col.data(), rows, cols, true, expected_acc.data());
+      std::vector<T> expected_d(logits.size());
+      ops->log_softmax_pick_bwd(logp.data(), col.data(), coef.data(), rows, cols, expected_d.data());
+      // fused
+      const T* b = with_bias ? bias.data() : nullptr;
+      const auto untouched = logits;
+      std::vector<T> out(at(rows), std::numeric_limits<T>::quiet_NaN()), lse(at(rows)), acc = acc0;
+      ops->biased_log_softmax_pick(logits.data(), b, col.data(), rows, cols, false, out.data(), lse.data());
+      ops->biased_log_softmax_pick(logits.data(), b, col.data(), rows, cols, true, acc.data(), lse.data());
+      EXPECT_EQ(logits, untouched);
+      test::expect_close(out, std::vector<double>(expected.begin(), expected.end()), tol, "picked");
+      test::expect_close(acc, std::vector<double>(expected_acc.begin(), expected_acc.end()), tol, "accumulated");
+      for (int64_t r = 0; r < rows; ++r)  // lse is what log_softmax subtracted
+        EXPECT_NEAR(static_cast<double>(lse[at(r)]),
+                    static_cast<double>((with_bias ? logits[at(r * cols)] + bias[0] : logits[at(r * cols)]) -
+                                        logp[at(r * cols)]),
+                    1e3 * tol);
+      std::vector<T> d(logits.size(), std::numeric_limits<T>::quiet_NaN());
+      ops->biased_log_softmax_pick_bwd(logits.data(), b, lse.data(), col.data(), coef.data(), rows, cols, d.data());
+      test::expect_close(d, std::vector<double>(expected_d.begin(), expected_d.end()), 10 * tol, "dlogits");
+      if (rows > 2) {
+        for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(d[at(cols + c)], T(0)) << "absent row not zeroed";
+      }
+    }
+}
+
+TEST(LossGradient, BiasedLogSoftmaxPickBackwardMatchesFiniteDifferences) {
+  auto ops = make_cpu_ops<double>();
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 2}, {6, 1500}}) {
+    const auto logits = random_vector<double>(rows * cols, 50, -3.0, 3.0);
+    const auto bias = random_vector<double>(cols, 51, -1.0, 1.0);
+    auto col = test::random_indices(rows, static_cast<int32_t>(cols), 52);
+    if (rows > 2) col[1] = -1;
+    const auto coef = random_vector<double>(rows, 53, 0.5, 2.0);
+    std::vector<double> lse(at(rows));
+    auto loss = [&](const std::vector<double>& l) {
+      std::vector<double> picked(at(rows)), scratch_lse(at(rows));
+      ops->biased_log_softmax_pick(l.data(), bias.data(), col.data(), rows, cols, false, picked.data(),
+                                   scratch_lse.data());
+      return test::dot(coef, picked);
+    };
+    std::vector<double> picked(at(rows)), dlogits(logits.size());
+    ops->biased_log_softmax_pick(logits.data(), bias.data(), col.data(), rows, cols, false, picked.data(), lse.data());
+    ops->biased_log_softmax_pick_bwd(logits.data(), bias.data(), lse.data(), col.data(), coef.data(), rows, cols,
+                                     dlogits.data());
+    test::expect_gradient(loss, logits, dlogits, "dlogits");
+  }
+}
+
+TEST(LossErrors, BiasedLogSoftmaxPickRejectsRowsWithoutColumns) {
+  auto ops = make_cpu_ops<float>();
+  std::vector<float> x(4), out(2), lse(2);
+  std::vector<int32_t> col(2, 0);
+  EXPECT_THROW(ops->biased_log_softmax_pick(x.data(), nullptr, col.data(), 2, 0, false, out.data(), lse.data()),
+               Error);
+}
+
 }  // namespace
 }  // namespace txl

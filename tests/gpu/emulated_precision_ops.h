@@ -167,6 +167,14 @@ class EmulatedPrecisionOps final : public Ops<float> {
                             float* dlogits) override {
     inner_->log_softmax_pick_bwd(logp, col, coef, rows, cols, dlogits);
   }
+  void biased_log_softmax_pick(const float* logits, const float* bias, const int32_t* col, int64_t rows,
+                               int64_t cols, bool accumulate, float* out, float* lse) override {
+    inner_->biased_log_softmax_pick(logits, bias, col, rows, cols, accumulate, out, lse);
+  }
+  void biased_log_softmax_pick_bwd(const float* logits, const float* bias, const float* lse, const int32_t* col,
+                                   const float* coef, int64_t rows, int64_t cols, float* dlogits) override {
+    inner_->biased_log_softmax_pick_bwd(logits, bias, lse, col, coef, rows, cols, dlogits);
+  }
   double sum(const float* x, int64_t n) override { return inner_->sum(x, n); }
   double sum_squares(const float* x, int64_t n) override { return inner_->sum_squares(x, n); }
   std::vector<double> sum_squares_slices(const float* x, const std::vector<FlatSlice>& slices) override {

@@ -452,6 +452,34 @@ TEST_F(GpuOps, LogSoftmaxPickAndBackward) {
   }
 }
 
+TEST_F(GpuOps, BiasedLogSoftmaxPickAndBackward) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 3}, {33, 1000}, {5, 20003}, {30, 160000}}) {
+    for (bool with_bias : {true, false}) {
+      const std::string sz = " " + std::to_string(rows) + "x" + std::to_string(cols) + (with_bias ? " bias" : "");
+      auto logits = both(randn(rows * cols, 5.0f)), bias = both(randn(cols));
+      auto col_host = randint(rows, 0, static_cast<int32_t>(cols));
+      if (rows > 1) col_host[1] = -1;  // term absent
+      auto col = both(col_host);
+      const float* bc = with_bias ? bias.c.data() : nullptr;
+      const float* bd = with_bias ? bias.d.data() : nullptr;
+      auto out = poisoned(rows), lse = poisoned(rows), acc = both(randn(rows));
+      cpu().biased_log_softmax_pick(logits.c.data(), bc, col.c.data(), rows, cols, false, out.c.data(), lse.c.data());
+      dut().biased_log_softmax_pick(logits.d.data(), bd, col.d.data(), rows, cols, false, out.d.data(), lse.d.data());
+      expect_close(out, "biased_log_softmax_pick" + sz);
+      expect_close(lse, "biased_log_softmax_pick lse" + sz);
+      cpu().biased_log_softmax_pick(logits.c.data(), bc, col.c.data(), rows, cols, true, acc.c.data(), lse.c.data());
+      dut().biased_log_softmax_pick(logits.d.data(), bd, col.d.data(), rows, cols, true, acc.d.data(), lse.d.data());
+      expect_close(acc, "biased_log_softmax_pick accumulate" + sz);
+      auto coef = both(randn(rows)), dlogits = poisoned(rows * cols);
+      cpu().biased_log_softmax_pick_bwd(logits.c.data(), bc, lse.c.data(), col.c.data(), coef.c.data(), rows, cols,
+                                        dlogits.c.data());
+      dut().biased_log_softmax_pick_bwd(logits.d.data(), bd, lse.d.data(), col.d.data(), coef.d.data(), rows, cols,
+                                        dlogits.d.data());
+      expect_close(dlogits, "biased_log_softmax_pick_bwd" + sz);
+    }
+  }
+}
+
 // ---- reductions --------------------------------------------------------------------------
 
 TEST_F(GpuOps, Reductions) {

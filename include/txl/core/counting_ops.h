@@ -180,6 +180,10 @@ class CountingOps final : public ForwardingOps<T> {
   void pick_cols(const T* logp, const int32_t* col, int64_t rows, int64_t cols, bool accumulate, T* out) override;
   void log_softmax_pick_bwd(const T* logp, const int32_t* col, const T* coef, int64_t rows, int64_t cols,
                             T* dlogits) override;
+  void biased_log_softmax_pick(const T* logits, const T* bias, const int32_t* col, int64_t rows, int64_t cols,
+                               bool accumulate, T* out, T* lse) override;
+  void biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t* col, const T* coef,
+                                   int64_t rows, int64_t cols, T* dlogits) override;
   // ---- reductions
   double sum(const T* x, int64_t n) override;
   double sum_squares(const T* x, int64_t n) override;

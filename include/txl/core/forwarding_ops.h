@@ -172,6 +172,18 @@ class ForwardingOps : public Ops<T> {
     device_op("log_softmax_pick_bwd",
               [=, o = inner_.get()] { o->log_softmax_pick_bwd(logp, col, coef, rows, cols, dlogits); });
   }
+  void biased_log_softmax_pick(const T* logits, const T* bias, const int32_t* col, int64_t rows, int64_t cols,
+                               bool accumulate, T* out, T* lse) override {
+    device_op("biased_log_softmax_pick", [=, o = inner_.get()] {
+      o->biased_log_softmax_pick(logits, bias, col, rows, cols, accumulate, out, lse);
+    });
+  }
+  void biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t* col, const T* coef,
+                                   int64_t rows, int64_t cols, T* dlogits) override {
+    device_op("biased_log_softmax_pick_bwd", [=, o = inner_.get()] {
+      o->biased_log_softmax_pick_bwd(logits, bias, lse, col, coef, rows, cols, dlogits);
+    });
+  }
   double sum(const T* x, int64_t n) override {
     double result{};
     host_op("sum", [&] { result = inner_->sum(x, n); });

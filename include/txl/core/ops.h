@@ -73,6 +73,7 @@ void check_dropout_residual_layernorm_grads(const void* d_x, const void* gamma, 
 void check_head_stride(const char* op, int64_t ld, int64_t heads, int64_t d_head);
 void check_rel_shift(const char* op, int64_t qlen, int64_t klen, int64_t mlen);
 void check_rel_attention_args(const char* op, const RelAttentionArgs& a);
+void check_softmax_block(const char* op, int64_t rows, int64_t cols);
 void check_flat_slice(const char* op, size_t index, const FlatSlice& slice);
 void check_adam_step(const OptimStep& s);
 void check_sgd_buffer(const OptimStep& s, const void* buf);
@@ -224,6 +225,19 @@ class Ops {
   // absent): dlogits[r,c] = coef[r] * ([c == col[r]] - exp(logp[r,c])) if col[r] >= 0 else 0.
   virtual void log_softmax_pick_bwd(const T* logp, const int32_t* col, const T* coef, int64_t rows, int64_t cols,
                                     T* dlogits) = 0;
+
+  // The loss head's fused pass over one block of logits (the adaptive softmax's head or
+  // one tail cluster): with z = logits[r,:] + bias (bias [cols]; null: none),
+  // lse[r] = log sum_c exp(z_c) and out[r] (+)= z[col[r]] - lse[r] (col[r] < 0: + 0),
+  // i.e. log_softmax(z) picked at col, computed as log_softmax and pick_cols compute it.
+  // Neither z nor the log-probabilities are written: logits stay as they are.
+  virtual void biased_log_softmax_pick(const T* logits, const T* bias, const int32_t* col, int64_t rows,
+                                       int64_t cols, bool accumulate, T* out, T* lse) = 0;
+  // Its gradient from the saved lse, as log_softmax_pick_bwd gives it from the
+  // log-probabilities: dlogits[r,c] = coef[r] * ([c == col[r]] - exp(z_c - lse[r])), 0
+  // where col[r] < 0. The bias gradient is bias_grad of dlogits.
+  virtual void biased_log_softmax_pick_bwd(const T* logits, const T* bias, const T* lse, const int32_t* col,
+                                           const T* coef, int64_t rows, int64_t cols, T* dlogits) = 0;
 
   // ---- reductions (return to host; synchronise) -----------------------------------
   virtual double sum(const T* x, int64_t n) = 0;

@@ -72,6 +72,8 @@ class ProjectedAdaptiveLogSoftmax {
   };
 
   ModelConfig cfg_;
+  const T* head_bias(const ParamStore<T>& ps) const;
+
   int64_t n_clusters_ = 0;  // C
   int64_t shortlist_ = 0;   // S
   std::vector<Cluster> clusters_;
@@ -82,15 +84,18 @@ class ProjectedAdaptiveLogSoftmax {
   std::vector<int64_t> count_;       // tokens per cluster
   std::vector<int64_t> row_offset_;  // first sorted row of each cluster
   std::vector<int64_t> xp_offset_;   // element offset of each tail's x·P_c rows in tail_xp_
-  std::vector<int64_t> logp_offset_; // element offset of each tail's log-probs in tail_logp_
+  std::vector<int64_t> logits_offset_; // element offset of each tail's logits in tail_logits_
   std::vector<int32_t> host_index_;  // [3n]: sorted row -> token position; head column; tail column
   Tensor<int32_t> index_;            // device copy of host_index_
   Tensor<T> xs_;         // [n, M] hidden rows in sorted order
   Tensor<T> xp_;         // [n, d_0] xs · P_0 (undefined use when the head has no projection)
   Tensor<T> head_bias_;  // [head_size] concat(b_0, cluster_bias)
-  Tensor<T> head_logp_;  // [n, head_size]
-  Tensor<T> tail_xp_;    // tails with their own projection: packed x·P_c blocks (grow-only)
-  Tensor<T> tail_logp_;  // packed [n_c, r_c - l_c] log-prob blocks (grow-only)
+  // The loss is formed by Ops::biased_log_softmax_pick from the logits before the bias,
+  // which are kept with each row's log-normaliser (lse) for the backward.
+  Tensor<T> head_logits_;  // [n, head_size]
+  Tensor<T> tail_xp_;      // tails with their own projection: packed x·P_c blocks (grow-only)
+  Tensor<T> tail_logits_;  // packed [n_c, r_c - l_c] logit blocks (grow-only)
+  Tensor<T> lse_;          // [2, n]: the head's lse of every row, then each tail row's
   Tensor<T> nll_sorted_; // [n]
   // Backward workspaces.
   Tensor<T> coef_;       // [n] -dnll in sorted order
