@@ -59,11 +59,15 @@ TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
     model.backward(dnll);
   }
   EXPECT_EQ(mem.mlen, cfg.mem_len);
-  // bf16: every GEMM packs its two operands first. Per layer and step
-  // the fused attention is one forward and four backward launches.
+  // bf16: every GEMM packs its two operands first. Per layer and step the fused attention
+  // is one forward and five backward launches (row dots, d_q, d_k|d_v, d_r, the bias
+  // gradients), and it reads and writes the projections' rows: no head split or merge.
   const auto& by_op = ops.by_op();
   EXPECT_EQ(by_op.at("rel_attention_fwd").launches, cfg.n_layer);  // counts of the second step
-  EXPECT_EQ(by_op.at("rel_attention_bwd").launches, 4 * cfg.n_layer);
+  EXPECT_EQ(by_op.at("rel_attention_bwd").launches, 5 * cfg.n_layer);
+  EXPECT_EQ(by_op.count("split_heads"), 0u);
+  EXPECT_EQ(by_op.count("merge_heads"), 0u);
+  EXPECT_EQ(by_op.count("head_bias_grad"), 0u);
   EXPECT_EQ(by_op.count("attn_softmax_fwd"), 0u);
   EXPECT_EQ(by_op.count("gemm_batched"), 0u);  // the attention products are inside the fused op
   EXPECT_EQ(by_op.at("pack_half").launches, 2 * by_op.at("gemm").launches);
