@@ -541,7 +541,10 @@ void CountingOps<T>::attn_softmax_bwd(const T* probs, const T* d_probs, int64_t 
 
 // ---- fused relative attention: src/cuda/rel_attention.cu -----------------------------------
 // Each kernel reads its inputs once (the key / value / position tiles that several blocks
-// read again are assumed to stay in L2) and never touches an [n, qlen, klen] tensor.
+// read again are assumed to stay in L2) and never touches an [n, qlen, klen] tensor. The
+// operands are read and written in the projections' row layout (a head's d_head columns
+// of each row: 64 contiguous values at wt103 sizes, whole sectors), so the bytes are the
+// elements touched; q is read once (the biases are added in the tile loads).
 // FLOPs per unmasked score, on the float32 CUDA cores: forward 3 dot products of d_head
 // (AC, BD, p·v); backward q: 3 recomputed + 2 accumulations; k, v: 3 + 2; r: 3 + 1.
 
@@ -555,45 +558,60 @@ double unmasked_scores(const RelAttentionArgs& a) {
   }
   return static_cast<double>(a.n()) * per;
 }
+// Query blocks of the backward's d_q kernel (kQueryRows = 16 in rel_attention.cu), each
+// leaving a partial column sum of d qu and d qw for the bias gradients.
+constexpr int64_t kRelAttentionQueryRows = 16;
 }  // namespace
 
 template <typename T>
-void CountingOps<T>::rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
-                                       const T* r, T* out, T* lse) {
+void CountingOps<T>::rel_attention_fwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k,
+                                       const T* v, const T* r, T* out, T* lse) {
   const double E = sizeof(T), D = static_cast<double>(a.d_head), n = static_cast<double>(a.n());
   const double q_rows = n * static_cast<double>(a.qlen), k_rows = n * static_cast<double>(a.klen);
-  const double r_rows = static_cast<double>(a.heads * a.klen);
-  begin_op({{qu, E * q_rows * D}, {qw, E * q_rows * D}, {k, E * k_rows * D}, {v, E * k_rows * D},
-            {r, E * r_rows * D}, {out, E * q_rows * D}, {lse, E * q_rows}});
+  const double r_rows = static_cast<double>(a.heads * a.klen), hd = static_cast<double>(a.heads * a.d_head);
+  const double rows_q = static_cast<double>(a.qlen * a.batch), rows_k = static_cast<double>(a.klen * a.batch);
+  begin_op({{q, E * rows_q * static_cast<double>(a.ld.ld_q)}, {k, E * rows_k * static_cast<double>(a.ld.ld_k)},
+            {v, E * rows_k * static_cast<double>(a.ld.ld_v)}, {r, E * static_cast<double>(a.klen * a.ld.ld_r)},
+            {out, E * rows_q * static_cast<double>(a.ld.ld_out)}, {lse, E * q_rows}, {u, E * hd}, {w, E * hd}});
   if (a.qlen == 0) return;
   fp32_core_flops_ = true;
-  kernel("rel_attention_fwd", E * D * (2 * q_rows + 2 * k_rows + r_rows), E * (q_rows * D + q_rows),
+  kernel("rel_attention_fwd", E * (D * (q_rows + 2 * k_rows + r_rows) + 2 * hd), E * (q_rows * D + q_rows),
          6.0 * D * unmasked_scores(a));
   fp32_core_flops_ = false;
 }
 
 template <typename T>
-void CountingOps<T>::rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
-                                       const T* r, const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw,
-                                       T* d_k, T* d_v, T* d_r) {
+void CountingOps<T>::rel_attention_bwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k,
+                                       const T* v, const T* r, const T* out, const T* lse, const T* d_out, T* d_q,
+                                       T* d_u, T* d_w, T* d_k, T* d_v, T* d_r) {
   const double E = sizeof(T), D = static_cast<double>(a.d_head), n = static_cast<double>(a.n());
   const double q_rows = n * static_cast<double>(a.qlen), k_rows = n * static_cast<double>(a.klen);
-  const double r_rows = static_cast<double>(a.heads * a.klen);
-  begin_op({{qu, E * q_rows * D}, {k, E * k_rows * D}, {r, E * r_rows * D}, {d_qu, E * q_rows * D},
-            {d_qw, E * q_rows * D}, {d_k, E * k_rows * D}, {d_v, E * k_rows * D}, {d_r, E * r_rows * D},
-            {out, E * q_rows * D}, {lse, E * q_rows}, {d_out, E * q_rows * D}, {qw, E * q_rows * D},
-            {v, E * k_rows * D}});
+  const double r_rows = static_cast<double>(a.heads * a.klen), hd = static_cast<double>(a.heads * a.d_head);
+  const double rows_q = static_cast<double>(a.qlen * a.batch), rows_k = static_cast<double>(a.klen * a.batch);
+  begin_op({{q, E * rows_q * static_cast<double>(a.ld.ld_q)}, {k, E * rows_k * static_cast<double>(a.ld.ld_k)},
+            {r, E * static_cast<double>(a.klen * a.ld.ld_r)}, {d_q, E * rows_q * static_cast<double>(a.ld.ld_q)},
+            {d_k, E * rows_k * static_cast<double>(a.ld.ld_k)}, {d_v, E * rows_k * static_cast<double>(a.ld.ld_v)},
+            {d_r, E * static_cast<double>(a.klen * a.ld.ld_r)}, {out, E * rows_q * static_cast<double>(a.ld.ld_out)},
+            {lse, E * q_rows}, {d_out, E * rows_q * static_cast<double>(a.ld.ld_out)},
+            {v, E * rows_k * static_cast<double>(a.ld.ld_v)}, {u, E * hd}, {w, E * hd}, {d_u, E * hd},
+            {d_w, E * hd}});
   if (a.qlen == 0) return;
-  const double u = unmasked_scores(a);
-  // Every recomputing kernel reads qu, qw, d_out, k, v, r, lse and delta.
-  const double inputs = E * (D * (3 * q_rows + 2 * k_rows + r_rows) + 2 * q_rows);
-  alloc_.touch_transient(static_cast<size_t>(E * q_rows) + 512);  // delta
+  const double unmasked = unmasked_scores(a);
+  // Every recomputing kernel reads q (+ both biases), d_out, k, v, r, lse and delta.
+  const double inputs = E * (D * (2 * q_rows + 2 * k_rows + r_rows) + 2 * q_rows + 2 * hd);
+  // The d_q kernel's partial bias sums (float32): two per column of each query block.
+  const double q_blocks = static_cast<double>((a.qlen + kRelAttentionQueryRows - 1) / kRelAttentionQueryRows);
+  const double partials = 4.0 * 2 * n * q_blocks * D;
+  const bool bias_grads = d_u != nullptr || d_w != nullptr;
+  alloc_.touch_transient(static_cast<size_t>(E * q_rows + (bias_grads ? partials : 0.0)) + 1024);  // delta, partials
   kernel("rel_attention_bwd", 2 * E * q_rows * D, E * q_rows);  // delta = d_out · out
   fp32_core_flops_ = true;
-  kernel("rel_attention_bwd", inputs, 2 * E * q_rows * D, 10.0 * D * u);
-  kernel("rel_attention_bwd", inputs, 2 * E * k_rows * D, 10.0 * D * u);
-  kernel("rel_attention_bwd", inputs, E * r_rows * D, 8.0 * D * u);
+  kernel("rel_attention_bwd", inputs, E * q_rows * D + (bias_grads ? partials : 0.0), 10.0 * D * unmasked);
+  kernel("rel_attention_bwd", inputs, 2 * E * k_rows * D, 10.0 * D * unmasked);
+  kernel("rel_attention_bwd", inputs, E * r_rows * D, 8.0 * D * unmasked);
   fp32_core_flops_ = false;
+  // d_u, d_w += the partials summed over the batch and the query blocks in order.
+  if (bias_grads) kernel("rel_attention_bwd", partials + 2 * E * 2 * hd, 2 * E * hd);
 }
 
 // ---- gather / scatter, loss -----------------------------------------------------------------

@@ -85,6 +85,11 @@ void check_rel_attention_args(const char* op, const RelAttentionArgs& a) {
               "qlen*klen {}]",
               op, a.layout.outer, a.layout.batch, a.layout.inner, a.layout.batch_offset, a.layout.batch_global,
               a.heads, a.batch, a.qlen * a.klen);
+  const int64_t hd = a.heads * a.d_head;
+  const RelAttentionLayout& ld = a.ld;
+  TXL_CHECK(ld.ld_q >= hd && ld.ld_k >= hd && ld.ld_v >= hd && ld.ld_r >= hd && ld.ld_out >= hd,
+            "{}: leading dimensions (q {}, k {}, v {}, r {}, out {}) below heads*d_head {}", op, ld.ld_q, ld.ld_k,
+            ld.ld_v, ld.ld_r, ld.ld_out, hd);
 }
 
 }  // namespace txl

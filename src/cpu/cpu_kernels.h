@@ -81,11 +81,12 @@ void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen,
 
 // ---- rel_attention.cpp ----------------------------------------------------------------
 template <typename T>
-void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                       T* out, T* lse);
+void rel_attention_fwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                       const T* r, T* out, T* lse);
 template <typename T>
-void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                       const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v, T* d_r);
+void rel_attention_bwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                       const T* r, const T* out, const T* lse, const T* d_out, T* d_q, T* d_u, T* d_w, T* d_k,
+                       T* d_v, T* d_r);
 
 // ---- loss.cpp (gather/scatter and log-softmax) ----------------------------------------
 template <typename T>

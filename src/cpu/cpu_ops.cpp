@@ -106,14 +106,14 @@ class CpuOps final : public Ops<T> {
                         T* d_scores) override {
     cpu::attn_softmax_bwd(probs, d_probs, n, qlen, klen, scale, d_scores);
   }
-  void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                         T* out, T* lse) override {
-    cpu::rel_attention_fwd(a, qu, qw, k, v, r, out, lse);
+  void rel_attention_fwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                         const T* r, T* out, T* lse) override {
+    cpu::rel_attention_fwd(a, q, u, w, k, v, r, out, lse);
   }
-  void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                         const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v,
-                         T* d_r) override {
-    cpu::rel_attention_bwd(a, qu, qw, k, v, r, out, lse, d_out, d_qu, d_qw, d_k, d_v, d_r);
+  void rel_attention_bwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                         const T* r, const T* out, const T* lse, const T* d_out, T* d_q, T* d_u, T* d_w,
+                         T* d_k, T* d_v, T* d_r) override {
+    cpu::rel_attention_bwd(a, q, u, w, k, v, r, out, lse, d_out, d_q, d_u, d_w, d_k, d_v, d_r);
   }
 
   void gather_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override {

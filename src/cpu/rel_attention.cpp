@@ -9,6 +9,11 @@
 // shift is an index into BD. Each task runs its GEMMs single-threaded (Eigen starts no
 // threads inside an active OpenMP region), so the result does not depend on the thread
 // count.
+//
+// Operands stay in the projections' row layout (RelAttentionLayout, ops.h): head h of
+// stream b of a [len*batch, ld] operand is a [len, d_head] matrix with row stride
+// batch*ld starting at column h*d_head of row b, which Eigen maps with an outer stride.
+// The block's q + u and q + w are formed in scratch (the biases are added there).
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -83,16 +88,50 @@ T* scratch(Scratch<T>& v, int64_t n) {
   return v.data();
 }
 
+// Head h, stream b of an operand in the row layout: a [len, d_head] view.
+template <typename T>
+ConstMap<T> head_rows(const RelAttentionArgs& a, const T* x, int64_t ld, int64_t h, int64_t b, int64_t row0,
+                      int64_t rows) {
+  return ConstMap<T>(x + (row0 * a.batch + b) * ld + h * a.d_head, rows, a.d_head, Eigen::OuterStride<>(a.batch * ld));
+}
+template <typename T>
+Map<T> head_rows(const RelAttentionArgs& a, T* x, int64_t ld, int64_t h, int64_t b, int64_t row0, int64_t rows) {
+  return Map<T>(x + (row0 * a.batch + b) * ld + h * a.d_head, rows, a.d_head, Eigen::OuterStride<>(a.batch * ld));
+}
+// Head h of the position rows [c0, c0 + rows).
+template <typename T>
+ConstMap<T> position_rows(const RelAttentionArgs& a, const T* r, int64_t h, int64_t c0, int64_t rows) {
+  return ConstMap<T>(r + c0 * a.ld.ld_r + h * a.d_head, rows, a.d_head, Eigen::OuterStride<>(a.ld.ld_r));
+}
+
+// The block's q rows plus head h's columns of a bias (null: none) into dst [rows, d_head].
+template <typename T>
+void biased_queries(const RelAttentionArgs& a, const QueryBlock& q, const T* x, const T* bias, T* dst) {
+  const int64_t D = a.d_head, b = q.n % a.batch;
+  const T* bh = bias ? bias + q.h * D : nullptr;
+  for (int64_t ii = 0; ii < q.rows; ++ii) {
+    const T* src = x + ((q.i0 + ii) * a.batch + b) * a.ld.ld_q + q.h * D;
+    T* row = dst + ii * D;
+    if (bh) {
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) row[d] = src[d] + bh[d];
+    } else {
+      std::copy(src, src + D, row);
+    }
+  }
+}
+
 // The block's unscaled scores AC + shifted BD for keys [kf, kl] into s [rows, kw]
-// (masked entries are left unspecified); bd [rows, cw] is scratch.
+// (masked entries are left unspecified); qu, qw [rows, d_head] the block's biased
+// queries; bd [rows, cw] is scratch.
 template <typename T>
 void block_scores(const RelAttentionArgs& a, const QueryBlock& q, const T* qu, const T* qw, const T* k, const T* r,
                   T* s, T* bd) {
   const int64_t D = a.d_head;
-  const ConstMap<T> qu_b(qu + (q.n * a.qlen + q.i0) * D, q.rows, D, Eigen::OuterStride<>(D));
-  const ConstMap<T> qw_b(qw + (q.n * a.qlen + q.i0) * D, q.rows, D, Eigen::OuterStride<>(D));
-  const ConstMap<T> k_b(k + (q.n * a.klen + q.kf) * D, q.kw, D, Eigen::OuterStride<>(D));
-  const ConstMap<T> r_b(r + (q.h * a.klen + q.c_lo) * D, q.cw, D, Eigen::OuterStride<>(D));
+  const ConstMap<T> qu_b(qu, q.rows, D, Eigen::OuterStride<>(D));
+  const ConstMap<T> qw_b(qw, q.rows, D, Eigen::OuterStride<>(D));
+  const ConstMap<T> k_b = head_rows(a, k, a.ld.ld_k, q.h, q.n % a.batch, q.kf, q.kw);
+  const ConstMap<T> r_b = position_rows(a, r, q.h, q.c_lo, q.cw);
   Map<T> s_m(s, q.rows, q.kw, Eigen::OuterStride<>(q.kw));
   Map<T> bd_m(bd, q.rows, q.cw, Eigen::OuterStride<>(q.cw));
   s_m.noalias() = qu_b * k_b.transpose();
@@ -133,8 +172,8 @@ T dropped(T x, T multiplier, Bits<T> keep) {
 }  // namespace
 
 template <typename T>
-void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                       T* out, T* lse) {
+void rel_attention_fwd(const RelAttentionArgs& a, const T* q_in, const T* u, const T* w, const T* k, const T* v,
+                       const T* r, T* out, T* lse) {
   check_rel_attention_args("rel_attention_fwd", a);
   if (a.qlen == 0) return;
   const int64_t D = a.d_head, blocks = query_blocks(a), tasks = a.n() * blocks;
@@ -142,12 +181,17 @@ void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, cons
   const T multiplier = T(1) / (T(1) - static_cast<T>(a.dropatt));
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work(a) >= kParallelGrain)
   for (int64_t t = 0; t < tasks; ++t) {
-    thread_local Scratch<T> s_buf, bd_buf;
+    thread_local Scratch<T> s_buf, bd_buf, qu_buf, qw_buf;
     thread_local Scratch<Bits<T>> keep_buf;
     const QueryBlock q(a, t / blocks, t % blocks);
+    const int64_t b = q.n % a.batch;
     T* s = scratch(s_buf, q.rows * q.kw);
     T* bd = scratch(bd_buf, q.rows * q.cw);
+    T* qu = scratch(qu_buf, q.rows * D);
+    T* qw = scratch(qw_buf, q.rows * D);
     Bits<T>* keep = scratch(keep_buf, q.kw);
+    biased_queries(a, q, q_in, u, qu);
+    biased_queries(a, q, q_in, w, qw);
     block_scores(a, q, qu, qw, k, r, s, bd);
     // Softmax per row as attn_softmax_fwd computes it (scale after the sum AC + BD, the
     // normaliser in double); masked keys get exactly 0.
@@ -172,54 +216,69 @@ void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, cons
       std::fill(row, p, T(0));
       std::fill(p + count, row + q.kw, T(0));
     }
-    const ConstMap<T> v_b(v + (q.n * a.klen + q.kf) * D, q.kw, D, Eigen::OuterStride<>(D));
-    Map<T> o_b(out + (q.n * a.qlen + q.i0) * D, q.rows, D, Eigen::OuterStride<>(D));
-    o_b.noalias() = ConstMap<T>(s, q.rows, q.kw, Eigen::OuterStride<>(q.kw)) * v_b;
+    const ConstMap<T> v_b = head_rows(a, v, a.ld.ld_v, q.h, b, q.kf, q.kw);
+    head_rows(a, out, a.ld.ld_out, q.h, b, q.i0, q.rows).noalias() =
+        ConstMap<T>(s, q.rows, q.kw, Eigen::OuterStride<>(q.kw)) * v_b;
   }
 }
 
 // Per score block n, query blocks in order (d_k, d_v and the position gradient of n are
 // sums over them): p from lse; d p~ = d_out · vᵀ; dp = dropatt(d p~);
 // ds = scale * p * (dp - d_out·out); then the GEMMs of the two score terms. The position
-// gradient of each n goes to its own slice of scratch and is summed over the batch in
-// order afterwards.
+// gradient and the bias-gradient column sums of each n go to their own slices of scratch
+// and are summed over the batch in order afterwards.
 template <typename T>
-void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                       const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v, T* d_r) {
+void rel_attention_bwd(const RelAttentionArgs& a, const T* q_in, const T* u, const T* w, const T* k, const T* v,
+                       const T* r, const T* out, const T* lse, const T* d_out, T* d_q, T* d_u, T* d_w, T* d_k,
+                       T* d_v, T* d_r) {
   check_rel_attention_args("rel_attention_bwd", a);
   const int64_t D = a.d_head, K = a.klen, N = a.n(), blocks = query_blocks(a);
+  const RelAttentionLayout& ld = a.ld;
   thread_local Scratch<T> dr_parts_buf;
+  thread_local Scratch<double> bias_parts_buf;
   T* dr_parts = scratch(dr_parts_buf, N * K * D);
+  double* bias_parts = scratch(bias_parts_buf, N * 2 * D);  // per n: sum d qu [D], sum d qw [D]
   const T scale = static_cast<T>(a.scale);
   const T multiplier = T(1) / (T(1) - static_cast<T>(a.dropatt));
 #pragma omp parallel for schedule(dynamic, 1) if (N > 1 && work(a) >= kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
-    thread_local Scratch<T> s_buf, bd_buf, pd_buf, dp_buf;
+    thread_local Scratch<T> s_buf, bd_buf, pd_buf, dp_buf, qu_buf, qw_buf, dqu_buf, dqw_buf;
     thread_local Scratch<Bits<T>> keep_buf;
-    Map<T> dk_n(d_k + n * K * D, K, D, Eigen::OuterStride<>(D));
-    Map<T> dv_n(d_v + n * K * D, K, D, Eigen::OuterStride<>(D));
+    const int64_t h = n / a.batch, b = n % a.batch;
+    Map<T> dk_n = head_rows(a, d_k, ld.ld_k, h, b, 0, K);
+    Map<T> dv_n = head_rows(a, d_v, ld.ld_v, h, b, 0, K);
     Map<T> dr_n(dr_parts + n * K * D, K, D, Eigen::OuterStride<>(D));
+    double* du_n = bias_parts + n * 2 * D;
+    double* dw_n = du_n + D;
     dk_n.setZero();
     dv_n.setZero();
     dr_n.setZero();
+    std::fill(du_n, du_n + 2 * D, 0.0);
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const QueryBlock q(a, n, blk);
       T* s = scratch(s_buf, q.rows * q.kw);
       T* bd = scratch(bd_buf, q.rows * q.cw);
       T* pd = scratch(pd_buf, q.rows * q.kw);  // p~, then the relative term's d scores
       T* dp = scratch(dp_buf, q.rows * q.kw);
+      T* qu = scratch(qu_buf, q.rows * D);
+      T* qw = scratch(qw_buf, q.rows * D);
+      T* dqu = scratch(dqu_buf, q.rows * D);
+      T* dqw = scratch(dqw_buf, q.rows * D);
       Bits<T>* keep = scratch(keep_buf, q.kw);
+      biased_queries(a, q, q_in, u, qu);
+      biased_queries(a, q, q_in, w, qw);
       block_scores(a, q, qu, qw, k, r, s, bd);
-      const int64_t row0 = n * a.qlen + q.i0;
-      const ConstMap<T> do_b(d_out + row0 * D, q.rows, D, Eigen::OuterStride<>(D));
-      const ConstMap<T> v_b(v + (n * K + q.kf) * D, q.kw, D, Eigen::OuterStride<>(D));
+      const int64_t row0 = n * a.qlen + q.i0;  // lse row of the block's first query
+      const ConstMap<T> do_b = head_rows(a, d_out, ld.ld_out, h, b, q.i0, q.rows);
+      const ConstMap<T> o_b = head_rows(a, out, ld.ld_out, h, b, q.i0, q.rows);
+      const ConstMap<T> v_b = head_rows(a, v, ld.ld_v, h, b, q.kf, q.kw);
       Map<T> dp_m(dp, q.rows, q.kw, Eigen::OuterStride<>(q.kw));
       dp_m.noalias() = do_b * v_b.transpose();
       for (int64_t ii = 0; ii < q.rows; ++ii) {
         const int64_t i = q.i0 + ii;
         const int64_t f = first_key(a, i), l = last_key(a, i), count = l - f + 1;
-        const T* orow = out + (row0 + ii) * D;
-        const T* drow = d_out + (row0 + ii) * D;
+        const T* orow = o_b.row(ii).data();
+        const T* drow = do_b.row(ii).data();
         const T dot = static_cast<T>(
             block_sum(0, D, [&](int64_t d) { return static_cast<double>(orow[d]) * static_cast<double>(drow[d]); }));
         const T row_lse = lse[row0 + ii];
@@ -249,9 +308,10 @@ void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, cons
       const ConstMap<T> p_m(pd, q.rows, q.kw, Eigen::OuterStride<>(q.kw));
       dv_n.middleRows(q.kf, q.kw).noalias() += p_m.transpose() * do_b;
       // AC = qu · kᵀ
-      const ConstMap<T> qu_b(qu + row0 * D, q.rows, D, Eigen::OuterStride<>(D));
-      const ConstMap<T> k_b(k + (n * K + q.kf) * D, q.kw, D, Eigen::OuterStride<>(D));
-      Map<T>(d_qu + row0 * D, q.rows, D, Eigen::OuterStride<>(D)).noalias() = ds * k_b;
+      const ConstMap<T> qu_b(qu, q.rows, D, Eigen::OuterStride<>(D));
+      const ConstMap<T> k_b = head_rows(a, k, ld.ld_k, h, b, q.kf, q.kw);
+      Map<T> dqu_m(dqu, q.rows, D, Eigen::OuterStride<>(D));
+      dqu_m.noalias() = ds * k_b;
       dk_n.middleRows(q.kf, q.kw).noalias() += ds.transpose() * qu_b;
       // BD = qw · rᵀ, read through the shift: d BD[ii, bd_col(ii, j)] = ds[ii, j].
       Map<T> dbd(bd, q.rows, q.cw, Eigen::OuterStride<>(q.cw));
@@ -263,28 +323,54 @@ void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, cons
         T* brow = bd + ii * q.cw + q.bd_col(a, ii, 0);
         for (int64_t j = f; j <= l; ++j) brow[j] = dsrow[j];
       }
-      const ConstMap<T> qw_b(qw + row0 * D, q.rows, D, Eigen::OuterStride<>(D));
-      const ConstMap<T> r_b(r + (q.h * K + q.c_lo) * D, q.cw, D, Eigen::OuterStride<>(D));
-      Map<T>(d_qw + row0 * D, q.rows, D, Eigen::OuterStride<>(D)).noalias() = dbd * r_b;
+      const ConstMap<T> qw_b(qw, q.rows, D, Eigen::OuterStride<>(D));
+      const ConstMap<T> r_b = position_rows(a, r, h, q.c_lo, q.cw);
+      Map<T> dqw_m(dqw, q.rows, D, Eigen::OuterStride<>(D));
+      dqw_m.noalias() = dbd * r_b;
       dr_n.middleRows(q.c_lo, q.cw).noalias() += dbd.transpose() * qw_b;
+      // d q = d qu + d qw into q's layout; the bias gradients' column sums, rows in order.
+      Map<T> dq_b = head_rows(a, d_q, ld.ld_q, h, b, q.i0, q.rows);
+      for (int64_t ii = 0; ii < q.rows; ++ii) {
+        const T* gu = dqu + ii * D;
+        const T* gw = dqw + ii * D;
+        T* dst = dq_b.row(ii).data();
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) {
+          dst[d] = gu[d] + gw[d];
+          du_n[d] += static_cast<double>(gu[d]);
+          dw_n[d] += static_cast<double>(gw[d]);
+        }
+      }
     }
   }
-  // d_r[h] = sum over b of the parts, b in order.
+  // d_r[c, h] = sum over b of the parts, b in order.
   const int64_t per_head = K * D;
 #pragma omp parallel for schedule(static) if (a.heads * per_head >= kParallelGrain)
   for (int64_t e = 0; e < a.heads * per_head; ++e) {
     const int64_t h = e / per_head, x = e % per_head;
     T acc = dr_parts[(h * a.batch) * per_head + x];
     for (int64_t b = 1; b < a.batch; ++b) acc += dr_parts[(h * a.batch + b) * per_head + x];
-    d_r[e] = acc;
+    d_r[(x / D) * ld.ld_r + h * D + x % D] = acc;
   }
+  // d_u, d_w += the column sums over b in order.
+  for (int64_t h = 0; h < a.heads; ++h)
+    for (int64_t d = 0; d < D; ++d) {
+      double su = 0.0, sw = 0.0;
+      for (int64_t b = 0; b < a.batch; ++b) {
+        su += bias_parts[(h * a.batch + b) * 2 * D + d];
+        sw += bias_parts[(h * a.batch + b) * 2 * D + D + d];
+      }
+      if (d_u) d_u[h * D + d] = static_cast<T>(d_u[h * D + d] + su);
+      if (d_w) d_w[h * D + d] = static_cast<T>(d_w[h * D + d] + sw);
+    }
 }
 
 #define TXL_INSTANTIATE(T)                                                                                  \
   template void rel_attention_fwd<T>(const RelAttentionArgs&, const T*, const T*, const T*, const T*,      \
-                                     const T*, T*, T*);                                                    \
+                                     const T*, const T*, T*, T*);                                          \
   template void rel_attention_bwd<T>(const RelAttentionArgs&, const T*, const T*, const T*, const T*,      \
-                                     const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*);
+                                     const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, \
+                                     T*);
 TXL_INSTANTIATE(float)
 TXL_INSTANTIATE(double)
 #undef TXL_INSTANTIATE

@@ -113,7 +113,10 @@ cuda::RelAttentionShape rel_attention_shape(const char* op, const RelAttentionAr
                                  a.d_head,      a.mask.mlen,
                                  static_cast<float>(a.scale), a.mask.same_length,
                                  over > 0 ? a.qlen - over : a.qlen, a.dropatt,
-                                 a.key,         a.layout};
+                                 a.key,         a.layout,
+                                 a.ld.ld_q,     a.ld.ld_k,
+                                 a.ld.ld_v,     a.ld.ld_r,
+                                 a.ld.ld_out};
 }
 
 class CudaOps final : public CudaBackend {
@@ -402,19 +405,19 @@ class CudaOps final : public CudaBackend {
     cuda::launch_attn_softmax_bwd(probs, d_probs, n, qlen, klen, scale, d_scores, stream_);
   }
 
-  void rel_attention_fwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
-                         const float* r, float* out, float* lse) override {
+  void rel_attention_fwd(const RelAttentionArgs& a, const float* q, const float* u, const float* w, const float* k,
+                         const float* v, const float* r, float* out, float* lse) override {
     const cuda::RelAttentionShape shape = rel_attention_shape("rel_attention_fwd", a);
     enter();
-    cuda::launch_rel_attention_fwd(shape, qu, qw, k, v, r, out, lse, stream_);
+    cuda::launch_rel_attention_fwd(shape, q, u, w, k, v, r, out, lse, stream_);
   }
-  void rel_attention_bwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
-                         const float* r, const float* out, const float* lse, const float* d_out, float* d_qu,
-                         float* d_qw, float* d_k, float* d_v, float* d_r) override {
+  void rel_attention_bwd(const RelAttentionArgs& a, const float* q, const float* u, const float* w, const float* k,
+                         const float* v, const float* r, const float* out, const float* lse, const float* d_out,
+                         float* d_q, float* d_u, float* d_w, float* d_k, float* d_v, float* d_r) override {
     const cuda::RelAttentionShape shape = rel_attention_shape("rel_attention_bwd", a);
     enter();
     OpScratch scratch(*arena_);
-    cuda::launch_rel_attention_bwd(shape, qu, qw, k, v, r, out, lse, d_out, d_qu, d_qw, d_k, d_v, d_r, scratch,
+    cuda::launch_rel_attention_bwd(shape, q, u, w, k, v, r, out, lse, d_out, d_q, d_u, d_w, d_k, d_v, d_r, scratch,
                                    stream_);
   }
 

@@ -97,7 +97,8 @@ void launch_dropout_residual_layernorm_bwd(int64_t rows, int64_t cols, const flo
                                            cudaStream_t stream);
 
 // ---- fused relative attention (rel_attention.cu) ---------------------------------
-// RelAttentionArgs (ops.h) as plain values; shift = same_length's offset (AttnMask).
+// RelAttentionArgs (ops.h) as plain values; shift = same_length's offset (AttnMask);
+// ld_* = RelAttentionLayout's row strides (operands in the projections' row layout).
 struct RelAttentionShape {
   int64_t heads, batch, qlen, klen, d_head, mlen;  // d_head <= 128
   float scale;
@@ -106,13 +107,15 @@ struct RelAttentionShape {
   float dropatt;
   DropoutKey key;
   BatchLayout layout;
+  int64_t ld_q, ld_k, ld_v, ld_r, ld_out;
 };
-void launch_rel_attention_fwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
-                              const float* v, const float* r, float* out, float* lse, cudaStream_t stream);
-void launch_rel_attention_bwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
-                              const float* v, const float* r, const float* out, const float* lse,
-                              const float* d_out, float* d_qu, float* d_qw, float* d_k, float* d_v, float* d_r,
-                              Scratch& scratch, cudaStream_t stream);
+void launch_rel_attention_fwd(const RelAttentionShape& a, const float* q, const float* u, const float* w,
+                              const float* k, const float* v, const float* r, float* out, float* lse,
+                              cudaStream_t stream);
+void launch_rel_attention_bwd(const RelAttentionShape& a, const float* q, const float* u, const float* w,
+                              const float* k, const float* v, const float* r, const float* out, const float* lse,
+                              const float* d_out, float* d_q, float* d_u, float* d_w, float* d_k, float* d_v,
+                              float* d_r, Scratch& scratch, cudaStream_t stream);
 
 // ---- attention (attention.cu) ---------------------------------------------------
 void launch_split_heads(const float* src, int64_t len, int64_t batch, int64_t heads, int64_t d_head, int64_t ld,

@@ -10,12 +10,21 @@
 //
 // Backward, by recomputing the probabilities from lse (no stored probabilities):
 //  - row terms delta[n,i] = d_out[n,i]·out[n,i] (one warp per row);
-//  - d_qu, d_qw: the forward's layout, accumulating ds·k and ds·r per query;
+//  - d_q: the forward's blocks, accumulating ds·k and ds·r per query (and the blocks'
+//    column sums of both for the bias gradients);
 //  - d_k, d_v: a block per 32 keys of n, lanes over 32-query tiles;
 //  - d_r: a block per 32 position rows of head h, the batch and the queries looped in a
-//    fixed order (no atomics: the sum over the batch is reproducible).
+//    fixed order (no atomics: the sum over the batch is reproducible);
+//  - d_u, d_w: the d_q blocks' column sums added up in a fixed order.
 // Each score is scale*(qu·k + qw·r) as on the CPU; the dropout mask is philox.h's for
 // the element (n, i, j) of a [heads, batch, qlen*klen] tensor.
+//
+// Operands stay in the projections' row layout (RelAttentionLayout, ops.h): head h of
+// stream b is the d_head columns at h*d_head of rows t*batch + b, so a tile load reads
+// d_head contiguous floats per row with a row stride of batch*ld. The tile loads of q add
+// u and w (q + u and q + w are never stored). The d_q kernel writes d qu + d qw and
+// per-block column sums of each; a last small kernel adds those, batch and blocks in
+// order, to the bias gradients (reproducible: no atomics).
 #include "kernel_utils.cuh"
 #include "kernels.h"
 
@@ -47,14 +56,41 @@ __device__ __forceinline__ bool kept(const RelAttentionShape& a, int64_t n, int6
   return dropout_keep(a.key, a.layout, (n * a.qlen + i) * a.klen + j, a.dropatt);
 }
 
-// Rows [row0, row0 + rows) of a [total, d] matrix into shared memory with row stride
-// d + 1 (conflict-free column reads); rows outside [0, total) are zeros.
-__device__ void load_rows(float* dst, const float* src, int64_t row0, int rows, int64_t total, int d) {
+// One head's [total, d] matrix inside an operand: row t at base + t * stride.
+struct HeadRows {
+  const float* base;
+  int64_t stride;
+};
+// Head h of stream b of a [len*batch, ld] operand (q, k, v, out, d_out).
+__device__ __forceinline__ HeadRows stream_rows(const RelAttentionShape& a, const float* x, int64_t ld, int64_t h,
+                                                int64_t b) {
+  return HeadRows{x + b * ld + h * a.d_head, a.batch * ld};
+}
+// Head h of the position rows [klen, ld_r].
+__device__ __forceinline__ HeadRows position_rows(const RelAttentionShape& a, const float* r, int64_t h) {
+  return HeadRows{r + h * a.d_head, a.ld_r};
+}
+// Where row t of head h of stream b of an output in the row layout lives.
+__device__ __forceinline__ float* stream_row(const RelAttentionShape& a, float* x, int64_t ld, int64_t h, int64_t b,
+                                             int64_t t) {
+  return x + (t * a.batch + b) * ld + h * a.d_head;
+}
+
+// Rows [row0, row0 + rows) of a head's matrix (plus bias[c] when bias is not null) into
+// shared memory with row stride d + 1 (conflict-free column reads); rows outside
+// [0, total) are zeros.
+__device__ void load_rows(float* dst, HeadRows src, int64_t row0, int rows, int64_t total, int d,
+                          const float* bias = nullptr) {
   for (int e = threadIdx.x; e < rows * d; e += blockDim.x) {
     const int r = e / d, c = e % d;
     const int64_t row = row0 + r;
-    dst[r * (d + 1) + c] = row >= 0 && row < total ? src[row * d + c] : 0.0f;
+    dst[r * (d + 1) + c] =
+        row >= 0 && row < total ? src.base[row * src.stride + c] + (bias ? bias[c] : 0.0f) : 0.0f;
   }
+}
+// Head h's columns of a bias [heads*d_head], or null.
+__device__ __forceinline__ const float* head_bias(const RelAttentionShape& a, const float* bias, int64_t h) {
+  return bias ? bias + h * a.d_head : nullptr;
 }
 
 __device__ __forceinline__ float dot_shared(const float* a, const float* b, int d) {
@@ -65,11 +101,13 @@ __device__ __forceinline__ float dot_shared(const float* a, const float* b, int 
 
 // ---- forward ---------------------------------------------------------------------------
 
-__global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* qu, const float* qw, const float* k,
-                                         const float* v, const float* r, float* out, float* lse) {
+__global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* q, const float* u, const float* w,
+                                         const float* k, const float* v, const float* r, float* out, float* lse) {
   extern __shared__ float smem[];
   const int d = static_cast<int>(a.d_head), ds = d + 1;
-  const int64_t n = blockIdx.y, h = n / a.batch;
+  const int64_t n = blockIdx.y, h = n / a.batch, b = n % a.batch;
+  const HeadRows q_rows = stream_rows(a, q, a.ld_q, h, b), k_rows = stream_rows(a, k, a.ld_k, h, b);
+  const HeadRows v_rows = stream_rows(a, v, a.ld_v, h, b), r_rows = position_rows(a, r, h);
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kQueryRows;
   const int64_t i1 = i0 + kQueryRows < a.qlen ? i0 + kQueryRows : a.qlen;
   float* q_u = smem;                      // [kQueryRows][ds]
@@ -77,8 +115,8 @@ __global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* qu, c
   float* kt = q_w + kQueryRows * ds;      // [kTile][ds]
   float* vt = kt + kTile * ds;            // [kTile][ds]
   float* rt = vt + kTile * ds;            // [kTile + kQueryRows][ds]
-  load_rows(q_u, qu + n * a.qlen * d, i0, kQueryRows, a.qlen, d);
-  load_rows(q_w, qw + n * a.qlen * d, i0, kQueryRows, a.qlen, d);
+  load_rows(q_u, q_rows, i0, kQueryRows, a.qlen, d, head_bias(a, u, h));
+  load_rows(q_w, q_rows, i0, kQueryRows, a.qlen, d, head_bias(a, w, h));
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kMaxCols];
   #pragma unroll
@@ -93,9 +131,9 @@ __global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* qu, c
   for (int64_t j0 = kf; j0 <= kl; j0 += kTile) {
     const int64_t c_base = pos_row(a, i1 - 1, j0);
     __syncthreads();  // the previous tile is no longer read
-    load_rows(kt, k + n * a.klen * d, j0, kTile, a.klen, d);
-    load_rows(vt, v + n * a.klen * d, j0, kTile, a.klen, d);
-    load_rows(rt, r + h * a.klen * d, c_base, kTile + kQueryRows, a.klen, d);
+    load_rows(kt, k_rows, j0, kTile, a.klen, d);
+    load_rows(vt, v_rows, j0, kTile, a.klen, d);
+    load_rows(rt, r_rows, c_base, kTile + kQueryRows, a.klen, d);
     __syncthreads();
     const int64_t j = j0 + lane;
     #pragma unroll
@@ -136,7 +174,7 @@ __global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* qu, c
     #pragma unroll
     for (int c = 0; c < kMaxCols; ++c) {
       const int col = lane + c * kWarp;
-      if (col < d) out[(n * a.qlen + i) * d + col] = acc[rr][c] * inv;
+      if (col < d) stream_row(a, out, a.ld_out, h, b, i)[col] = acc[rr][c] * inv;
     }
     if (lane == 0) lse[n * a.qlen + i] = m[rr] + logf(l[rr]);
   }
@@ -144,12 +182,16 @@ __global__ void rel_attention_fwd_kernel(RelAttentionShape a, const float* qu, c
 
 // ---- backward --------------------------------------------------------------------------
 
-__global__ void row_dot_kernel(const float* x, const float* y, int64_t rows, int d, float* out) {
+// delta[n, i] = x_i · y_i over head h's columns of row (i, b) of two [qlen*batch, ld]
+// operands; one warp per (n, i).
+__global__ void row_dot_kernel(RelAttentionShape a, const float* x, const float* y, int64_t ld, float* out) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (kThreads / kWarp) + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
-  if (row >= rows) return;
+  if (row >= a.heads * a.batch * a.qlen) return;
+  const int64_t n = row / a.qlen, i = row % a.qlen, h = n / a.batch, b = n % a.batch;
+  const int64_t at = (i * a.batch + b) * ld + h * a.d_head;
   double s = 0.0;
-  for (int c = lane; c < d; c += kWarp) s += static_cast<double>(x[row * d + c]) * y[row * d + c];
+  for (int c = lane; c < a.d_head; c += kWarp) s += static_cast<double>(x[at + c]) * y[at + c];
   s = warp_sum(s);
   if (lane == 0) out[row] = static_cast<float>(s);
 }
@@ -172,13 +214,16 @@ __device__ __forceinline__ ScoreGrad score_grad(const RelAttentionShape& a, int6
   return ScoreGrad{pd, a.scale * p * (dp - row_delta)};
 }
 
-// d_qu, d_qw: the forward's blocks; lane = key of the tile.
-__global__ void rel_attention_bwd_q_kernel(RelAttentionShape a, const float* qu, const float* qw, const float* k,
-                                           const float* v, const float* r, const float* lse, const float* delta,
-                                           const float* d_out, float* d_qu, float* d_qw) {
+// d_q = d qu + d qw: the forward's blocks; lane = key of the tile. With `partials`, each
+// block also leaves the column sums of its d qu and d qw rows there ([n][block][2][d]).
+__global__ void rel_attention_bwd_q_kernel(RelAttentionShape a, const float* q, const float* u, const float* w,
+                                           const float* k, const float* v, const float* r, const float* lse,
+                                           const float* delta, const float* d_out, float* d_q, float* partials) {
   extern __shared__ float smem[];
   const int d = static_cast<int>(a.d_head), ds = d + 1;
-  const int64_t n = blockIdx.y, h = n / a.batch;
+  const int64_t n = blockIdx.y, h = n / a.batch, b = n % a.batch;
+  const HeadRows q_rows = stream_rows(a, q, a.ld_q, h, b), k_rows = stream_rows(a, k, a.ld_k, h, b);
+  const HeadRows v_rows = stream_rows(a, v, a.ld_v, h, b), r_rows = position_rows(a, r, h);
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kQueryRows;
   const int64_t i1 = i0 + kQueryRows < a.qlen ? i0 + kQueryRows : a.qlen;
   float* q_u = smem;
@@ -187,9 +232,9 @@ __global__ void rel_attention_bwd_q_kernel(RelAttentionShape a, const float* qu,
   float* kt = dot + kQueryRows * ds;
   float* vt = kt + kTile * ds;
   float* rt = vt + kTile * ds;  // [kTile + kQueryRows][ds]
-  load_rows(q_u, qu + n * a.qlen * d, i0, kQueryRows, a.qlen, d);
-  load_rows(q_w, qw + n * a.qlen * d, i0, kQueryRows, a.qlen, d);
-  load_rows(dot, d_out + n * a.qlen * d, i0, kQueryRows, a.qlen, d);
+  load_rows(q_u, q_rows, i0, kQueryRows, a.qlen, d, head_bias(a, u, h));
+  load_rows(q_w, q_rows, i0, kQueryRows, a.qlen, d, head_bias(a, w, h));
+  load_rows(dot, stream_rows(a, d_out, a.ld_out, h, b), i0, kQueryRows, a.qlen, d);
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float gu[kRowsPerWarp][kMaxCols], gw[kRowsPerWarp][kMaxCols];
   #pragma unroll
@@ -200,9 +245,9 @@ __global__ void rel_attention_bwd_q_kernel(RelAttentionShape a, const float* qu,
   for (int64_t j0 = kf; j0 <= kl; j0 += kTile) {
     const int64_t c_base = pos_row(a, i1 - 1, j0);
     __syncthreads();
-    load_rows(kt, k + n * a.klen * d, j0, kTile, a.klen, d);
-    load_rows(vt, v + n * a.klen * d, j0, kTile, a.klen, d);
-    load_rows(rt, r + h * a.klen * d, c_base, kTile + kQueryRows, a.klen, d);
+    load_rows(kt, k_rows, j0, kTile, a.klen, d);
+    load_rows(vt, v_rows, j0, kTile, a.klen, d);
+    load_rows(rt, r_rows, c_base, kTile + kQueryRows, a.klen, d);
     __syncthreads();
     const int64_t j = j0 + lane;
     #pragma unroll
@@ -241,24 +286,65 @@ __global__ void rel_attention_bwd_q_kernel(RelAttentionShape a, const float* qu,
     #pragma unroll
     for (int c = 0; c < kMaxCols; ++c) {
       const int col = lane + c * kWarp;
-      if (col < d) {
-        d_qu[(n * a.qlen + i) * d + col] = gu[rr][c];
-        d_qw[(n * a.qlen + i) * d + col] = gw[rr][c];
-      }
+      if (col < d) stream_row(a, d_q, a.ld_q, h, b, i)[col] = gu[rr][c] + gw[rr][c];
     }
   }
+  if (partials == nullptr) return;
+  // Column sums of the block's d qu and d qw: a warp's rows in order, then the warps in
+  // order (rows past qlen hold zeros).
+  __syncthreads();  // the tiles are no longer read
+  float* sums = smem;  // [kWarps][2][d]
+  #pragma unroll
+  for (int c = 0; c < kMaxCols; ++c) {
+    const int col = lane + c * kWarp;
+    if (col >= d) continue;
+    float su = 0.0f, sw = 0.0f;
+    #pragma unroll
+    for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+      su += gu[rr][c];
+      sw += gw[rr][c];
+    }
+    sums[(warp * 2) * d + col] = su;
+    sums[(warp * 2 + 1) * d + col] = sw;
+  }
+  __syncthreads();
+  float* block_sums = partials + (n * gridDim.x + blockIdx.x) * 2 * d;
+  for (int e = threadIdx.x; e < 2 * d; e += blockDim.x) {
+    float s = 0.0f;
+    for (int wp = 0; wp < kWarps; ++wp) s += sums[wp * 2 * d + e];
+    block_sums[e] = s;
+  }
+}
+
+// d_u, d_w [heads*d] += the d_q kernel's partials summed over the batch and the query
+// blocks in order (one thread per output).
+__global__ void rel_attention_bias_grad_kernel(RelAttentionShape a, const float* partials, int64_t q_blocks,
+                                               float* d_u, float* d_w) {
+  const int64_t hd = a.heads * a.d_head;
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= 2 * hd) return;
+  const int64_t which = e / hd, hc = e % hd, h = hc / a.d_head, col = hc % a.d_head;
+  float* dst = which == 0 ? d_u : d_w;
+  if (dst == nullptr) return;
+  double s = 0.0;
+  for (int64_t b = 0; b < a.batch; ++b)
+    for (int64_t x = 0; x < q_blocks; ++x)
+      s += partials[(((h * a.batch + b) * q_blocks + x) * 2 + which) * a.d_head + col];
+  dst[hc] = static_cast<float>(dst[hc] + s);
 }
 
 // d_k, d_v: a block per kTile keys of score block n (kTile / kWarps keys per warp); lane =
 // query of a 32-query tile.
 constexpr int kKeysPerWarp = kTile / kWarps;
 
-__global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* qu, const float* qw, const float* k,
-                                            const float* v, const float* r, const float* lse, const float* delta,
-                                            const float* d_out, float* d_k, float* d_v) {
+__global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* q, const float* u, const float* w,
+                                            const float* k, const float* v, const float* r, const float* lse,
+                                            const float* delta, const float* d_out, float* d_k, float* d_v) {
   extern __shared__ float smem[];
   const int d = static_cast<int>(a.d_head), ds = d + 1;
-  const int64_t n = blockIdx.y, h = n / a.batch;
+  const int64_t n = blockIdx.y, h = n / a.batch, b = n % a.batch;
+  const HeadRows q_rows = stream_rows(a, q, a.ld_q, h, b), do_rows = stream_rows(a, d_out, a.ld_out, h, b);
+  const HeadRows r_rows = position_rows(a, r, h);
   const int64_t j0 = static_cast<int64_t>(blockIdx.x) * kTile;
   float* kt = smem;             // [kTile][ds] this block's keys
   float* vt = kt + kTile * ds;  // [kTile][ds]
@@ -266,8 +352,8 @@ __global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* qu
   float* q_w = q_u + kTile * ds;
   float* dot = q_w + kTile * ds;
   float* rt = dot + kTile * ds;  // [2 * kTile][ds]
-  load_rows(kt, k + n * a.klen * d, j0, kTile, a.klen, d);
-  load_rows(vt, v + n * a.klen * d, j0, kTile, a.klen, d);
+  load_rows(kt, stream_rows(a, k, a.ld_k, h, b), j0, kTile, a.klen, d);
+  load_rows(vt, stream_rows(a, v, a.ld_v, h, b), j0, kTile, a.klen, d);
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float gk[kKeysPerWarp][kMaxCols], gv[kKeysPerWarp][kMaxCols];
   #pragma unroll
@@ -280,10 +366,10 @@ __global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* qu
     // Position rows of queries [t0, t0+32) and these keys: [pos_row(t0+31, j0), pos_row(t0, j0+31)].
     const int64_t c_base = pos_row(a, t0 + kTile - 1, j0);
     __syncthreads();
-    load_rows(q_u, qu + n * a.qlen * d, t0, kTile, a.qlen, d);
-    load_rows(q_w, qw + n * a.qlen * d, t0, kTile, a.qlen, d);
-    load_rows(dot, d_out + n * a.qlen * d, t0, kTile, a.qlen, d);
-    load_rows(rt, r + h * a.klen * d, c_base, 2 * kTile, a.klen, d);
+    load_rows(q_u, q_rows, t0, kTile, a.qlen, d, head_bias(a, u, h));
+    load_rows(q_w, q_rows, t0, kTile, a.qlen, d, head_bias(a, w, h));
+    load_rows(dot, do_rows, t0, kTile, a.qlen, d);
+    load_rows(rt, r_rows, c_base, 2 * kTile, a.klen, d);
     __syncthreads();
     const int64_t i = t0 + lane;
     const float row_lse = i < a.qlen ? lse[n * a.qlen + i] : 0.0f;
@@ -322,8 +408,8 @@ __global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* qu
     for (int c = 0; c < kMaxCols; ++c) {
       const int col = lane + c * kWarp;
       if (col < d) {
-        d_k[(n * a.klen + j) * d + col] = gk[kk][c];
-        d_v[(n * a.klen + j) * d + col] = gv[kk][c];
+        stream_row(a, d_k, a.ld_k, h, b, j)[col] = gk[kk][c];
+        stream_row(a, d_v, a.ld_v, h, b, j)[col] = gv[kk][c];
       }
     }
   }
@@ -331,9 +417,9 @@ __global__ void rel_attention_bwd_kv_kernel(RelAttentionShape a, const float* qu
 
 // d_r: a block per kTile position rows c of head h; every (b, query) in a fixed order.
 // Score (i, j) reads row c when j = c - (klen-1-mlen) + i.
-__global__ void rel_attention_bwd_r_kernel(RelAttentionShape a, const float* qu, const float* qw, const float* k,
-                                           const float* v, const float* r, const float* lse, const float* delta,
-                                           const float* d_out, float* d_r) {
+__global__ void rel_attention_bwd_r_kernel(RelAttentionShape a, const float* q, const float* u, const float* w,
+                                           const float* k, const float* v, const float* r, const float* lse,
+                                           const float* delta, const float* d_out, float* d_r) {
   extern __shared__ float smem[];
   const int d = static_cast<int>(a.d_head), ds = d + 1;
   const int64_t h = blockIdx.y;
@@ -344,7 +430,7 @@ __global__ void rel_attention_bwd_r_kernel(RelAttentionShape a, const float* qu,
   float* dot = q_w + kTile * ds;
   float* kt = dot + kTile * ds;    // [2 * kTile][ds] keys the tile's scores read
   float* vt = kt + 2 * kTile * ds; // [2 * kTile][ds]
-  load_rows(rt, r + h * a.klen * d, c0, kTile, a.klen, d);
+  load_rows(rt, position_rows(a, r, h), c0, kTile, a.klen, d);
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float gr[kKeysPerWarp][kMaxCols];
   #pragma unroll
@@ -357,11 +443,12 @@ __global__ void rel_attention_bwd_r_kernel(RelAttentionShape a, const float* qu,
     for (int64_t t0 = 0; t0 < a.qlen; t0 += kTile) {
       const int64_t j_base = c0 - base + t0;  // keys [j_base, j_base + 2*kTile - 1)
       __syncthreads();
-      load_rows(q_u, qu + n * a.qlen * d, t0, kTile, a.qlen, d);
-      load_rows(q_w, qw + n * a.qlen * d, t0, kTile, a.qlen, d);
-      load_rows(dot, d_out + n * a.qlen * d, t0, kTile, a.qlen, d);
-      load_rows(kt, k + n * a.klen * d, j_base, 2 * kTile, a.klen, d);
-      load_rows(vt, v + n * a.klen * d, j_base, 2 * kTile, a.klen, d);
+      const HeadRows q_rows = stream_rows(a, q, a.ld_q, h, b);
+      load_rows(q_u, q_rows, t0, kTile, a.qlen, d, head_bias(a, u, h));
+      load_rows(q_w, q_rows, t0, kTile, a.qlen, d, head_bias(a, w, h));
+      load_rows(dot, stream_rows(a, d_out, a.ld_out, h, b), t0, kTile, a.qlen, d);
+      load_rows(kt, stream_rows(a, k, a.ld_k, h, b), j_base, 2 * kTile, a.klen, d);
+      load_rows(vt, stream_rows(a, v, a.ld_v, h, b), j_base, 2 * kTile, a.klen, d);
       __syncthreads();
       const int64_t i = t0 + lane;
       const float row_lse = i < a.qlen ? lse[n * a.qlen + i] : 0.0f;
@@ -398,7 +485,7 @@ __global__ void rel_attention_bwd_r_kernel(RelAttentionShape a, const float* qu,
     #pragma unroll
     for (int cc = 0; cc < kMaxCols; ++cc) {
       const int col = lane + cc * kWarp;
-      if (col < d) d_r[(h * a.klen + c) * d + col] = gr[kk][cc];
+      if (col < d) d_r[c * a.ld_r + h * d + col] = gr[kk][cc];
     }
   }
 }
@@ -429,33 +516,43 @@ size_t shared_bytes(int64_t d_head, int rows) { return static_cast<size_t>(rows)
 
 }  // namespace
 
-void launch_rel_attention_fwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
-                              const float* v, const float* r, float* out, float* lse, cudaStream_t stream) {
+void launch_rel_attention_fwd(const RelAttentionShape& a, const float* q, const float* u, const float* w,
+                              const float* k, const float* v, const float* r, float* out, float* lse,
+                              cudaStream_t stream) {
   if (a.qlen <= 0) return;
   const dim3 grid(blocks_of(a.qlen, kQueryRows, "rel_attention: qlen too long"), grid_y(a.heads * a.batch));
   launch_with_shared(rel_attention_fwd_kernel, grid, shared_bytes(a.d_head, 3 * kQueryRows + 3 * kTile), stream,
-                     "rel_attention_fwd", a, qu, qw, k, v, r, out, lse);
+                     "rel_attention_fwd", a, q, u, w, k, v, r, out, lse);
 }
 
-void launch_rel_attention_bwd(const RelAttentionShape& a, const float* qu, const float* qw, const float* k,
-                              const float* v, const float* r, const float* out, const float* lse,
-                              const float* d_out, float* d_qu, float* d_qw, float* d_k, float* d_v, float* d_r,
-                              Scratch& scratch, cudaStream_t stream) {
+void launch_rel_attention_bwd(const RelAttentionShape& a, const float* q, const float* u, const float* w,
+                              const float* k, const float* v, const float* r, const float* out, const float* lse,
+                              const float* d_out, float* d_q, float* d_u, float* d_w, float* d_k, float* d_v,
+                              float* d_r, Scratch& scratch, cudaStream_t stream) {
   if (a.qlen <= 0) return;
   const int64_t n = a.heads * a.batch, rows = n * a.qlen;
   float* delta = scratch.allocate_array<float>(rows);
   row_dot_kernel<<<blocks_of(rows, kThreads / kWarp, "rel_attention: too many rows"), kThreads, 0, stream>>>(
-      d_out, out, rows, static_cast<int>(a.d_head), delta);
+      a, d_out, out, a.ld_out, delta);
   TXL_CUDA_LAUNCH_CHECK();
-  const dim3 q_grid(blocks_of(a.qlen, kQueryRows, "rel_attention: qlen too long"), grid_y(n));
+  const unsigned q_blocks = blocks_of(a.qlen, kQueryRows, "rel_attention: qlen too long");
+  const bool bias_grads = d_u != nullptr || d_w != nullptr;
+  float* partials = bias_grads ? scratch.allocate_array<float>(n * q_blocks * 2 * a.d_head) : nullptr;
+  const dim3 q_grid(q_blocks, grid_y(n));
   launch_with_shared(rel_attention_bwd_q_kernel, q_grid, shared_bytes(a.d_head, 4 * kQueryRows + 3 * kTile), stream,
-                     "rel_attention_bwd (q)", a, qu, qw, k, v, r, lse, delta, d_out, d_qu, d_qw);
+                     "rel_attention_bwd (q)", a, q, u, w, k, v, r, lse, delta, d_out, d_q, partials);
   const dim3 kv_grid(blocks_of(a.klen, kTile, "rel_attention: klen too long"), grid_y(n));
   launch_with_shared(rel_attention_bwd_kv_kernel, kv_grid, shared_bytes(a.d_head, 7 * kTile), stream,
-                     "rel_attention_bwd (k, v)", a, qu, qw, k, v, r, lse, delta, d_out, d_k, d_v);
+                     "rel_attention_bwd (k, v)", a, q, u, w, k, v, r, lse, delta, d_out, d_k, d_v);
   const dim3 r_grid(blocks_of(a.klen, kTile, "rel_attention: klen too long"), grid_y(a.heads));
   launch_with_shared(rel_attention_bwd_r_kernel, r_grid, shared_bytes(a.d_head, 8 * kTile), stream,
-                     "rel_attention_bwd (r)", a, qu, qw, k, v, r, lse, delta, d_out, d_r);
+                     "rel_attention_bwd (r)", a, q, u, w, k, v, r, lse, delta, d_out, d_r);
+  if (bias_grads) {
+    const int64_t outputs = 2 * a.heads * a.d_head;
+    rel_attention_bias_grad_kernel<<<blocks_of(outputs, kThreads, "rel_attention: too many bias columns"), kThreads,
+                                     0, stream>>>(a, partials, static_cast<int64_t>(q_blocks), d_u, d_w);
+    TXL_CUDA_LAUNCH_CHECK();
+  }
 }
 
 }  // namespace txl::cuda

@@ -46,11 +46,24 @@ void AttentionOutput<T>::forward(Ops<T>& ops, const ParamStore<T>& store, LayerW
 template <typename T>
 void AttentionOutput<T>::project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
                                  const StepGeometry& g, const T* av, const T* h, T* out) {
-  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
-  const int64_t NQ = g.query_rows();
-  ensure(ops, attn_vec_, {NQ, HD});
-  ops.merge_heads(av, Q, B, H, D, HD, false, attn_vec_.data());
+  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, HD = H * D;
+  ops.merge_heads(av, Q, B, H, D, HD, false, attn_vec(ops, g));
+  project_merged(ops, store, ws, g, h, out);
+}
 
+template <typename T>
+T* AttentionOutput<T>::attn_vec(Ops<T>& ops, const StepGeometry& g) {
+  ensure(ops, attn_vec_, {g.query_rows(), n_head_ * d_head_});
+  return attn_vec_.data();
+}
+
+template <typename T>
+void AttentionOutput<T>::project_merged(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                        const StepGeometry& g, const T* h, T* out) {
+  const int64_t Q = g.qlen, B = g.batch, M = d_model_, HD = n_head_ * d_head_;
+  const int64_t NQ = g.query_rows();
+  TXL_CHECK(attn_vec_.defined() && attn_vec_.shape() == Shape({NQ, HD}), "layer {}: attn_vec not filled for {} rows",
+            layer_, NQ);
   ensure(ops, ws.o, {NQ, M});
   linear_forward<T>(ops, attn_vec_.data(), NQ, HD, store.param(o_net_id_).data(), M, nullptr, ws.o.data());
   drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kAttnOut), Q, B, M);
@@ -87,7 +100,17 @@ void AttentionOutput<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorksp
 template <typename T>
 void AttentionOutput<T>::project_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
                                           const StepGeometry& g, const T* dout, T* dh) {
-  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, M = d_model_, HD = H * D;
+  const int64_t Q = g.qlen, B = g.batch, H = n_head_, D = d_head_, HD = H * D;
+  ensure(ops, ws.q_lin, {g.query_rows(), HD});
+  project_merged_backward(ops, store, ws, g, dout, dh, ws.q_lin.data());
+  ensure(ops, ws.av, {H, B, Q, D});
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
+}
+
+template <typename T>
+void AttentionOutput<T>::project_merged_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws,
+                                                 const StepGeometry& g, const T* dout, T* dh, T* d_attn_vec) {
+  const int64_t M = d_model_, HD = n_head_ * d_head_;
   const int64_t NQ = g.query_rows();
 
   // One op: dh = the gradient of the residual sum h + o (which is also h's direct share),
@@ -99,12 +122,9 @@ void AttentionOutput<T>::project_backward(Ops<T>& ops, ParamStore<T>& store, Lay
     layer_norm_.backward_residual(ops, store, drop_out_, dout, x1_.data(), NQ, dh, ws.o.data(), nullptr);
   }
 
-  // o_net: d attn_vec -> per head.
+  // o_net: d attn_vec.
   linear_backward_weight<T>(ops, ws.o.data(), attn_vec_.data(), NQ, HD, M, store.grad(o_net_id_).data(), nullptr);
-  ensure(ops, ws.q_lin, {NQ, HD});
-  linear_backward_input<T>(ops, ws.o.data(), store.param(o_net_id_).data(), NQ, HD, M, T(0), ws.q_lin.data());
-  ensure(ops, ws.av, {H, B, Q, D});
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, ws.av.data());
+  linear_backward_input<T>(ops, ws.o.data(), store.param(o_net_id_).data(), NQ, HD, M, T(0), d_attn_vec);
 }
 
 template <typename T>

@@ -73,6 +73,25 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
     output_.layer_norm().forward(ops, store, cat, NK, ln_cat_.data());
     x = ln_cat_.data();
   }
+
+  if (!learned_) {
+    // attn_type 0: the projections are kept (the fused backward reads them) and the fused
+    // attention reads its heads from their rows, adds u and w itself, and writes the o_net
+    // input with the heads merged.
+    ensure(ops, q_lin_, {NQ, HD});
+    ensure(ops, kv_lin_, {NK, 2 * HD});
+    ensure(ops, r_lin_, {K, HD});
+    linear_forward<T>(ops, x + NM * M, NQ, M, w_qkv, HD, nullptr, q_lin_.data());
+    linear_forward<T>(ops, x, NK, M, w_qkv + HD * M, 2 * HD, nullptr, kv_lin_.data());
+    linear_forward<T>(ops, pos, K, M, store.param(r_net_id_).data(), HD, nullptr, r_lin_.data());
+    ensure(ops, lse_, {H * B, Q});
+    ops.rel_attention_fwd(fused_args(g), q_lin_.data(), store.param(r_w_bias_id_).data(),
+                          store.param(r_r_bias_id_).data(), kv_lin_.data(), kv_lin_.data() + HD, r_lin_.data(),
+                          output_.attn_vec(ops, g), lse_.data());
+    output_.project_merged(ops, store, ws, g, cat + NM * M, out);
+    return;
+  }
+
   ensure(ops, ws.q_lin, {NQ, HD});
   ensure(ops, ws.kv_lin, {NK, 2 * HD});
   linear_forward<T>(ops, x + NM * M, NQ, M, w_qkv, HD, nullptr, ws.q_lin.data());
@@ -82,33 +101,17 @@ void RelMultiHeadAttention<T>::forward(Ops<T>& ops, const ParamStore<T>& store, 
   ensure(ops, qw_, {H, B, Q, D});
   ensure(ops, kh_, {H, B, K, D});
   ensure(ops, vh_, {H, B, K, D});
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_w_bias_id_).data() + (learned_ ? layer_ * HD : 0),
-                  qu_.data());
-  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, learned_ ? nullptr : store.param(r_r_bias_id_).data(),
-                  qw_.data());
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, store.param(r_w_bias_id_).data() + layer_ * HD, qu_.data());
+  ops.split_heads(ws.q_lin.data(), Q, B, H, D, HD, nullptr, qw_.data());
   ops.split_heads(ws.kv_lin.data(), K, B, H, D, 2 * HD, nullptr, kh_.data());
   ops.split_heads(ws.kv_lin.data() + HD, K, B, H, D, 2 * HD, nullptr, vh_.data());
 
-  // R [K, HD] -> [H, K, D]: pos · W_rᵀ, or the step's rows of this layer's r_emb.
+  // R [K, HD] -> [H, K, D]: the step's rows of this layer's r_emb.
   ensure(ops, ws.r_lin, {K, HD});
   ensure(ops, rh_, {H, K, D});
-  if (learned_) {
-    ops.gather_rows(store.param(r_emb_id_).data() + layer_ * table_rows_ * HD, table_rows_used_->data(), K, HD,
-                    ws.r_lin.data());
-  } else {
-    linear_forward<T>(ops, pos, K, M, store.param(r_net_id_).data(), HD, nullptr, ws.r_lin.data());
-  }
+  ops.gather_rows(store.param(r_emb_id_).data() + layer_ * table_rows_ * HD, table_rows_used_->data(), K, HD,
+                  ws.r_lin.data());
   ops.split_heads(ws.r_lin.data(), K, 1, H, D, HD, nullptr, rh_.data());
-
-  if (!learned_) {
-    // AC + shifted BD, softmax, dropatt and the weighted sum of v in one op.
-    ensure(ops, av_, {H, B, Q, D});
-    ensure(ops, lse_, {H * B, Q});
-    ops.rel_attention_fwd(fused_args(g), qu_.data(), qw_.data(), kh_.data(), vh_.data(), rh_.data(), av_.data(),
-                          lse_.data());
-    output_.project(ops, store, ws, g, av_.data(), cat + NM * M, out);
-    return;
-  }
 
   // attn_type 1. AC[n] = (q+u)[n] · k[n]ᵀ over n = (h, b). BD_raw for head h: (q+w)[h] viewed
   // as [B*Q, D] times R[h]ᵀ (+ r_bias); the relative shift adds BD_raw[n, i, klen-1-mlen-i+j].
@@ -142,35 +145,41 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
   const int64_t NQ = g.query_rows(), NK = g.key_rows(), NM = g.memory_rows();
   const T* w_qkv = store.param(qkv_id_).data();
 
-  ensure(ops, ws.d_qw, {H, B, Q, D});
-  ensure(ops, ws.d_rh, {H, K, D});
   if (!learned_) {
-    // o_net .. LayerNorm backwards leaves d av in ws.av; then the fused attention.
-    output_.project_backward(ops, store, ws, g, dout, dh);
-    ensure(ops, ws.d_qu, {H, B, Q, D});
-    ensure(ops, ws.d_kh, {H, B, K, D});
-    ensure(ops, ws.d_vh, {H, B, K, D});
-    ops.rel_attention_bwd(fused_args(g), qu_.data(), qw_.data(), kh_.data(), vh_.data(), rh_.data(), av_.data(),
-                          lse_.data(), ws.av.data(), ws.d_qu.data(), ws.d_qw.data(), ws.d_kh.data(), ws.d_vh.data(),
-                          ws.d_rh.data());
+    // attn_type 0. o_net .. LayerNorm backwards leaves d attn_vec in ws.d_attn_vec; the
+    // fused attention writes d q, d k | d v and d R in the projections' layouts and adds
+    // the gradients of the shared biases u, w.
+    ensure(ops, ws.d_attn_vec, {NQ, HD});
+    output_.project_merged_backward(ops, store, ws, g, dout, dh, ws.d_attn_vec.data());
+    ensure(ops, ws.q_lin, {NQ, HD});
+    ensure(ops, ws.kv_lin, {NK, 2 * HD});
+    ensure(ops, ws.r_lin, {K, HD});
+    ops.rel_attention_bwd(fused_args(g), q_lin_.data(), store.param(r_w_bias_id_).data(),
+                          store.param(r_r_bias_id_).data(), kv_lin_.data(), kv_lin_.data() + HD, r_lin_.data(),
+                          output_.attn_vec(), lse_.data(), ws.d_attn_vec.data(), ws.q_lin.data(),
+                          store.grad(r_w_bias_id_).data(), store.grad(r_r_bias_id_).data(), ws.kv_lin.data(),
+                          ws.kv_lin.data() + HD, ws.r_lin.data());
+    // r_net: R = pos · W_rᵀ (the position embedding itself needs no gradient).
+    linear_backward_weight<T>(ops, ws.r_lin.data(), pos_, K, M, HD, store.grad(r_net_id_).data(), nullptr);
   } else {
-    // Softmax .. LayerNorm backwards: ws.scores = d scores (AC + BD, before scaling).
+    // attn_type 1. Softmax .. LayerNorm backwards: ws.scores = d scores (AC + BD, before
+    // scaling).
     output_.backward(ops, store, ws, g, vh_.data(), dout, dh);
     // AC = (q+u)·kᵀ
     output_.content_backward(ops, ws, g, qu_.data(), kh_.data());
-    // BD through the relative shift: d BD_raw, then d (q+w) and d R per head.
+    // BD through the relative shift: d BD_raw, then d q and d R per head.
+    ensure(ops, ws.d_qw, {H, B, Q, D});
+    ensure(ops, ws.d_rh, {H, K, D});
     ensure(ops, ws.bd, {H * B, Q, K});
     ops.rel_shift_bwd(ws.scores.data(), H * B, Q, K, g.mlen, ws.bd.data());
     ops.gemm_strided_batched(Trans::kNo, Trans::kNo, B * Q, D, K, T(1), ws.bd.data(), K, B * Q * K, rh_.data(), D,
                              K * D, T(0), ws.d_qw.data(), D, B * Q * D, H);
     ops.gemm_strided_batched(Trans::kYes, Trans::kNo, K, D, B * Q, T(1), ws.bd.data(), K, B * Q * K, qw_.data(), D,
                              B * Q * D, T(0), ws.d_rh.data(), D, K * D, H);
-  }
 
-  ensure(ops, ws.r_lin, {K, HD});
-  ops.merge_heads(ws.d_rh.data(), K, 1, H, D, HD, false, ws.r_lin.data());
-  if (learned_) {
     // R and r_bias were table rows (repeated rows collect every use).
+    ensure(ops, ws.r_lin, {K, HD});
+    ops.merge_heads(ws.d_rh.data(), K, 1, H, D, HD, false, ws.r_lin.data());
     ops.scatter_add_rows(ws.r_lin.data(), table_rows_used_->data(), K, HD,
                          store.grad(r_emb_id_).data() + layer_ * table_rows_ * HD);
     ensure(ops, ws.r_bias, {K, H});
@@ -182,20 +191,15 @@ void RelMultiHeadAttention<T>::backward(Ops<T>& ops, ParamStore<T>& store, Layer
     ops.scatter_add_rows(ws.r_bias.data(), table_rows_used_->data(), K, H,
                          store.grad(r_bias_id_).data() + layer_ * table_rows_ * H);
     ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data() + layer_ * HD);
-  } else {
-    // r_net: R = pos · W_rᵀ (the position embedding itself needs no gradient).
-    linear_backward_weight<T>(ops, ws.r_lin.data(), pos_, K, M, HD, store.grad(r_net_id_).data(), nullptr);
-    // Shared biases u, w.
-    ops.head_bias_grad(ws.d_qu.data(), Q, B, H, D, store.grad(r_w_bias_id_).data());
-    ops.head_bias_grad(ws.d_qw.data(), Q, B, H, D, store.grad(r_r_bias_id_).data());
-  }
 
-  // Back to the projections: d q = d(q+u) + d(q+w); d k, d v interleaved like kv_lin.
-  ensure(ops, ws.kv_lin, {NK, 2 * HD});
-  ops.merge_heads(ws.d_qu.data(), Q, B, H, D, HD, false, ws.q_lin.data());
-  ops.merge_heads(ws.d_qw.data(), Q, B, H, D, HD, true, ws.q_lin.data());
-  ops.merge_heads(ws.d_kh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data());
-  ops.merge_heads(ws.d_vh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data() + HD);
+    // Back to the projections: d q = d(q+u) + d q (BD); d k, d v interleaved like kv_lin.
+    ensure(ops, ws.q_lin, {NQ, HD});
+    ensure(ops, ws.kv_lin, {NK, 2 * HD});
+    ops.merge_heads(ws.d_qu.data(), Q, B, H, D, HD, false, ws.q_lin.data());
+    ops.merge_heads(ws.d_qw.data(), Q, B, H, D, HD, true, ws.q_lin.data());
+    ops.merge_heads(ws.d_kh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data());
+    ops.merge_heads(ws.d_vh.data(), K, B, H, D, 2 * HD, false, ws.kv_lin.data() + HD);
+  }
 
   const T* x = pre_lnorm_ ? ln_cat_.data() : cat_;
   T* d_w_qkv = store.grad(qkv_id_).data();
@@ -227,6 +231,8 @@ RelAttentionArgs RelMultiHeadAttention<T>::fused_args(const StepGeometry& g) con
   a.d_head = d_head_;
   a.scale = 1.0 / std::sqrt(static_cast<double>(d_head_));
   a.mask = g.mask;
+  const int64_t hd = n_head_ * d_head_;
+  a.ld = RelAttentionLayout{hd, 2 * hd, 2 * hd, hd, hd};  // q_lin, kv_lin (k | v), r_lin, attn_vec
   const DropoutPlan drop = stream_dropout(g.ctx, output_.dropatt(),
                                           dropout_site::layer(layer_, DropoutPlace::kAttnProbs), n_head_, g.batch,
                                           g.qlen * g.klen);

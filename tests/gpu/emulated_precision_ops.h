@@ -138,14 +138,14 @@ class EmulatedPrecisionOps final : public Ops<float> {
     inner_->attn_softmax_bwd(probs, d_probs, n, qlen, klen, scale, d_scores);
   }
   // The fused attention's products run in float32 on the GPU in every precision mode.
-  void rel_attention_fwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
-                         const float* r, float* out, float* lse) override {
-    inner_->rel_attention_fwd(a, qu, qw, k, v, r, out, lse);
+  void rel_attention_fwd(const RelAttentionArgs& a, const float* q, const float* u, const float* w, const float* k,
+                         const float* v, const float* r, float* out, float* lse) override {
+    inner_->rel_attention_fwd(a, q, u, w, k, v, r, out, lse);
   }
-  void rel_attention_bwd(const RelAttentionArgs& a, const float* qu, const float* qw, const float* k, const float* v,
-                         const float* r, const float* out, const float* lse, const float* d_out, float* d_qu,
-                         float* d_qw, float* d_k, float* d_v, float* d_r) override {
-    inner_->rel_attention_bwd(a, qu, qw, k, v, r, out, lse, d_out, d_qu, d_qw, d_k, d_v, d_r);
+  void rel_attention_bwd(const RelAttentionArgs& a, const float* q, const float* u, const float* w, const float* k,
+                         const float* v, const float* r, const float* out, const float* lse, const float* d_out,
+                         float* d_q, float* d_u, float* d_w, float* d_k, float* d_v, float* d_r) override {
+    inner_->rel_attention_bwd(a, q, u, w, k, v, r, out, lse, d_out, d_q, d_u, d_w, d_k, d_v, d_r);
   }
   void gather_rows(const float* src, const int32_t* idx, int64_t n, int64_t cols, float* dst) override {
     inner_->gather_rows(src, idx, n, cols, dst);

@@ -59,16 +59,58 @@ TEST(TrafficModel, DecoderLayerFlopsAndEveryOpModelled) {
     model.backward(dnll);
   }
   EXPECT_EQ(mem.mlen, cfg.mem_len);
-  // bf16: every GEMM packs its two operands first. Per layer and step
-  // the fused attention is one forward and four backward launches.
+  // bf16: every GEMM packs its two operands first. Per layer and step the fused attention
+  // is one forward and five backward launches (row dots, d_q, d_k|d_v, d_r, the bias
+  // gradients), and it reads and writes the projections' rows: no head split or merge.
   const auto& by_op = ops.by_op();
   EXPECT_EQ(by_op.at("rel_attention_fwd").launches, cfg.n_layer);  // counts of the second step
-  EXPECT_EQ(by_op.at("rel_attention_bwd").launches, 4 * cfg.n_layer);
+  EXPECT_EQ(by_op.at("rel_attention_bwd").launches, 5 * cfg.n_layer);
+  EXPECT_EQ(by_op.count("split_heads"), 0u);
+  EXPECT_EQ(by_op.count("merge_heads"), 0u);
+  EXPECT_EQ(by_op.count("head_bias_grad"), 0u);
   EXPECT_EQ(by_op.count("attn_softmax_fwd"), 0u);
   EXPECT_EQ(by_op.count("gemm_batched"), 0u);  // the attention products are inside the fused op
   EXPECT_EQ(by_op.at("pack_half").launches, 2 * by_op.at("gemm").launches);
   EXPECT_TRUE(ops.unmodelled().empty()) << ops.unmodelled().front();
   EXPECT_EQ(ops.total().host_syncs, 0);  // the loss is not summed here: no host round trip
+}
+
+// The fused relative attention priced by hand, operands in the projections' rows with
+// rows wider than the heads (the bytes are the head columns touched, not the rows):
+// n = H*B = 6 score blocks, Q = 5, K = 7, D = 4, HD = 8, 1 query block of 16.
+//  forward: reads q once (u, w added in the loads: 2 HD), k, v (n K D each), R (H K D);
+//    writes out (n Q D) and lse (n Q).
+//  backward: delta reads d_out, out (2 n Q D), writes n Q; three recomputing kernels each
+//    read q, d_out (2 n Q D), k, v (2 n K D), R, lse and delta (2 n Q) and u, w; d_q
+//    writes n Q D and the float32 block column sums (2 n D), d_k|d_v 2 n K D, d_r H K D;
+//    the bias kernel reads the sums and d_u, d_w and writes d_u, d_w.
+TEST(TrafficModel, FusedAttentionReadsTheProjectionRows) {
+  CountingOps<float> ops(make_cpu_ops<float>(), PlanPrecision::kFp32);
+  RelAttentionArgs a;
+  a.heads = 2;
+  a.batch = 3;
+  a.qlen = 5;
+  a.klen = 7;
+  a.d_head = 4;
+  a.mask.mlen = 2;
+  a.ld = RelAttentionLayout{9, 17, 17, 10, 11};
+  Tensor<float> q = ops.empty({15, 9}), kv = ops.empty({21, 17}), r = ops.empty({7, 10}), out = ops.empty({15, 11});
+  Tensor<float> lse = ops.empty({6, 5}), u = ops.empty({8}), w = ops.empty({8}), d_out = ops.empty({15, 11});
+  Tensor<float> d_q = ops.empty({15, 9}), d_kv = ops.empty({21, 17}), d_r = ops.empty({7, 10});
+  Tensor<float> d_u = ops.empty({8}), d_w = ops.empty({8});
+  ops.rel_attention_fwd(a, q.data(), u.data(), w.data(), kv.data(), kv.data() + 8, r.data(), out.data(), lse.data());
+  ops.rel_attention_bwd(a, q.data(), u.data(), w.data(), kv.data(), kv.data() + 8, r.data(), out.data(), lse.data(),
+                        d_out.data(), d_q.data(), d_u.data(), d_w.data(), d_kv.data(), d_kv.data() + 8, d_r.data());
+  const double nQD = 6 * 5 * 4, nKD = 6 * 7 * 4, HKD = 2 * 7 * 4, nQ = 6 * 5, HD = 8, sums = 2 * 6 * 4;
+  const TrafficCount f = ops.by_op().at("rel_attention_fwd");
+  EXPECT_EQ(f.launches, 1);
+  EXPECT_EQ(f.bytes_read, 4 * (nQD + 2 * nKD + HKD + 2 * HD));
+  EXPECT_EQ(f.bytes_written, 4 * (nQD + nQ));
+  const TrafficCount b = ops.by_op().at("rel_attention_bwd");
+  EXPECT_EQ(b.launches, 5);
+  const double inputs = 4 * (2 * nQD + 2 * nKD + HKD + 2 * nQ + 2 * HD);
+  EXPECT_EQ(b.bytes_read, 4 * 2 * nQD + 3 * inputs + 4 * sums + 4 * 2 * 2 * HD);
+  EXPECT_EQ(b.bytes_written, 4 * nQ + 4 * (nQD + sums) + 4 * 2 * nKD + 4 * HKD + 4 * 2 * HD);
 }
 
 // Each block's residual tail (post-LN: dropout, W2's bias, residual add, LayerNorm) is one

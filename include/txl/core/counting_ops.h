@@ -168,11 +168,11 @@ class CountingOps final : public ForwardingOps<T> {
                         T* probs) override;
   void attn_softmax_bwd(const T* probs, const T* d_probs, int64_t n, int64_t qlen, int64_t klen, T scale,
                         T* d_scores) override;
-  void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                         T* out, T* lse) override;
-  void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v, const T* r,
-                         const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k, T* d_v,
-                         T* d_r) override;
+  void rel_attention_fwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                         const T* r, T* out, T* lse) override;
+  void rel_attention_bwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k, const T* v,
+                         const T* r, const T* out, const T* lse, const T* d_out, T* d_q, T* d_u, T* d_w,
+                         T* d_k, T* d_v, T* d_r) override;
   void gather_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;
   void scatter_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;
   void scatter_add_rows(const T* src, const int32_t* idx, int64_t n, int64_t cols, T* dst) override;

@@ -49,6 +49,22 @@ struct OptimStep {
   double initial_accumulator = 0.0;  // adagrad
 };
 
+// Where the fused relative attention (Ops::rel_attention_fwd/bwd) finds its operands:
+// the row layout the projections write, read and written in place (no per-head copies).
+// Each operand pointer is the operand's column 0; head h's d_head columns start at
+// column h*d_head of a row, and a row is `ld` elements from the next:
+//   q, d_q      [qlen*batch, >= heads*d_head]  row (i, b) = i*batch + b   (q_lin)
+//   k, v, d_k, d_v  [klen*batch, ...]          row (j, b) = j*batch + b   (kv_lin: k at column 0,
+//                                               v at column heads*d_head, ld 2*heads*d_head)
+//   r, d_r      [klen, ...]                    row c                       (r_lin)
+//   out, d_out  [qlen*batch, ...]              row (i, b) = i*batch + b   (the o_net input)
+// A gradient shares its operand's leading dimension. Every ld must be >= heads*d_head.
+struct RelAttentionLayout {
+  int64_t ld_q = 0, ld_k = 0, ld_v = 0, ld_r = 0, ld_out = 0;
+  // Every operand packed: ld = heads*d_head.
+  static RelAttentionLayout packed(int64_t hd) { return {hd, hd, hd, hd, hd}; }
+};
+
 // Shapes and options of the fused relative attention (Ops::rel_attention_fwd/bwd): n =
 // heads * batch score blocks, n = h * batch + b; klen = qlen + mask.mlen.
 struct RelAttentionArgs {
@@ -60,6 +76,7 @@ struct RelAttentionArgs {
   float dropatt = 0.0f;
   DropoutKey key;
   BatchLayout layout;
+  RelAttentionLayout ld;  // row strides of the operands (all must be set)
   int64_t n() const { return heads * batch; }
 };
 // Argument checks of the ops below, written once (src/core/ops.cpp) and called by every
@@ -190,22 +207,28 @@ class Ops {
                                 T* d_scores) = 0;
 
   // Fused relative attention (docs/model.md §4.2, attn_type 0), without any
-  // [n, qlen, klen] tensor in memory. For every block n = (h, b) and query i, over the
-  // keys j the mask leaves (j <= i + mlen, and same_length's lower bound):
-  //   s[i,j] = scale * (qu[n,i]·k[n,j] + qw[n,i]·r[h, klen-1-mlen-i+j])
-  //   p = softmax_j(s),  p~ = dropatt(p),  out[n,i] = sum_j p~[i,j] v[n,j]
-  //   lse[n,i] = log sum_j exp(s[i,j])   (kept for the backward)
-  // qu, qw, out [n, qlen, d_head]; k, v [n, klen, d_head]; r [heads, klen, d_head]; lse
-  // [n, qlen]. Equals split score GEMMs + rel_shift_add + attn_softmax_fwd + dropout +
-  // a batched GEMM up to rounding.
-  virtual void rel_attention_fwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
-                                 const T* r, T* out, T* lse) = 0;
-  // Backward by recomputing p from lse: d_out [n, qlen, d_head] -> d_qu, d_qw, d_k, d_v,
-  // d_r (shapes of the inputs; all overwritten; d_r sums over the batch). `out` is the
-  // forward's output (its row dot with d_out is the softmax backward's row term).
-  virtual void rel_attention_bwd(const RelAttentionArgs& a, const T* qu, const T* qw, const T* k, const T* v,
-                                 const T* r, const T* out, const T* lse, const T* d_out, T* d_qu, T* d_qw, T* d_k,
-                                 T* d_v, T* d_r) = 0;
+  // [n, qlen, klen] tensor in memory and without per-head copies: operands are addressed
+  // in the projections' row layout (RelAttentionLayout above). For every block n = (h, b)
+  // and query i, over the keys j the mask leaves (j <= i + mlen, and same_length's lower
+  // bound), with q_i, k_j, v_j, r_c head h's columns of those rows:
+  //   qu_i = q_i + u_h,  qw_i = q_i + w_h   (u, w [heads*d_head]: r_w_bias, r_r_bias;
+  //                                          null: no bias)
+  //   s[i,j] = scale * (qu_i·k_j + qw_i·r_{klen-1-mlen-i+j})
+  //   p = softmax_j(s),  p~ = dropatt(p),  out_i = sum_j p~[i,j] v_j
+  //   lse[n,i] = log sum_j exp(s[i,j])   (lse [n, qlen], kept for the backward)
+  // Equals split_heads (+ biases), split score GEMMs + rel_shift_add + attn_softmax_fwd +
+  // dropout + a batched GEMM, merge_heads up to rounding. out must not overlap the inputs.
+  virtual void rel_attention_fwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k,
+                                 const T* v, const T* r, T* out, T* lse) = 0;
+  // Backward by recomputing p from lse: d_out -> d_q (= d qu + d qw), d_k, d_v, d_r (the
+  // layouts of the inputs; overwritten; d_r sums over the batch; only each operand's head
+  // columns are written, so d_k and d_v may interleave in one kv-shaped buffer) and
+  // d_u += sum over (i, b) of d qu, d_w += sum of d qw ([heads*d_head]; null: not
+  // computed; the same bits for any thread count). `out` is the forward's output (its row
+  // dot with d_out is the softmax backward's row term). Outputs must not overlap inputs.
+  virtual void rel_attention_bwd(const RelAttentionArgs& a, const T* q, const T* u, const T* w, const T* k,
+                                 const T* v, const T* r, const T* out, const T* lse, const T* d_out, T* d_q, T* d_u,
+                                 T* d_w, T* d_k, T* d_v, T* d_r) = 0;
 
   // ---- gather / scatter (embeddings, adaptive clusters) ---------------------------
   // dst[r,:] = src[idx[r],:]  (idx device int32, n rows, `cols` wide, contiguous rows)

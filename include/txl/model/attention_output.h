@@ -48,14 +48,25 @@ class AttentionOutput {
   void backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* vh,
                 const T* dout, T* dh);
   // The second half of forward on its own: av [H, B, Q, D] (the weighted sum of the
-  // values, e.g. from Ops::rel_attention_fwd) and h -> out: heads merged, o_net, dropout,
-  // residual, LayerNorm.
+  // values) and h -> out: heads merged, o_net, dropout, residual, LayerNorm.
   void project(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g, const T* av,
                const T* h, T* out);
   // Its backward: dout -> dh (overwritten) and ws.av = d av; o_net and LayerNorm gradients
   // accumulated.
   void project_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g,
                         const T* dout, T* dh);
+  // For a caller that writes the attention output with the heads already merged (attn_type
+  // 0: Ops::rel_attention_fwd): the o_net input attn_vec [Q*B, HD], sized for g. It is
+  // kept until backward; fill it, then call project_merged.
+  T* attn_vec(Ops<T>& ops, const StepGeometry& g);
+  const T* attn_vec() const { return attn_vec_.data(); }
+  // project without the merge: attn_vec (as filled) and h -> out.
+  void project_merged(Ops<T>& ops, const ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g,
+                      const T* h, T* out);
+  // Its backward: dout -> dh (overwritten) and d_attn_vec [Q*B, HD] (overwritten) in the
+  // layout of attn_vec; o_net and LayerNorm gradients accumulated.
+  void project_merged_backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspace<T>& ws, const StepGeometry& g,
+                               const T* dout, T* dh, T* d_attn_vec);
   // The content term scores += q·kᵀ backwards: from ws.scores, ws.d_qu = d q and
   // ws.d_kh = d k (both overwritten). q [H, B, Q, D], kh [H, B, K, D].
   void content_backward(Ops<T>& ops, LayerWorkspace<T>& ws, const StepGeometry& g, const T* q, const T* kh) const;

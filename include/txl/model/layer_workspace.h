@@ -16,6 +16,7 @@ struct LayerWorkspace {
   Tensor<T> scores;      // [H*B, Q, K]   AC + shifted BD; in backward d probs, then d scores
   Tensor<T> bd;          // [H*B, Q, K]   raw BD; in backward its gradient
   Tensor<T> av;          // [H, B, Q, D]  per-head attention output; in backward its gradient
+  Tensor<T> d_attn_vec;  // [Q*B, HD]     attn_type 0 backward: gradient of the o_net input
   Tensor<T> d_qu, d_qw;  // [H, B, Q, D]  gradients of q+u and q+w
   Tensor<T> d_kh, d_vh;  // [H, B, K, D]
   Tensor<T> d_rh;        // [H, K, D]

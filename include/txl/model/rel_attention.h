@@ -6,8 +6,10 @@
 // without a bias, and u is this layer's row of r_w_bias.
 //
 // Layouts (Q = qlen, K = klen, B = batch, H heads of width D, M = d_model):
-//   cat [K, B, M] time-major (memory rows first), pos [K, M] (position klen-1 first),
-//   per-head tensors head-major [H, B, len, D], scores/probs [H*B, Q, K].
+//   cat [K, B, M] time-major (memory rows first), pos [K, M] (position klen-1 first).
+//   attn_type 0: q [Q*B, HD], k|v [K*B, 2HD], R [K, HD] stay in the projections' rows (the
+//   fused op addresses head h at column h*D); attn_type 1: per-head tensors head-major
+//   [H, B, len, D], scores/probs [H*B, Q, K].
 #pragma once
 #include <string>
 #include <vector>
@@ -69,12 +71,16 @@ class RelMultiHeadAttention : public AttentionBlock<T> {
   const T* cat_ = nullptr;      // [K*B, M] (owned by the model)
   const T* pos_ = nullptr;      // [K, M] (owned by the model)
   Tensor<T> ln_cat_;            // [K*B, M] pre-LN: LayerNorm(cat)
-  Tensor<T> qu_, qw_;           // [H, B, Q, D] q + u, q + w (attn_type 1: q)
+  // attn_type 0 (Ops::rel_attention_fwd reads the heads from the projections' rows; the
+  // attention output itself is the o_net input, kept by output_).
+  Tensor<T> q_lin_;             // [Q*B, HD] q projection
+  Tensor<T> kv_lin_;            // [K*B, 2HD] k | v projection
+  Tensor<T> r_lin_;             // [K, HD] R = pos · W_rᵀ
+  Tensor<T> lse_;               // [H*B, Q] row log-sum-exps of the scores
+  // attn_type 1 (the unfused path).
+  Tensor<T> qu_, qw_;           // [H, B, Q, D] q + u, q
   Tensor<T> kh_, vh_;           // [H, B, K, D]
   Tensor<T> rh_;                // [H, K, D] R split by head
-  // attn_type 0 (Ops::rel_attention_fwd): the attention output and its row log-sum-exps.
-  Tensor<T> av_;                // [H, B, Q, D]
-  Tensor<T> lse_;               // [H*B, Q]
 
   RelAttentionArgs fused_args(const StepGeometry& g) const;
 };
