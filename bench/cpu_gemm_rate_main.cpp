@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
     double min_sample_ms = 100.0;
     app.add_option("--samples", samples, "timed samples per figure (median reported)")->check(CLI::PositiveNumber);
     app.add_option("--min-sample-ms", min_sample_ms, "minimum duration of one sample")->check(CLI::PositiveNumber);
+    float beta = 0.0f;
+    app.add_option("--beta", beta, "C = A·B + beta·C (1: C is read too, as for an accumulated gradient)");
     std::vector<std::string> extra;
     app.add_option("--shape", extra,
                    "measure these shapes instead of the default ones, e.g. 'NT 30x160000x512' (transposes, m x n x k)");
@@ -74,7 +76,7 @@ int main(int argc, char** argv) {
     for (const GemmShape& s : shapes)
       for (int threads : thread_counts) {
         omp_set_num_threads(threads);
-        const GemmRate r = txl::bench::measure(*ops, s, samples, min_sample_ms * 1e-3);
+        const GemmRate r = txl::bench::measure(*ops, s, samples, min_sample_ms * 1e-3, beta);
         std::printf("%-40s %7d %10.1f %10.1f %10.1f %14.1f\n", s.what.c_str(), threads, r.median, r.low, r.high,
                     r.per_cpu_second);
       }

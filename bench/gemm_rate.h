@@ -43,7 +43,8 @@ inline double process_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
-inline GemmRate measure(Ops<float>& ops, const GemmShape& s, int samples, double min_sample_s) {
+// beta 1 also reads C (an accumulated gradient), beta 0 only writes it.
+inline GemmRate measure(Ops<float>& ops, const GemmShape& s, int samples, double min_sample_s, float beta = 0.0f) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<float> a(static_cast<size_t>(s.m * s.k)), b(static_cast<size_t>(s.k * s.n)),
@@ -52,7 +53,7 @@ inline GemmRate measure(Ops<float>& ops, const GemmShape& s, int samples, double
   for (float& x : b) x = dist(rng);
   const int64_t lda = s.ta == Trans::kNo ? s.k : s.m;
   const int64_t ldb = s.tb == Trans::kNo ? s.n : s.k;
-  auto call = [&] { ops.gemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n); };
+  auto call = [&] { ops.gemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, beta, c.data(), s.n); };
   using Clock = std::chrono::steady_clock;
   // Warm-up, and the number of calls that fills one sample.
   call();

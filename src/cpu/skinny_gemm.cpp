@@ -202,10 +202,17 @@ void skinny_nn(int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda
 // rows of B (k x W) too.
 inline constexpr int64_t kRowBlock = 16 * kOuterRows;
 
+// With beta != 0 the tile's rows of C are read from memory (an accumulated gradient far
+// larger than the caches): `ahead`, the tile two row groups further on, is prefetched
+// while this one computes, so that read overlaps the arithmetic.
 template <typename T, int RI, int CP>
-void tn_tile(int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T alpha, T beta, T* c, int64_t ldc) {
+void tn_tile(int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T alpha, T beta, T* c, int64_t ldc,
+             const T* ahead) {
   using P = Packet<T>;
   constexpr int L = kLanes<T>;
+  if (ahead)
+    for (int r = 0; r < RI; ++r)
+      for (int q = 0; q < CP; ++q) __builtin_prefetch(ahead + r * ldc + q * L, 1);
   P acc[RI][CP];
   for (int r = 0; r < RI; ++r)
     for (int q = 0; q < CP; ++q) acc[r][q] = ei::pset1<P>(T(0));
@@ -231,8 +238,11 @@ void skinny_tn(int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda
     for (int64_t t = 0; t < tiles; ++t) {
       const T* b = B + t * W;
       int64_t i = r0;
-      for (; i + RI <= r1; i += RI) tn_tile<T, RI, CP>(k, A + i, lda, b, ldb, alpha, beta, C + i * ldc + t * W, ldc);
-      for (; i < r1; ++i) tn_tile<T, 1, CP>(k, A + i, lda, b, ldb, alpha, beta, C + i * ldc + t * W, ldc);
+      for (; i + RI <= r1; i += RI) {
+        const T* ahead = beta != T(0) && i + 9 * RI <= m ? C + (i + 8 * RI) * ldc + t * W : nullptr;
+        tn_tile<T, RI, CP>(k, A + i, lda, b, ldb, alpha, beta, C + i * ldc + t * W, ldc, ahead);
+      }
+      for (; i < r1; ++i) tn_tile<T, 1, CP>(k, A + i, lda, b, ldb, alpha, beta, C + i * ldc + t * W, ldc, nullptr);
     }
     for (int64_t i = r0; i < r1; ++i)
       for (int64_t j = packed; j < n; ++j)
