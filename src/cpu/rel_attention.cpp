@@ -89,6 +89,10 @@ T* scratch(Scratch<T>& v, int64_t n) {
 }
 
 // Head h, stream b of an operand in the row layout: a [len, d_head] view.
+// kContiguous: a head's rows are batch·ld apart, often a multiple of 4 KiB (ld 1024 floats
+// for k and v at d_model 512), so every row of a strided view falls into the same L1
+// cache set. Products are therefore accumulated in contiguous scratch and copied into
+// the strided rows once; reading strided operands is fine (Eigen packs them).
 template <typename T>
 ConstMap<T> head_rows(const RelAttentionArgs& a, const T* x, int64_t ld, int64_t h, int64_t b, int64_t row0,
                       int64_t rows) {
@@ -181,7 +185,7 @@ void rel_attention_fwd(const RelAttentionArgs& a, const T* q_in, const T* u, con
   const T multiplier = T(1) / (T(1) - static_cast<T>(a.dropatt));
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work(a) >= kParallelGrain)
   for (int64_t t = 0; t < tasks; ++t) {
-    thread_local Scratch<T> s_buf, bd_buf, qu_buf, qw_buf;
+    thread_local Scratch<T> s_buf, bd_buf, qu_buf, qw_buf, o_buf;
     thread_local Scratch<Bits<T>> keep_buf;
     const QueryBlock q(a, t / blocks, t % blocks);
     const int64_t b = q.n % a.batch;
@@ -216,9 +220,11 @@ void rel_attention_fwd(const RelAttentionArgs& a, const T* q_in, const T* u, con
       std::fill(row, p, T(0));
       std::fill(p + count, row + q.kw, T(0));
     }
+    // P·V into contiguous scratch, then into the strided rows of out (see kContiguous at head_rows).
     const ConstMap<T> v_b = head_rows(a, v, a.ld.ld_v, q.h, b, q.kf, q.kw);
-    head_rows(a, out, a.ld.ld_out, q.h, b, q.i0, q.rows).noalias() =
-        ConstMap<T>(s, q.rows, q.kw, Eigen::OuterStride<>(q.kw)) * v_b;
+    Map<T> o_m(scratch(o_buf, q.rows * D), q.rows, D, Eigen::OuterStride<>(D));
+    o_m.noalias() = ConstMap<T>(s, q.rows, q.kw, Eigen::OuterStride<>(q.kw)) * v_b;
+    head_rows(a, out, a.ld.ld_out, q.h, b, q.i0, q.rows) = o_m;
   }
 }
 
@@ -242,11 +248,13 @@ void rel_attention_bwd(const RelAttentionArgs& a, const T* q_in, const T* u, con
   const T multiplier = T(1) / (T(1) - static_cast<T>(a.dropatt));
 #pragma omp parallel for schedule(dynamic, 1) if (N > 1 && work(a) >= kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
-    thread_local Scratch<T> s_buf, bd_buf, pd_buf, dp_buf, qu_buf, qw_buf, dqu_buf, dqw_buf;
+    thread_local Scratch<T> s_buf, bd_buf, pd_buf, dp_buf, qu_buf, qw_buf, dqu_buf, dqw_buf, dk_buf, dv_buf;
     thread_local Scratch<Bits<T>> keep_buf;
     const int64_t h = n / a.batch, b = n % a.batch;
-    Map<T> dk_n = head_rows(a, d_k, ld.ld_k, h, b, 0, K);
-    Map<T> dv_n = head_rows(a, d_v, ld.ld_v, h, b, 0, K);
+    // d k and d v of this score block accumulate over its query blocks in contiguous
+    // scratch and go to their strided rows once at the end (see kContiguous at head_rows).
+    Map<T> dk_n(scratch(dk_buf, K * D), K, D, Eigen::OuterStride<>(D));
+    Map<T> dv_n(scratch(dv_buf, K * D), K, D, Eigen::OuterStride<>(D));
     Map<T> dr_n(dr_parts + n * K * D, K, D, Eigen::OuterStride<>(D));
     double* du_n = bias_parts + n * 2 * D;
     double* dw_n = du_n + D;
@@ -342,6 +350,8 @@ void rel_attention_bwd(const RelAttentionArgs& a, const T* q_in, const T* u, con
         }
       }
     }
+    head_rows(a, d_k, ld.ld_k, h, b, 0, K) = dk_n;
+    head_rows(a, d_v, ld.ld_v, h, b, 0, K) = dv_n;
   }
   // d_r[c, h] = sum over b of the parts, b in order.
   const int64_t per_head = K * D;
