@@ -409,6 +409,25 @@ void CountingOps<T>::dropout(const T* x, T* y, float p, const DropoutKey&, const
   kernel(p == 0.0f ? "dropout (copy)" : "dropout", b, b);
 }
 
+// One elementwise kernel each (src/cuda/elementwise.cu).
+template <typename T>
+void CountingOps<T>::bias_relu_dropout(const T* x, const T* bias, float, const DropoutKey&, const BatchLayout& layout,
+                                       T* y) {
+  const double E = sizeof(T), b = static_cast<double>(layout.outer * layout.batch * layout.inner) * E;
+  const double bias_bytes = E * static_cast<double>(layout.inner);
+  begin_op({{bias, bias_bytes}, {x, b}, {y, b}});
+  if (b <= 0) return;
+  kernel("bias_relu_dropout", b + bias_bytes, b);
+}
+
+template <typename T>
+void CountingOps<T>::relu_dropout_bwd(int64_t n, const T* y, const T* dy, float, T* dx) {
+  const double b = static_cast<double>(n) * sizeof(T);
+  begin_op({{y, b}, {dy, b}, {dx, b}});
+  if (n <= 0) return;
+  kernel("relu_dropout_bwd", 2 * b, b);
+}
+
 // ---- normalisation --------------------------------------------------------------------------
 
 template <typename T>

@@ -18,8 +18,12 @@ void check_gemm_batch(int64_t batch) {
   TXL_CHECK(batch >= 0, "gemm_strided_batched: negative batch {}", batch);
 }
 
+void check_dropout_probability(const char* op, float p) {
+  TXL_CHECK(p >= 0.0f && p < 1.0f, "{}: probability {} outside [0, 1)", op, p);
+}
+
 void check_dropout_args(float p, const BatchLayout& layout) {
-  TXL_CHECK(p >= 0.0f && p < 1.0f, "dropout: probability {} outside [0, 1)", p);
+  check_dropout_probability("dropout", p);
   TXL_CHECK(layout.outer >= 0 && layout.batch >= 0 && layout.inner >= 0 && layout.batch_offset >= 0 &&
                 layout.batch_offset + layout.batch <= layout.batch_global,
             "dropout: bad batch layout (outer {}, batch {}, inner {}, offset {}, global {})", layout.outer,

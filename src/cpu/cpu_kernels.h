@@ -39,6 +39,10 @@ void add(int64_t n, const T* a, const T* b, T* out);
 template <typename T>
 void relu_fwd(int64_t n, const T* x, T* y);
 template <typename T>
+void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key, const BatchLayout& layout, T* y);
+template <typename T>
+void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx);
+template <typename T>
 void relu_bwd(int64_t n, const T* y, const T* dy, T* dx);
 template <typename T>
 void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout);

@@ -56,6 +56,13 @@ class CpuOps final : public Ops<T> {
   void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) override {
     cpu::dropout(x, y, p, key, layout);
   }
+  void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key, const BatchLayout& layout,
+                         T* y) override {
+    cpu::bias_relu_dropout(x, bias, p, key, layout, y);
+  }
+  void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx) override {
+    cpu::relu_dropout_bwd(n, y, dy, p, dx);
+  }
 
   void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean,
                      T* rstd) override {

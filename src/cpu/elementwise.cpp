@@ -117,6 +117,45 @@ void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout
   }
 }
 
+// relu(x + bias) chunk by chunk into a small buffer, then the chunk's dropout mask
+// (dropout_mask.h) from there: the arithmetic of add_bias, relu_fwd and dropout.
+template <typename T>
+void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key, const BatchLayout& layout, T* y) {
+  check_dropout_args(p, layout);
+  const int64_t rows = layout.outer * layout.batch;
+  const int64_t inner = layout.inner;
+  const DropoutMask<T> mask(p, key);
+#pragma omp parallel for schedule(static) if (rows * inner >= kParallelGrain / 4)
+  for (int64_t row = 0; row < rows; ++row) {
+    const uint64_t base = p > 0.0f ? dropout_row_base(layout, row) : 0;
+    const T* xr = x + row * inner;
+    T* yr = y + row * inner;
+    alignas(64) T act[kDropoutChunk];
+    for (int64_t c0 = 0; c0 < inner; c0 += kDropoutChunk) {
+      const int64_t len = std::min(kDropoutChunk, inner - c0);
+#pragma omp simd
+      for (int64_t c = 0; c < len; ++c) {
+        const T z = xr[c0 + c] + bias[c0 + c];
+        act[c] = z > T(0) ? z : T(0);
+      }
+      if (p > 0.0f) mask.apply(base + static_cast<uint64_t>(c0), len, act, yr + c0);
+      else std::copy(act, act + len, yr + c0);
+    }
+  }
+}
+
+template <typename T>
+void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx) {
+  check_dropout_probability("relu_dropout_bwd", p);
+  const T multiplier = T(1) / (T(1) - static_cast<T>(p));  // as DropoutMask
+  if (p == 0.0f) {
+    relu_bwd(n, y, dy, dx);
+    return;
+  }
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] * multiplier : T(0);
+}
+
 #define TXL_INSTANTIATE(T)                                                              \
   template void fill<T>(T*, int64_t, T);                                                \
   template void add_bias<T>(T*, const T*, int64_t, int64_t);                            \
@@ -126,7 +165,9 @@ void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout
   template void add<T>(int64_t, const T*, const T*, T*);                                \
   template void relu_fwd<T>(int64_t, const T*, T*);                                     \
   template void relu_bwd<T>(int64_t, const T*, const T*, T*);                           \
-  template void dropout<T>(const T*, T*, float, const DropoutKey&, const BatchLayout&);
+  template void dropout<T>(const T*, T*, float, const DropoutKey&, const BatchLayout&);                       \
+  template void bias_relu_dropout<T>(const T*, const T*, float, const DropoutKey&, const BatchLayout&, T*);  \
+  template void relu_dropout_bwd<T>(int64_t, const T*, const T*, float, T*);
 TXL_INSTANTIATE(float)
 TXL_INSTANTIATE(double)
 #undef TXL_INSTANTIATE

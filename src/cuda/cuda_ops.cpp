@@ -328,6 +328,17 @@ class CudaOps final : public CudaBackend {
     enter();
     cuda::launch_dropout(x, y, p, key, layout, stream_);
   }
+  void bias_relu_dropout(const float* x, const float* bias, float p, const DropoutKey& key, const BatchLayout& layout,
+                         float* y) override {
+    check_dropout_args(p, layout);
+    enter();
+    cuda::launch_bias_relu_dropout(x, bias, p, key, layout, y, stream_);
+  }
+  void relu_dropout_bwd(int64_t n, const float* y, const float* dy, float p, float* dx) override {
+    check_dropout_probability("relu_dropout_bwd", p);
+    enter();
+    cuda::launch_relu_dropout_bwd(n, y, dy, p, dx, stream_);
+  }
 
   void layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* gamma, const float* beta, float eps,
                      float* y, float* mean, float* rstd) override {

@@ -91,6 +91,47 @@ __global__ void dropout_kernel(const float* x, float* y, float p, float multipli
   }
 }
 
+// The feed-forward activation (Ops::bias_relu_dropout): dropout_kernel's threads and
+// masks, applied to relu(x + bias) (p == 0: every element kept, multiplier 1).
+__global__ void bias_relu_dropout_kernel(const float* x, const float* bias, float* y, float p, float multiplier,
+                                         DropoutKey key, BatchLayout layout, int64_t blocks_per_row,
+                                         int64_t total_threads) {
+  for (int64_t t = global_thread(); t < total_threads; t += grid_stride()) {
+    const int64_t row = t / blocks_per_row;
+    const int64_t jb = t % blocks_per_row;
+    const int64_t o = row / layout.batch, b = row % layout.batch;
+    const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * layout.inner);
+    const uint64_t block = (base >> 2) + static_cast<uint64_t>(jb);
+    if (block * 4 >= base + static_cast<uint64_t>(layout.inner)) continue;
+    Philox4 bits{{0u, 0u, 0u, 0u}};
+    if (p > 0.0f) {
+      const Philox4 ctr{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+                         static_cast<uint32_t>(key.step) ^ (key.site * 0x85EBCA6Bu),
+                         static_cast<uint32_t>(key.step >> 32) ^ key.site}};
+      bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint64_t g = block * 4 + static_cast<uint64_t>(k);
+      if (g < base || g >= base + static_cast<uint64_t>(layout.inner)) continue;
+      const int64_t col = static_cast<int64_t>(g - base);
+      const int64_t local = row * layout.inner + col;
+      const float z = x[local] + bias[col];
+      const float act = z > 0.0f ? z : 0.0f;
+      if (p == 0.0f) {
+        y[local] = act;
+      } else {
+        const float u = static_cast<float>(bits.v[k] >> 8) * (1.0f / 16777216.0f);
+        y[local] = u >= p ? act * multiplier : 0.0f;
+      }
+    }
+  }
+}
+
+__global__ void relu_dropout_bwd_kernel(int64_t n, const float* y, const float* dy, float multiplier, float* dx) {
+  for (int64_t i = global_thread(); i < n; i += grid_stride()) dx[i] = y[i] > 0.0f ? dy[i] * multiplier : 0.0f;
+}
+
 __global__ void copy_kernel(const float* x, float* y, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_stride()) y[i] = x[i];
 }
@@ -178,6 +219,25 @@ void launch_dropout(const float* x, float* y, float p, const DropoutKey& key, co
   const int64_t blocks_per_row = (layout.inner + 3) / 4 + 1;
   const int64_t total = rows * blocks_per_row;
   dropout_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, y, p, multiplier, key, layout, blocks_per_row, total);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_bias_relu_dropout(const float* x, const float* bias, float p, const DropoutKey& key,
+                              const BatchLayout& layout, float* y, cudaStream_t stream) {
+  const int64_t rows = layout.outer * layout.batch;
+  if (rows * layout.inner <= 0) return;
+  const float multiplier = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;  // as the CPU backend
+  const int64_t blocks_per_row = (layout.inner + 3) / 4 + 1;
+  const int64_t total = rows * blocks_per_row;
+  bias_relu_dropout_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, bias, y, p, multiplier, key, layout,
+                                                                     blocks_per_row, total);
+  TXL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_relu_dropout_bwd(int64_t n, const float* y, const float* dy, float p, float* dx, cudaStream_t stream) {
+  if (n <= 0) return;
+  const float multiplier = 1.0f / (1.0f - p);  // 1 for p == 0: dx = dy where y > 0, as relu_bwd
+  relu_dropout_bwd_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, y, dy, multiplier, dx);
   TXL_CUDA_LAUNCH_CHECK();
 }
 

@@ -46,6 +46,9 @@ void launch_add(int64_t n, const float* a, const float* b, float* out, cudaStrea
 void launch_relu_fwd(int64_t n, const float* x, float* y, cudaStream_t stream);
 void launch_relu_bwd(int64_t n, const float* y, const float* dy, float* dx, cudaStream_t stream);
 // p in [0, 1) and a consistent layout (checked by the caller).
+void launch_bias_relu_dropout(const float* x, const float* bias, float p, const DropoutKey& key,
+                              const BatchLayout& layout, float* y, cudaStream_t stream);
+void launch_relu_dropout_bwd(int64_t n, const float* y, const float* dy, float p, float* dx, cudaStream_t stream);
 void launch_dropout(const float* x, float* y, float p, const DropoutKey& key, const BatchLayout& layout,
                     cudaStream_t stream);
 

@@ -36,11 +36,12 @@ void PositionwiseFF<T>::forward(Ops<T>& ops, const ParamStore<T>& store, const S
     in = ln_x_.data();
   }
   ensure(ops, inner_, {N, F});
-  linear_forward<T>(ops, in, N, M, store.param(w1_id_).data(), F, store.param(b1_id_).data(), inner_.data());
-  ops.relu_fwd(N * F, inner_.data(), inner_.data());
+  // W1's bias, the ReLU and the inner dropout are one op after the GEMM.
+  linear_forward<T>(ops, in, N, M, store.param(w1_id_).data(), F, nullptr, inner_.data());
   drop_inner_ =
       stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kFFInner), g.qlen, g.batch, F);
-  apply_dropout(ops, drop_inner_, inner_.data(), inner_.data());
+  ops.bias_relu_dropout(inner_.data(), store.param(b1_id_).data(), drop_inner_.active ? drop_inner_.p : 0.0f,
+                        drop_inner_.key, drop_inner_.layout, inner_.data());
   drop_out_ = stream_dropout(g.ctx, dropout_, dropout_site::layer(layer_, DropoutPlace::kFFOut), g.qlen, g.batch, M);
 
   // W2's bias, the output dropout, the residual (and LayerNorm) are one op after the GEMM.
@@ -79,10 +80,10 @@ void PositionwiseFF<T>::backward(Ops<T>& ops, ParamStore<T>& store, LayerWorkspa
   linear_backward_weight<T>(ops, d_f, inner_.data(), N, F, M, store.grad(w2_id_).data(), nullptr);
   ensure(ops, ws.d_inner, {N, F});
   linear_backward_input<T>(ops, d_f, store.param(w2_id_).data(), N, F, M, T(0), ws.d_inner.data());
-  apply_dropout(ops, drop_inner_, ws.d_inner.data(), ws.d_inner.data());
   // inner_ holds the relu output after dropout: positive exactly where relu was active and
-  // the element was kept; dropped elements already have zero gradient.
-  ops.relu_bwd(N * F, inner_.data(), ws.d_inner.data(), ws.d_inner.data());
+  // the element was kept, so it alone gives both masks.
+  ops.relu_dropout_bwd(N * F, inner_.data(), ws.d_inner.data(), drop_inner_.active ? drop_inner_.p : 0.0f,
+                       ws.d_inner.data());
 
   const T* in = pre_lnorm_ ? ln_x_.data() : x_;
   linear_backward_weight<T>(ops, ws.d_inner.data(), in, N, M, F, store.grad(w1_id_).data(), store.grad(b1_id_).data());

@@ -134,6 +134,45 @@ TYPED_TEST(ElementwiseTest, DropoutMatchesPhiloxKeepExactly) {
   EXPECT_NE(again, y) << "another step gave the same mask";
 }
 
+// The feed-forward activation ops give exactly the bits of the op sequences they replace
+// (add_bias, relu_fwd, dropout; dropout, relu_bwd), in place too, with a batch window
+// and rows longer than one philox chunk.
+TYPED_TEST(ElementwiseTest, BiasReluDropoutEqualsTheOpSequence) {
+  using T = TypeParam;
+  auto ops = make_cpu_ops<T>();
+  const DropoutKey key{0x0123456789abcdefull, 91, 7};
+  for (const BatchLayout& layout : {BatchLayout{7, 3, 33, 2, 9}, BatchLayout{3, 2, 600, 0, 2}, BatchLayout{1, 1, 1, 0, 1}})
+    for (float p : {0.0f, 0.3f}) {
+      SCOPED_TRACE(::testing::Message() << "inner " << layout.inner << " p " << p);
+      const int64_t rows = layout.outer * layout.batch, n = rows * layout.inner;
+      const auto x = random_vector<T>(n, 31), bias = random_vector<T>(layout.inner, 32);
+      auto expected = x;
+      ops->add_bias(expected.data(), bias.data(), rows, layout.inner);
+      ops->relu_fwd(n, expected.data(), expected.data());
+      ops->dropout(expected.data(), expected.data(), p, key, layout);
+      std::vector<T> y(x.size(), std::numeric_limits<T>::quiet_NaN());
+      ops->bias_relu_dropout(x.data(), bias.data(), p, key, layout, y.data());
+      EXPECT_EQ(y, expected);
+      auto inplace = x;
+      ops->bias_relu_dropout(inplace.data(), bias.data(), p, key, layout, inplace.data());
+      EXPECT_EQ(inplace, expected);
+      // backward: dropout(dy) then relu_bwd against the output
+      const auto dy = random_vector<T>(n, 33);
+      auto expected_dx = dy;
+      ops->dropout(expected_dx.data(), expected_dx.data(), p, key, layout);
+      ops->relu_bwd(n, y.data(), expected_dx.data(), expected_dx.data());
+      std::vector<T> dx(x.size(), std::numeric_limits<T>::quiet_NaN());
+      ops->relu_dropout_bwd(n, y.data(), dy.data(), p, dx.data());
+      EXPECT_EQ(dx, expected_dx);
+      auto dx_inplace = dy;
+      ops->relu_dropout_bwd(n, y.data(), dx_inplace.data(), p, dx_inplace.data());
+      EXPECT_EQ(dx_inplace, expected_dx);
+    }
+  std::vector<T> v(4);
+  EXPECT_THROW(ops->relu_dropout_bwd(4, v.data(), v.data(), 1.0f, v.data()), Error);
+  EXPECT_THROW(ops->bias_relu_dropout(v.data(), v.data(), 0.5f, key, BatchLayout{1, 2, 2, 1, 2}, v.data()), Error);
+}
+
 TEST(Dropout, DropFractionAndScaling) {
   auto ops = make_cpu_ops<float>();
   const BatchLayout layout{64, 16, 1024, 0, 16};  // 2^20 elements

@@ -87,6 +87,13 @@ class EmulatedPrecisionOps final : public Ops<float> {
   void dropout(const float* x, float* y, float p, const DropoutKey& key, const BatchLayout& layout) override {
     inner_->dropout(x, y, p, key, layout);
   }
+  void bias_relu_dropout(const float* x, const float* bias, float p, const DropoutKey& key, const BatchLayout& layout,
+                         float* y) override {
+    inner_->bias_relu_dropout(x, bias, p, key, layout, y);
+  }
+  void relu_dropout_bwd(int64_t n, const float* y, const float* dy, float p, float* dx) override {
+    inner_->relu_dropout_bwd(n, y, dy, p, dx);
+  }
   void layernorm_fwd(int64_t rows, int64_t cols, const float* x, const float* gamma, const float* beta, float eps,
                      float* y, float* mean, float* rstd) override {
     inner_->layernorm_fwd(rows, cols, x, gamma, beta, eps, y, mean, rstd);

@@ -192,6 +192,28 @@ TEST_F(GpuOps, DropoutMasksAreBitIdentical) {
   EXPECT_THROW(dut().dropout(x.d.data(), x.d.data(), 0.5f, DropoutKey{}, BatchLayout{1, 2, 2, 1, 2}), Error);
 }
 
+TEST_F(GpuOps, BiasReluDropoutAndBackward) {
+  const BatchLayout layouts[] = {{1, 1, 1, 0, 1}, {7, 3, 33, 2, 8}, {192, 32, 2048, 0, 32}, {3, 2, 2049, 1, 3}};
+  uint32_t site = 100;
+  for (const BatchLayout& layout : layouts)
+    for (float p : {0.0f, 0.1f}) {
+      const int64_t n = layout.outer * layout.batch * layout.inner;
+      const DropoutKey key{0xfeedbeefcafef00dull, (uint64_t{1} << 33) + ++site, site};
+      const std::string what = " inner=" + std::to_string(layout.inner) + " p=" + std::to_string(p);
+      auto x = both(randn(n)), bias = both(randn(layout.inner)), y = poisoned(n);
+      cpu().bias_relu_dropout(x.c.data(), bias.c.data(), p, key, layout, y.c.data());
+      dut().bias_relu_dropout(x.d.data(), bias.d.data(), p, key, layout, y.d.data());
+      expect_identical(y, "bias_relu_dropout" + what);
+      auto dy = both(randn(n)), dx = poisoned(n);
+      cpu().relu_dropout_bwd(n, y.c.data(), dy.c.data(), p, dx.c.data());
+      dut().relu_dropout_bwd(n, y.d.data(), dy.d.data(), p, dx.d.data());
+      expect_identical(dx, "relu_dropout_bwd" + what);
+      cpu().bias_relu_dropout(x.c.data(), bias.c.data(), p, key, layout, x.c.data());  // in place
+      dut().bias_relu_dropout(x.d.data(), bias.d.data(), p, key, layout, x.d.data());
+      expect_identical(x, "bias_relu_dropout in place" + what);
+    }
+}
+
 // ---- layer norm --------------------------------------------------------------------------
 
 TEST_F(GpuOps, LayerNormForwardBackward) {

@@ -146,6 +146,9 @@ class CountingOps final : public ForwardingOps<T> {
   void relu_fwd(int64_t n, const T* x, T* y) override;
   void relu_bwd(int64_t n, const T* y, const T* dy, T* dx) override;
   void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) override;
+  void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key, const BatchLayout& layout,
+                         T* y) override;
+  void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx) override;
   void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean,
                      T* rstd) override;
   void layernorm_bwd(int64_t rows, int64_t cols, const T* dy, const T* x, const T* gamma, const T* mean, const T* rstd,

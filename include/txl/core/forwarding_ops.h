@@ -85,6 +85,13 @@ class ForwardingOps : public Ops<T> {
   void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) override {
     device_op("dropout", [=, o = inner_.get()] { o->dropout(x, y, p, key, layout); });
   }
+  void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key, const BatchLayout& layout,
+                         T* y) override {
+    device_op("bias_relu_dropout", [=, o = inner_.get()] { o->bias_relu_dropout(x, bias, p, key, layout, y); });
+  }
+  void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx) override {
+    device_op("relu_dropout_bwd", [=, o = inner_.get()] { o->relu_dropout_bwd(n, y, dy, p, dx); });
+  }
   void layernorm_fwd(int64_t rows, int64_t cols, const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean,
                      T* rstd) override {
     device_op("layernorm_fwd",

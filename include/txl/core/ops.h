@@ -84,6 +84,7 @@ struct RelAttentionArgs {
 void check_gemm_args(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc);
 void check_gemm_batch(int64_t batch);
 void check_dropout_args(float p, const BatchLayout& layout);
+void check_dropout_probability(const char* op, float p);
 void check_layernorm_shape(const char* op, int64_t rows, int64_t cols);
 void check_dropout_residual_layernorm(const char* op, int64_t rows, int64_t cols, float p, const BatchLayout& layout);
 void check_dropout_residual_layernorm_grads(const void* d_x, const void* gamma, const void* d_sum);
@@ -145,6 +146,15 @@ class Ops {
   // y = x * keep / (1 - p), keep from philox (philox.h); p == 0 copies. Used for the
   // forward and, with the same key/layout, for the backward (dy -> dx). May alias.
   virtual void dropout(const T* x, T* y, float p, const DropoutKey& key, const BatchLayout& layout) = 0;
+  // The feed-forward's inner activation in one pass: y = dropout(relu(x + bias)) for x, y
+  // [rows = outer * batch, inner] of `layout` and bias [inner], with exactly the bits of
+  // add_bias, relu_fwd and dropout in turn (p == 0: no dropout). May alias.
+  virtual void bias_relu_dropout(const T* x, const T* bias, float p, const DropoutKey& key,
+                                 const BatchLayout& layout, T* y) = 0;
+  // Its backward from the output y: dx = dy / (1 - p) where y > 0, else 0 (y > 0 exactly
+  // where relu was active and dropout kept the element): the bits of dropout and relu_bwd
+  // in turn. May alias.
+  virtual void relu_dropout_bwd(int64_t n, const T* y, const T* dy, float p, T* dx) = 0;
 
   // ---- normalisation ---------------------------------------------------------------
   // y = (x - mean) * rstd * gamma + beta per row; mean/rstd [rows] saved for backward.
