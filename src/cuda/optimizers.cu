@@ -2,8 +2,8 @@
 // gradient is first multiplied by the step's factor (read on the device from
 // s.device_grad_scale when set, else s.grad_scale) and cleared in the pass that reads it;
 // a factor that is not finite skips the update and only clears; elementwise math in
-// float, norms in double. LAMB is multi-tensor: three launches for all parameter tensors together, the
-// per-tensor trust ratios stay on the device (no host synchronisation).
+// float, norms in double. LAMB is multi-tensor: three launches for all parameter tensors
+// together, the per-tensor trust ratios stay on the device (no host synchronisation).
 #include <cmath>
 
 #include "kernel_utils.cuh"

@@ -292,6 +292,7 @@ bool Trainer::train_until_max_step(TrainOutcome& outcome) {
     }
     if (after_step_) after_step_(state_.step);
     if (stop_agreed()) {
+      check_steps_finite();  // (save_last checks too; debug mode writes nothing)
       if (cfg_.debug) {
         log_.line(fmt::format("| stop signal: finished step {}; debug mode writes no checkpoint", state_.step));
       } else {

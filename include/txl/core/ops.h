@@ -262,8 +262,9 @@ class Ops {
 
   // ---- optimizers (flat parameter / gradient / state buffers, see param_store.h) ----
   // Each consumes its gradient: g is read once, multiplied by the step's factor, and set
-  // to 0 in the same pass (LAMB: its first pass), also when the step is skipped (factor
-  // not finite), so the next backward accumulates into zeros without a zero_grad pass.
+  // to 0 in the same pass (LAMB: its first pass, over the elements its slices cover),
+  // also when the step is skipped (factor not finite), so the next backward accumulates
+  // into zeros without a zero_grad pass.
   // docs/training.md §4 LAMB, per slice: m,v updated; trust ratio per slice; p -= lr*trust*a.
   virtual void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) = 0;
   // PyTorch Adam (bias-corrected, L2 weight decay added to the gradient).
