@@ -5,8 +5,9 @@
 //    to the host (upload, download, stage_to_device, stage_to_host, synchronize, sum,
 //    sum_squares, sum_squares_slices);
 //    `call` runs the inner op now (it captures by reference).
-//  - device_op(name, call): every other op, with its arguments bound by value (vectors
-//    copied), so `call` may also run later (recording_ops.h replays it).
+//  - device_op(name, call): every other op (the *_to_device reductions and step-scalar
+//    ops too: their results stay in device memory), with its arguments bound by value
+//    (vectors copied), so `call` may also run later (recording_ops.h replays it).
 // The defaults run the call at once.
 #pragma once
 #include <functional>
