@@ -717,14 +717,16 @@ void CountingOps<T>::biased_log_softmax_pick_bwd(const T* logits, const T* bias,
 
 // ---- reductions -----------------------------------------------------------------------------
 
+// src/cuda/reductions.cu launch_sum: partial sums, the final sum into a device double;
+// then (to_host) the 8-byte download that synchronises.
 template <typename T>
-void CountingOps<T>::reduction(const std::string& op, double n) {
+void CountingOps<T>::reduction(const std::string& op, double n, bool to_host) {
   const int64_t blocks =
       std::min<int64_t>(kSumBlocks, std::max<int64_t>(1, (static_cast<int64_t>(n) + kThreads - 1) / kThreads));
   alloc_.touch_transient(static_cast<size_t>(8 * blocks));
   kernel(op, sizeof(T) * n, 8.0 * static_cast<double>(blocks));
   kernel(op, 8.0 * static_cast<double>(blocks), 8);
-  kernel("download", 8, 0, 0, 1);
+  if (to_host) kernel("download", 8, 0, 0, 1);
 }
 
 template <typename T>
@@ -739,6 +741,34 @@ double CountingOps<T>::sum_squares(const T* x, int64_t n) {
   begin_op({{x, static_cast<double>(n) * sizeof(T)}});
   if (n > 0) reduction("sum_squares", static_cast<double>(n));
   return 0.0;
+}
+
+// Device results: the same two kernels without the download (an empty x: one 8-byte memset).
+template <typename T>
+void CountingOps<T>::sum_to_device(const T* x, int64_t n, double*) {
+  begin_op({{x, static_cast<double>(n) * sizeof(T)}});
+  if (n > 0) reduction("sum_to_device", static_cast<double>(n), false);
+  else kernel("sum_to_device", 0, 8);
+}
+
+template <typename T>
+void CountingOps<T>::sum_squares_to_device(const T* x, int64_t n, double*) {
+  begin_op({{x, static_cast<double>(n) * sizeof(T)}});
+  if (n > 0) reduction("sum_squares_to_device", static_cast<double>(n), false);
+  else kernel("sum_squares_to_device", 0, 8);
+}
+
+// src/cuda/step_scalars.cu: one single-thread kernel each over a few doubles.
+template <typename T>
+void CountingOps<T>::step_loss_update(const double*, const StepLossArgs& a, double*) {
+  begin_op({});
+  kernel("step_loss_update", 8.0 * static_cast<double>(a.chunks + 2), 8.0 * 4);
+}
+
+template <typename T>
+void CountingOps<T>::step_grad_factor(const GradFactorArgs&, double*) {
+  begin_op({});
+  kernel("step_grad_factor", 8.0 * 3, 8.0 * 3);
 }
 
 namespace {
@@ -781,7 +811,7 @@ std::vector<double> CountingOps<T>::sum_squares_slices(const T* x, const std::ve
 // ---- optimizers -----------------------------------------------------------------------------
 
 template <typename T>
-void CountingOps<T>::lamb_step(T* p, const T*, T*, T*, const std::vector<FlatSlice>& slices, const OptimStep&) {
+void CountingOps<T>::lamb_step(T* p, T*, T*, T*, const std::vector<FlatSlice>& slices, const OptimStep&) {
   const double E = sizeof(T), n = slices_numel(slices);
   begin_op({{p, E * n}});
   if (slices.empty()) return;
@@ -792,34 +822,35 @@ void CountingOps<T>::lamb_step(T* p, const T*, T*, T*, const std::vector<FlatSli
     kernel("upload", 0, 4.0 * static_cast<double>(slices.size() + 1));
   }
   alloc_.touch_transient(static_cast<size_t>(16 * items + 4 * static_cast<double>(slices.size())));
-  // src/cuda/optimizers.cu: moments (p, g, m, v -> m, v), trust ratios, apply (p, m, v -> p).
-  kernel("lamb_step", 4 * E * n, 2 * E * n + 16 * items);
+  // src/cuda/optimizers.cu: moments (p, g, m, v -> m, v and the cleared g), trust ratios,
+  // apply (p, m, v -> p).
+  kernel("lamb_step", 4 * E * n, 3 * E * n + 16 * items);
   kernel("lamb_step", 16 * items, 4.0 * static_cast<double>(slices.size()));
   kernel("lamb_step", 3 * E * n, E * n + (storage_ == PlanStorage::kBf16 ? kHalf * n : 0.0));
 }
 
 template <typename T>
-void CountingOps<T>::adam_step(T* p, const T*, T*, T*, int64_t n, const OptimStep&) {
+void CountingOps<T>::adam_step(T* p, T*, T*, T*, int64_t n, const OptimStep&) {
   const double b = static_cast<double>(n) * sizeof(T);
   begin_op({{p, b}});
-  kernel("adam_step", 4 * b, 3 * b + (storage_ == PlanStorage::kBf16 ? b / 2 : 0.0));
+  kernel("adam_step", 4 * b, 4 * b + (storage_ == PlanStorage::kBf16 ? b / 2 : 0.0));
 }
 
 template <typename T>
-void CountingOps<T>::sgd_step(T* p, const T*, T* buf, int64_t n, const OptimStep& s) {
+void CountingOps<T>::sgd_step(T* p, T*, T* buf, int64_t n, const OptimStep& s) {
   const double b = static_cast<double>(n) * sizeof(T);
   begin_op({{p, b}});
   if (s.momentum != 0.0 && buf)
-    kernel("sgd_step", 3 * b, 2 * b);
+    kernel("sgd_step", 3 * b, 3 * b);
   else
-    kernel("sgd_step", 2 * b, b);
+    kernel("sgd_step", 2 * b, 2 * b);
 }
 
 template <typename T>
-void CountingOps<T>::adagrad_step(T* p, const T*, T*, int64_t n, const OptimStep&) {
+void CountingOps<T>::adagrad_step(T* p, T*, T*, int64_t n, const OptimStep&) {
   const double b = static_cast<double>(n) * sizeof(T);
   begin_op({{p, b}});
-  kernel("adagrad_step", 3 * b, 2 * b);
+  kernel("adagrad_step", 3 * b, 3 * b);
 }
 
 template class CountingOps<float>;

@@ -76,6 +76,20 @@ void check_sgd_buffer(const OptimStep& s, const void* buf) {
   TXL_CHECK(s.momentum == 0.0 || buf != nullptr, "sgd_step: momentum {} needs a momentum buffer", s.momentum);
 }
 
+void check_step_loss_args(const StepLossArgs& a, const double* chunk_sums, const double* scalars) {
+  TXL_CHECK(a.chunks >= 1 && a.tokens_per_chunk >= 1, "step_loss_update: {} chunks of {} tokens (both must be >= 1)",
+            a.chunks, a.tokens_per_chunk);
+  TXL_CHECK(a.step >= 1, "step_loss_update: step {} must be >= 1", a.step);
+  TXL_CHECK(chunk_sums != nullptr && scalars != nullptr, "step_loss_update: chunk sums and step scalars are required");
+}
+
+void check_grad_factor_args(const GradFactorArgs& a, const double* scalars) {
+  TXL_CHECK(a.unscale > 0 && a.clip >= 0, "step_grad_factor: unscale {} must be > 0 and clip {} >= 0", a.unscale,
+            a.clip);
+  TXL_CHECK(a.step >= 1, "step_grad_factor: step {} must be >= 1", a.step);
+  TXL_CHECK(scalars != nullptr, "step_grad_factor: step scalars are required");
+}
+
 void check_rel_attention_args(const char* op, const RelAttentionArgs& a) {
   TXL_CHECK(a.heads > 0 && a.batch > 0 && a.qlen >= 0 && a.d_head > 0,
             "{}: bad shape (heads {}, batch {}, qlen {}, d_head {})", op, a.heads, a.batch, a.qlen, a.d_head);

@@ -121,14 +121,18 @@ double sum_squares(const T* x, int64_t n);
 template <typename T>
 std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices);
 
+// ---- step_scalars.cpp -----------------------------------------------------------------
+void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars);
+void step_grad_factor(const GradFactorArgs& a, double* scalars);
+
 // ---- optimizers.cpp -------------------------------------------------------------------
 template <typename T>
-void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s);
+void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s);
 template <typename T>
-void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s);
+void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s);
 template <typename T>
-void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s);
+void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s);
 template <typename T>
-void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s);
+void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s);
 
 }  // namespace txl::cpu

@@ -160,17 +160,23 @@ class CpuOps final : public Ops<T> {
     return cpu::sum_squares_slices(x, slices);
   }
 
-  void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices,
-                 const OptimStep& s) override {
+  void sum_to_device(const T* x, int64_t n, double* out) override { *out = cpu::sum(x, n); }
+  void sum_squares_to_device(const T* x, int64_t n, double* out) override { *out = cpu::sum_squares(x, n); }
+  void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) override {
+    check_step_loss_args(a, chunk_sums, scalars);
+    cpu::step_loss_update(chunk_sums, a, scalars);
+  }
+  void step_grad_factor(const GradFactorArgs& a, double* scalars) override {
+    check_grad_factor_args(a, scalars);
+    cpu::step_grad_factor(a, scalars);
+  }
+
+  void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) override {
     cpu::lamb_step(p, g, m, v, slices, s);
   }
-  void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) override {
-    cpu::adam_step(p, g, m, v, n, s);
-  }
-  void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) override {
-    cpu::sgd_step(p, g, buf, n, s);
-  }
-  void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) override {
+  void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s) override { cpu::adam_step(p, g, m, v, n, s); }
+  void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s) override { cpu::sgd_step(p, g, buf, n, s); }
+  void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s) override {
     cpu::adagrad_step(p, g, sum, n, s);
   }
 };

@@ -1,5 +1,7 @@
 // Optimizer steps on flat buffers (docs/training.md §4). Every gradient is first multiplied by
-// s.grad_scale. Elementwise arithmetic is done in T, norms in double. Loops run over
+// the step's factor (s.device_grad_scale when set, else s.grad_scale) and cleared in the
+// same loop that reads it; a factor that is not finite only clears the gradient.
+// Elementwise arithmetic is done in T, norms in double. Loops run over
 // chunks of kChunk elements whose square roots go through vector_sqrt (a std::sqrt in
 // the loop would keep it scalar).
 #include <algorithm>
@@ -14,6 +16,16 @@
 namespace txl::cpu {
 namespace {
 constexpr int64_t kChunk = 1024;  // elements per inner chunk (stays in L1)
+
+// The gradient factor of the step (a "device" scalar is host memory on this backend).
+double step_factor(const OptimStep& s) { return s.device_grad_scale ? *s.device_grad_scale : s.grad_scale; }
+
+// A skipped step still consumes its gradient.
+template <typename T>
+void clear(T* g, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) g[i] = T(0);
+}
 }  // namespace
 
 // LAMB without bias correction, per slice (one parameter tensor):
@@ -23,7 +35,7 @@ constexpr int64_t kChunk = 1024;  // elements per inner chunk (stays in L1)
 // Pass 1 updates m, v and sums |p|^2, |a|^2 per (slice, block) piece; pass 2 recomputes
 // a (same expression, same bits) and updates p once each slice's trust ratio is known.
 template <typename T>
-void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) {
+void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) {
   struct Piece {
     size_t slice;
     int64_t begin, end;
@@ -34,7 +46,12 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
     for (int64_t b = 0; b < slices[i].numel; b += kReduceBlock)
       pieces.push_back({i, slices[i].offset + b, slices[i].offset + std::min(slices[i].numel, b + kReduceBlock)});
   }
-  const T grad_scale = static_cast<T>(s.grad_scale);
+  const double factor = step_factor(s);
+  if (!std::isfinite(factor)) {
+    for (const Piece& piece : pieces) clear(g + piece.begin, piece.end - piece.begin);
+    return;
+  }
+  const T grad_scale = static_cast<T>(factor);
   const T beta1 = static_cast<T>(s.beta1), one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
   const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
   const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
@@ -48,11 +65,12 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
     T root[kChunk];
     for (int64_t c0 = piece.begin; c0 < piece.end; c0 += kChunk) {
       const int64_t len = std::min(kChunk, piece.end - c0);
-      T *mc = m + c0, *vc = v + c0;
-      const T *gc = g + c0, *pc = p + c0;
+      T *mc = m + c0, *vc = v + c0, *gc = g + c0;
+      const T* pc = p + c0;
 #pragma omp simd
       for (int64_t i = 0; i < len; ++i) {
         const T gi = gc[i] * grad_scale;
+        gc[i] = T(0);
         mc[i] = beta1 * mc[i] + one_minus_beta1 * gi;
         vc[i] = beta2 * vc[i] + one_minus_beta2 * gi * gi;
       }
@@ -100,12 +118,14 @@ void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slice
 //   g = g + wd p;  m = m + (1-b1)(g - m)  (PyTorch's lerp);  v = b2 v + (1-b2) g^2;
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 template <typename T>
-void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
+void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s) {
   check_adam_step(s);
+  const double factor = step_factor(s);
+  if (!std::isfinite(factor)) return clear(g, n);
   const double t = static_cast<double>(s.step);
   const T step_size = static_cast<T>(s.lr / (1.0 - std::pow(s.beta1, t)));
   const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(s.beta2, t)));
-  const T grad_scale = static_cast<T>(s.grad_scale);
+  const T grad_scale = static_cast<T>(factor);
   const T one_minus_beta1 = static_cast<T>(1.0 - s.beta1);
   const T beta2 = static_cast<T>(s.beta2), one_minus_beta2 = static_cast<T>(1.0 - s.beta2);
   const T eps = static_cast<T>(s.eps), weight_decay = static_cast<T>(s.weight_decay);
@@ -113,12 +133,12 @@ void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
 #pragma omp parallel for schedule(static) if (n >= kParallelGrain)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, len = std::min(kChunk, n - c0);
-    T *pc = p + c0, *mc = m + c0, *vc = v + c0;
-    const T* gc = g + c0;
+    T *pc = p + c0, *mc = m + c0, *vc = v + c0, *gc = g + c0;
     T root[kChunk];
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) {
       const T gi = gc[i] * grad_scale + weight_decay * pc[i];
+      gc[i] = T(0);
       mc[i] += one_minus_beta1 * (gi - mc[i]);
       vc[i] = beta2 * vc[i] + one_minus_beta2 * gi * gi;
     }
@@ -133,18 +153,24 @@ void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) {
 // the caller zero-initialises buf, and momentum*0 + g == g exactly. buf is not touched
 // (and may be null) when momentum == 0.
 template <typename T>
-void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) {
-  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(s.grad_scale);
+void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s) {
+  check_sgd_buffer(s, buf);
+  const double factor = step_factor(s);
+  if (!std::isfinite(factor)) return clear(g, n);
+  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(factor);
   const T weight_decay = static_cast<T>(s.weight_decay), momentum = static_cast<T>(s.momentum);
   if (s.momentum == 0.0) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] * grad_scale + weight_decay * p[i]);
+    for (int64_t i = 0; i < n; ++i) {
+      p[i] -= lr * (g[i] * grad_scale + weight_decay * p[i]);
+      g[i] = T(0);
+    }
     return;
   }
-  check_sgd_buffer(s, buf);
 #pragma omp parallel for simd schedule(static) if (n >= kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i] * grad_scale + weight_decay * p[i];
+    g[i] = T(0);
     buf[i] = momentum * buf[i] + gi;
     p[i] -= lr * buf[i];
   }
@@ -153,19 +179,21 @@ void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) {
 // PyTorch Adagrad with lr_decay 0: g = g + wd p; sum += g^2; p -= lr g / (sqrt(sum) + eps).
 // The caller fills `sum` with s.initial_accumulator when it creates the state.
 template <typename T>
-void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) {
-  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(s.grad_scale);
+void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s) {
+  const double factor = step_factor(s);
+  if (!std::isfinite(factor)) return clear(g, n);
+  const T lr = static_cast<T>(s.lr), grad_scale = static_cast<T>(factor);
   const T weight_decay = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (n >= kParallelGrain)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, len = std::min(kChunk, n - c0);
-    T *pc = p + c0, *sc = sum + c0;
-    const T* gc = g + c0;
+    T *pc = p + c0, *sc = sum + c0, *gc = g + c0;
     T grad[kChunk], root[kChunk];
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) {
       grad[i] = gc[i] * grad_scale + weight_decay * pc[i];
+      gc[i] = T(0);
       sc[i] += grad[i] * grad[i];
     }
     vector_sqrt(sc, len, root);
@@ -175,10 +203,10 @@ void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) {
 }
 
 #define TXL_INSTANTIATE(T)                                                                              \
-  template void lamb_step<T>(T*, const T*, T*, T*, const std::vector<FlatSlice>&, const OptimStep&);   \
-  template void adam_step<T>(T*, const T*, T*, T*, int64_t, const OptimStep&);                          \
-  template void sgd_step<T>(T*, const T*, T*, int64_t, const OptimStep&);                               \
-  template void adagrad_step<T>(T*, const T*, T*, int64_t, const OptimStep&);
+  template void lamb_step<T>(T*, T*, T*, T*, const std::vector<FlatSlice>&, const OptimStep&); \
+  template void adam_step<T>(T*, T*, T*, T*, int64_t, const OptimStep&);                        \
+  template void sgd_step<T>(T*, T*, T*, int64_t, const OptimStep&);                             \
+  template void adagrad_step<T>(T*, T*, T*, int64_t, const OptimStep&);
 TXL_INSTANTIATE(float)
 TXL_INSTANTIATE(double)
 #undef TXL_INSTANTIATE

@@ -71,7 +71,8 @@ int to_int(int64_t v, const char* what) {
 
 
 cuda::OptimArgs to_args(const OptimStep& s) {
-  return cuda::OptimArgs{s.lr, s.grad_scale, s.beta1, s.beta2, s.eps, s.weight_decay, s.momentum, s.step};
+  return cuda::OptimArgs{s.lr,       s.grad_scale, s.beta1, s.beta2, s.eps, s.weight_decay,
+                         s.momentum, s.step,       s.device_grad_scale};
 }
 
 // Scratch memory of one op: arena blocks returned when the op returns (the kernels that
@@ -489,7 +490,21 @@ class CudaOps final : public CudaBackend {
     return out;
   }
 
-  void lamb_step(float* p, const float* g, float* m, float* v, const std::vector<FlatSlice>& slices,
+  // Device results: the same kernels as sum / sum_squares, no download.
+  void sum_to_device(const float* x, int64_t n, double* out) override { reduce_to(x, n, false, out); }
+  void sum_squares_to_device(const float* x, int64_t n, double* out) override { reduce_to(x, n, true, out); }
+  void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) override {
+    check_step_loss_args(a, chunk_sums, scalars);
+    enter();
+    cuda::launch_step_loss_update(chunk_sums, a, scalars, stream_);
+  }
+  void step_grad_factor(const GradFactorArgs& a, double* scalars) override {
+    check_grad_factor_args(a, scalars);
+    enter();
+    cuda::launch_step_grad_factor(a, scalars, stream_);
+  }
+
+  void lamb_step(float* p, float* g, float* m, float* v, const std::vector<FlatSlice>& slices,
                  const OptimStep& s) override {
     enter();
     if (slices.empty()) return;
@@ -497,17 +512,17 @@ class CudaOps final : public CudaBackend {
     OpScratch scratch(*arena_);
     cuda::launch_lamb_step(p, g, m, v, plan, to_args(s), scratch, stream_);
   }
-  void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const OptimStep& s) override {
+  void adam_step(float* p, float* g, float* m, float* v, int64_t n, const OptimStep& s) override {
     check_adam_step(s);
     enter();
     cuda::launch_adam_step(p, g, m, v, n, to_args(s), stream_);
   }
-  void sgd_step(float* p, const float* g, float* buf, int64_t n, const OptimStep& s) override {
+  void sgd_step(float* p, float* g, float* buf, int64_t n, const OptimStep& s) override {
     check_sgd_buffer(s, buf);
     enter();
     cuda::launch_sgd_step(p, g, buf, n, to_args(s), stream_);
   }
-  void adagrad_step(float* p, const float* g, float* sum, int64_t n, const OptimStep& s) override {
+  void adagrad_step(float* p, float* g, float* sum, int64_t n, const OptimStep& s) override {
     enter();
     cuda::launch_adagrad_step(p, g, sum, n, to_args(s), stream_);
   }
@@ -567,13 +582,20 @@ class CudaOps final : public CudaBackend {
   double reduce(const float* x, int64_t n, bool squares) {
     enter();
     if (n <= 0) return 0.0;
-    {
-      OpScratch scratch(*arena_);
-      cuda::launch_sum(x, n, squares, result_.data(), scratch, stream_);
-    }
+    reduce_to(x, n, squares, result_.data());
     double host = 0.0;
     download(&host, result_.data(), sizeof(double));
     return host;
+  }
+  // *out_device = the sum (of squares) of x; an empty x writes 0.
+  void reduce_to(const float* x, int64_t n, bool squares, double* out_device) {
+    enter();
+    if (n <= 0) {
+      TXL_CUDA_CHECK(cudaMemsetAsync(out_device, 0, sizeof(double), stream_));
+      return;
+    }
+    OpScratch scratch(*arena_);
+    cuda::launch_sum(x, n, squares, out_device, scratch, stream_);
   }
 
   // The item decomposition of `slices`, uploaded once and reused while the slices stay

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "txl/core/philox.h"
+#include "txl/core/step_scalars.h"
 
 namespace txl::cuda {
 
@@ -154,16 +155,21 @@ void launch_biased_log_softmax_pick_bwd(const float* logits, const float* bias, 
                                         const int32_t* col, const float* coef, int64_t rows, int64_t cols,
                                         float* dlogits, cudaStream_t stream);
 
+// ---- step scalars (step_scalars.cu): one single-thread kernel each ------------------
+void launch_step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars, cudaStream_t stream);
+void launch_step_grad_factor(const GradFactorArgs& a, double* scalars, cudaStream_t stream);
+
 // ---- optimizers (optimizers.cu) ---------------------------------------------------
 struct OptimArgs {  // OptimStep (ops.h), field by field
   double lr, grad_scale, beta1, beta2, eps, weight_decay, momentum;
   int64_t step;
+  const double* device_grad_scale;  // null: grad_scale
 };
-void launch_lamb_step(float* p, const float* g, float* m, float* v, const MultiTensorPlan& plan, const OptimArgs& s,
+// Each clears g in the pass that reads it (also when the factor is not finite: skipped).
+void launch_lamb_step(float* p, float* g, float* m, float* v, const MultiTensorPlan& plan, const OptimArgs& s,
                       Scratch& scratch, cudaStream_t stream);
-void launch_adam_step(float* p, const float* g, float* m, float* v, int64_t n, const OptimArgs& s,
-                      cudaStream_t stream);
-void launch_sgd_step(float* p, const float* g, float* buf, int64_t n, const OptimArgs& s, cudaStream_t stream);
-void launch_adagrad_step(float* p, const float* g, float* sum, int64_t n, const OptimArgs& s, cudaStream_t stream);
+void launch_adam_step(float* p, float* g, float* m, float* v, int64_t n, const OptimArgs& s, cudaStream_t stream);
+void launch_sgd_step(float* p, float* g, float* buf, int64_t n, const OptimArgs& s, cudaStream_t stream);
+void launch_adagrad_step(float* p, float* g, float* sum, int64_t n, const OptimArgs& s, cudaStream_t stream);
 
 }  // namespace txl::cuda

@@ -25,6 +25,17 @@ void Optimizer<T>::step(double lr, double grad_scale) {
 }
 
 template <typename T>
+void Optimizer<T>::step_with_device_factor(double lr, const double* device_grad_scale, bool counted) {
+  TXL_CHECK(device_grad_scale != nullptr, "optimizer '{}': no device gradient factor", kind_);
+  OptimStep s = hyper_;
+  s.lr = lr;
+  s.device_grad_scale = device_grad_scale;
+  s.step = steps_ + 1;
+  apply(s);
+  if (counted) ++steps_;
+}
+
+template <typename T>
 void Optimizer<T>::save(h5::File& file) const {
   TXL_CHECK(params_.size() > 0, "optimizer '{}': no parameters to save", kind_);
   std::vector<T> host;

@@ -6,6 +6,7 @@
 #include "txl/core/error.h"
 #include "txl/model/transformer_xl.h"
 #include "txl/optim/optimizer.h"
+#include "txl/optim/update_step.h"
 
 namespace txl {
 
@@ -73,15 +74,22 @@ StepPlan plan_training_step(const StepPlanRequest& rq) {
   const int64_t len = cfg.tgt_len, cb = rq.chunk_batch, chunks = rq.batch_chunk;
   std::vector<Memory<float>> memories(static_cast<size_t>(chunks));
   Tensor<float> dnll = ops.empty({len, cb});
+  Tensor<double> chunk_loss_sums({chunks}, ops.allocator());
+  DeviceStepScalars scalars(ops);
+  LossScalerOptions scaling;
+  scaling.enabled = rq.precision == PlanPrecision::kFp16;
+  DynamicLossScaler scaler(scaling);
   std::mt19937_64 rng(7);
-  // Steps until every chunk's memory holds mem_len rows, then the counted step.
+  // Steps until every chunk's memory holds mem_len rows, then the counted step. As in
+  // Trainer::train_step: no zero_grad (the optimizer clears the gradients it consumes),
+  // the loss and the update's scalars stay on the device.
   const int64_t warmup = cfg.mem_len > 0 ? (cfg.mem_len + len - 1) / len : 0;
   for (int64_t s = 0; s <= warmup; ++s) {
     if (s == warmup) ops.reset_counts();
-    ops.set_phase("zero_grad");
-    ops.unpin_region();
-    store.zero_grad(ops);
+    ops.set_phase("forward");
+    ops.pin_region("loss head");  // the loss gradient
     ops.fill(dnll.data(), dnll.numel(), 1.0f);
+    ops.unpin_region();
     StepContext ctx;
     ctx.train = true;
     ctx.seed = 1111;
@@ -99,7 +107,7 @@ StepPlan plan_training_step(const StepPlanRequest& rq) {
       model.forward_layers(mem);
       ops.pin_region("loss head");
       const Tensor<float>& nll = model.forward_loss();
-      ops.sum(nll.data(), nll.numel());
+      ops.sum_to_device(nll.data(), nll.numel(), chunk_loss_sums.data() + c);
       ops.set_phase("backward");
       model.backward(dnll, [&](int id) {
         if (id == last_crit) ops.unpin_region();
@@ -108,9 +116,13 @@ StepPlan plan_training_step(const StepPlanRequest& rq) {
     }
     ops.set_phase("optimizer");
     ops.pin_region(CountingOps<float>::spanning);
-    Tensor<float>& grads = store.flat_grads();
-    ops.sum_squares(grads.data(), grads.numel());
-    optimizer->step(1e-3, 1.0);
+    StepLossArgs la;
+    la.chunks = chunks;
+    la.tokens_per_chunk = len * cb;
+    la.step = s + 1;
+    la.check_finite = !scaler.enabled();
+    ops.step_loss_update(chunk_loss_sums.data(), la, scalars.data());
+    clip_and_step(ops, store, *optimizer, scaler, 1, 0.25, 1e-3, s + 1, scalars);
   }
 
   StepPlan plan;
@@ -171,7 +183,7 @@ std::string format_step_plan(const StepPlan& p) {
 
   out += fmt::format("\n{:<28} {:>7} {:>9} {:>6} {:>9} {:>9} {:>9}{}\n", "phase / region", "calls", "launches", "syncs",
                      "read GB", "write GB", "GFLOP", dev_cols);
-  for (const char* phase : {"zero_grad", "forward", "backward", "optimizer"}) {
+  for (const char* phase : {"forward", "backward", "optimizer"}) {
     std::vector<std::pair<std::string, TrafficCount>> rows;
     for (const auto& [key, c] : p.by_phase_region)
       if (key.first == phase) rows.emplace_back(key.second, c);

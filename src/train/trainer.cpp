@@ -97,6 +97,7 @@ Trainer::Trainer(const TrainConfig& cfg, const std::string& eval_config_yaml, co
 
   model_cfg_ = cfg_.model_config(corpus_->n_token(), corpus_->cutoffs(), corpus_->dataset());
   model_ = std::make_unique<TransformerXL<float>>(model_cfg_, *ops_);
+  step_scalars_ = std::make_unique<DeviceStepScalars>(*ops_);
   optimizer_ = make_optimizer<float>({cfg_.optim, cfg_.weight_decay, cfg_.mom}, model_->params(), *ops_);
   ScheduleSettings ss;
   ss.kind = cfg_.scheduler;
@@ -224,6 +225,7 @@ TrainOutcome Trainer::run() {
   const double train_start = now_seconds();
   interval_start_ = train_start;
   if (!train_until_max_step(outcome)) return outcome;  // a stop signal ended the run
+  check_steps_finite();
   if (!cfg_.no_eval && state_.last_eval_step != state_.step) validate_and_checkpoint();
   const double train_elapsed = now_seconds() - train_start;
   log_.line(kRule);
@@ -290,6 +292,7 @@ bool Trainer::train_until_max_step(TrainOutcome& outcome) {
     }
     if (after_step_) after_step_(state_.step);
     if (stop_agreed()) {
+      check_steps_finite();  // (save_last checks too; debug mode writes nothing)
       if (cfg_.debug) {
         log_.line(fmt::format("| stop signal: finished step {}; debug mode writes no checkpoint", state_.step));
       } else {
@@ -404,8 +407,10 @@ void Trainer::train_step(const data::Batch& b) {
   TXL_CHECK(b.n_streams == cb * chunks, "training: batch has {} streams, expected {} x {}", b.n_streams, chunks, cb);
   ++state_.step;
   Ops<float>& ops = *ops_;
-  model_->params().zero_grad(ops);
+  // No zero_grad: the gradients are zero here (ParamStore::allocate zeroes them, and the
+  // previous step's optimizer cleared them as it consumed them).
   ensure(ops, dnll_, Shape{len, cb});
+  ensure(ops, chunk_loss_sums_, Shape{chunks});
   const double loss_scale = scaler_.enabled() ? scaler_.scale() : 1.0;
   // d(loss)/d(nll): the step loss is the mean over the step's tokens, each chunk's mean
   // divided by batch_chunk (docs/training.md §4); the loss scale (fp16) multiplies it.
@@ -417,7 +422,6 @@ void Trainer::train_step(const data::Batch& b) {
   ctx.step = static_cast<uint64_t>(state_.step);
   ctx.batch_global = cfg_.batch_size;
   ctx.ext_rows = b.ext;
-  double step_loss = 0.0;
   for (int64_t c = 0; c < chunks; ++c) {
     const int32_t* data = b.data.data();
     const int32_t* target = b.target.data();
@@ -439,29 +443,44 @@ void Trainer::train_step(const data::Batch& b) {
     const Tensor<float>& nll = model_->forward(data, target, rows, cb, mem, ctx);
     // The forward pass wrote the new memory; the backward pass does not read it.
     if (!memory_swaps_.empty()) memory_swaps_[static_cast<size_t>(c)].to_host(mem);
-    step_loss += ops.sum(nll.data(), nll.numel()) / static_cast<double>(len * cb) / static_cast<double>(chunks);
+    ops.sum_to_device(nll.data(), nll.numel(), chunk_loss_sums_.data() + c);
     reducer_->begin(c == chunks - 1);
     model_->backward(dnll_, [this](int id) { reducer_->on_grad_ready(id); });
   }
   reducer_->finish();
 
-  // Gradients now hold the sum over ranks (of loss_scale x local mean gradients).
-  if (!scaler_.enabled() && !std::isfinite(step_loss))
-    failf("step {}: the loss ({}) is not finite; lower lr or enable clip", state_.step, step_loss);
+  // Gradients now hold the sum over ranks (of loss_scale x local mean gradients). The
+  // step's loss, its interval sum and (without fp16 scaling) a non-finite loss are
+  // recorded on the device; a recorded step is not applied by the optimizer, and the
+  // host reports it at the next log line or checkpoint (check_steps_finite).
+  StepLossArgs la;
+  la.chunks = chunks;
+  la.tokens_per_chunk = len * cb;
+  la.step = state_.step;
+  la.new_interval = interval_steps_ == 0;
+  la.check_finite = !scaler_.enabled();
+  ops.step_loss_update(chunk_loss_sums_.data(), la, step_scalars_->data());
+  if (before_update_) before_update_(state_.step);
   last_step_lr_ = scheduler_->lr_for_step(state_.step);
-  const UpdateOutcome update = clip_and_step(ops, model_->params(), *optimizer_, scaler_, comm_->size(), cfg_.clip,
-                                             last_step_lr_, state_.step);
-  last_grad_norm_ = update.grad_norm;
-  last_step_loss_ = step_loss;
+  clip_and_step(ops, model_->params(), *optimizer_, scaler_, comm_->size(), cfg_.clip, last_step_lr_, state_.step,
+                *step_scalars_);
 
-  interval_loss_ += step_loss;
   ++interval_steps_;
   interval_tokens_ += len * cfg_.batch_size;  // every rank steps through the same len
 }
 
+double Trainer::last_step_loss() const { return step_scalars_->read(*ops_).loss; }
+
+StepScalarValues Trainer::check_steps_finite() {
+  const StepScalarValues v = step_scalars_->read(*ops_);
+  require_finite_steps(v);
+  return v;
+}
+
 void Trainer::log_interval_line() {
+  const StepScalarValues scalars = check_steps_finite();  // the interval's one host read
   const double elapsed = now_seconds() - interval_start_;
-  double loss_sum = interval_loss_;
+  double loss_sum = scalars.interval_loss;
   comm_->allreduce_sum(&loss_sum, 1);
   const double loss = loss_sum / static_cast<double>(comm_->size()) / static_cast<double>(interval_steps_);
   const double tok_per_s = static_cast<double>(interval_tokens_) / elapsed;
@@ -495,14 +514,13 @@ void Trainer::log_interval_line() {
   json rec = {{"type", "train"},         {"step", l.step},         {"epoch", l.epoch},
               {"batch", l.batch},        {"n_batch", l.n_batch},   {"lr", l.lr},
               {"ms_per_batch", l.ms_per_batch}, {"tok_per_s", tok_per_s}, {"loss", loss},
-              {"grad_norm", last_grad_norm_}};
+              {"grad_norm", scalars.grad_norm}};
   const LossMetric metric = loss_metric(loss, l.char_level);
   rec[metric.name] = metric.value;
   if (mfu >= 0) rec["mfu"] = mfu;
   else rec["mfu"] = nullptr;
   if (scaler_.enabled()) rec["loss_scale"] = scaler_.scale();
   log_.metrics(rec);
-  interval_loss_ = 0.0;
   interval_steps_ = 0;
   interval_tokens_ = 0;
   interval_start_ = now_seconds();
@@ -524,6 +542,7 @@ EvalResult Trainer::run_validation(data::BatchIterator& it, int64_t max_batches)
 
 void Trainer::validate_and_checkpoint() {
   TXL_CHECK(!cfg_.no_eval, "validation requested with no_eval");
+  check_steps_finite();
   const EvalResult r = run_validation(*valid_iter_, cfg_.eval_max_steps);
   const double val_loss = r.loss();
   ++state_.eval_count;
@@ -560,6 +579,7 @@ void Trainer::validate_and_checkpoint() {
 }
 
 void Trainer::save_last() {
+  check_steps_finite();  // never a checkpoint of a run whose loss or gradient blew up
   for (size_t c = 0; c < memory_swaps_.size(); ++c) memory_swaps_[c].to_device(memories_[c]);  // the checkpoint holds them
   state_.loss_scale = scaler_.state();
   state_.plateau = scheduler_->plateau();

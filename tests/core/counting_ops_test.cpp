@@ -158,6 +158,33 @@ TEST(CountingOps, ReductionsSynchroniseOnce) {
   EXPECT_EQ(ops.total().host_syncs, 2);
 }
 
+// The device-result reductions run the same two kernels without the download; the step
+// scalar ops are one tiny kernel each; the optimizers also write the gradient they clear.
+TEST(CountingOps, DeviceReductionsAndStepScalarsDoNotSynchronise) {
+  auto ops = counting(PlanPrecision::kBf16);
+  Tensor<float> x = ops.empty({1000}), p = ops.empty({1000}), m = ops.empty({1000}), v = ops.empty({1000});
+  Tensor<double> scalars({StepScalars::kCount}, ops.allocator());
+  ops.sum_to_device(x.data(), 1000, scalars.data());
+  ops.sum_squares_to_device(x.data(), 1000, scalars.data() + StepScalars::kSumSquares);
+  StepLossArgs la;
+  ops.step_loss_update(scalars.data(), la, scalars.data());
+  ops.step_grad_factor(GradFactorArgs{}, scalars.data());
+  const TrafficCount t = ops.total();
+  EXPECT_EQ(t.host_syncs, 0);
+  EXPECT_EQ(t.launches, 2 + 2 + 1 + 1);
+  EXPECT_EQ(ops.by_op().at("sum_to_device").bytes_read, 4000.0 + 32);
+  EXPECT_EQ(ops.by_op().at("sum_to_device").bytes_written, 32.0 + 8);
+  EXPECT_EQ(ops.by_op().count("download"), 0u);
+  ops.reset_counts();
+  OptimStep s;
+  s.device_grad_scale = scalars.data() + StepScalars::kGradFactor;
+  ops.adam_step(p.data(), x.data(), m.data(), v.data(), 1000, s);
+  EXPECT_EQ(ops.by_op().at("adam_step").bytes_read, 4 * 4000.0);
+  EXPECT_EQ(ops.by_op().at("adam_step").bytes_written, 4 * 4000.0);  // p, m, v and the cleared g
+  EXPECT_EQ(ops.total().host_syncs, 0);
+  EXPECT_TRUE(ops.unmodelled().empty());
+}
+
 TEST(CountingOps, RegionsFollowTheParametersAnOpTouches) {
   auto ops = counting(PlanPrecision::kFp32);
   Tensor<float> w = ops.empty({4, 4}), x = ops.empty({4, 4}), y = ops.empty({4, 4});

@@ -187,17 +187,25 @@ class EmulatedPrecisionOps final : public Ops<float> {
   std::vector<double> sum_squares_slices(const float* x, const std::vector<FlatSlice>& slices) override {
     return inner_->sum_squares_slices(x, slices);
   }
-  void lamb_step(float* p, const float* g, float* m, float* v, const std::vector<FlatSlice>& slices,
+  void sum_to_device(const float* x, int64_t n, double* out) override { inner_->sum_to_device(x, n, out); }
+  void sum_squares_to_device(const float* x, int64_t n, double* out) override {
+    inner_->sum_squares_to_device(x, n, out);
+  }
+  void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) override {
+    inner_->step_loss_update(chunk_sums, a, scalars);
+  }
+  void step_grad_factor(const GradFactorArgs& a, double* scalars) override { inner_->step_grad_factor(a, scalars); }
+  void lamb_step(float* p, float* g, float* m, float* v, const std::vector<FlatSlice>& slices,
                  const OptimStep& s) override {
     inner_->lamb_step(p, g, m, v, slices, s);
   }
-  void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const OptimStep& s) override {
+  void adam_step(float* p, float* g, float* m, float* v, int64_t n, const OptimStep& s) override {
     inner_->adam_step(p, g, m, v, n, s);
   }
-  void sgd_step(float* p, const float* g, float* buf, int64_t n, const OptimStep& s) override {
+  void sgd_step(float* p, float* g, float* buf, int64_t n, const OptimStep& s) override {
     inner_->sgd_step(p, g, buf, n, s);
   }
-  void adagrad_step(float* p, const float* g, float* sum, int64_t n, const OptimStep& s) override {
+  void adagrad_step(float* p, float* g, float* sum, int64_t n, const OptimStep& s) override {
     inner_->adagrad_step(p, g, sum, n, s);
   }
 

@@ -4,6 +4,7 @@
 // values. Tolerance: relative 1e-5 (strict float32 GEMMs); dropout masks bit-identical.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <tuple>
 
@@ -550,6 +551,12 @@ TEST_F(GpuOps, LambMatchesCpuOverSeveralSteps) {
     expect_close(p, "lamb p step " + std::to_string(step));
     expect_close(m, "lamb m step " + std::to_string(step));
     expect_close(v, "lamb v step " + std::to_string(step));
+    expect_identical(g, "lamb clears g step " + std::to_string(step));
+    const std::vector<float> g_after = read(dut(), g.d);
+    for (const FlatSlice& sl : slices)
+      for (int64_t i = sl.offset; i < sl.offset + sl.numel; ++i)
+        ASSERT_EQ(g_after[static_cast<size_t>(i)], 0.0f) << "lamb leaves g[" << i << "]";
+    EXPECT_NE(g_after[150399], 0.0f);  // the gap between slices is not LAMB's
   }
 }
 
@@ -561,7 +568,9 @@ TEST_F(GpuOps, AdamSgdAdagradMatchCpu) {
   auto acc = both(std::vector<float>(static_cast<size_t>(n), 0.1f));  // adagrad initial accumulator
   for (int step = 1; step <= 3; ++step) {
     const std::string st = " step " + std::to_string(step);
-    auto g = both(randn(n, 0.01f));
+    const std::vector<float> g_host = randn(n, 0.01f);
+    auto g = both(g_host);
+    const std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
     OptimStep s;
     s.lr = 1e-3;
     s.grad_scale = 0.25;
@@ -573,20 +582,27 @@ TEST_F(GpuOps, AdamSgdAdagradMatchCpu) {
     expect_close(p, "adam p" + st);
     expect_close(m, "adam m" + st);
     expect_close(v, "adam v" + st);
+    EXPECT_EQ(read(dut(), g.d), zeros) << "adam clears g" << st;  // each step consumes its gradient
+    g = both(g_host);
     s.momentum = 0.0;  // plain SGD: no buffer
     cpu().sgd_step(p.c.data(), g.c.data(), nullptr, n, s);
     dut().sgd_step(p.d.data(), g.d.data(), nullptr, n, s);
     expect_close(p, "sgd p" + st);
+    EXPECT_EQ(read(dut(), g.d), zeros) << "sgd clears g" << st;
+    g = both(g_host);
     s.momentum = 0.9;
     cpu().sgd_step(p.c.data(), g.c.data(), buf.c.data(), n, s);
     dut().sgd_step(p.d.data(), g.d.data(), buf.d.data(), n, s);
     expect_close(p, "sgd momentum p" + st);
     expect_close(buf, "sgd momentum buffer" + st);
+    EXPECT_EQ(read(dut(), g.d), zeros) << "sgd momentum clears g" << st;
+    g = both(g_host);
     s.eps = 1e-10;
     cpu().adagrad_step(p.c.data(), g.c.data(), acc.c.data(), n, s);
     dut().adagrad_step(p.d.data(), g.d.data(), acc.d.data(), n, s);
     expect_close(p, "adagrad p" + st);
     expect_close(acc, "adagrad sum" + st);
+    EXPECT_EQ(read(dut(), g.d), zeros) << "adagrad clears g" << st;
   }
   OptimStep bad;
   bad.step = 0;
@@ -594,6 +610,127 @@ TEST_F(GpuOps, AdamSgdAdagradMatchCpu) {
   bad.step = 1;
   bad.momentum = 0.9;
   EXPECT_THROW(dut().sgd_step(p.d.data(), p.d.data(), nullptr, n, bad), Error);
+}
+
+// ---- step scalars ------------------------------------------------------------------------
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
+
+// The device-result reductions run the host versions' kernels: the same bits as the
+// backend's own sum / sum_squares (and the CPU's within the reductions' tolerance).
+TEST_F(GpuOps, DeviceResultReductionsEqualTheHostOnes) {
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{1000}, int64_t{(1 << 20) + 7}}) {
+    auto host = randn(std::max<int64_t>(n, 1));
+    for (float& v : host) v += 0.25f;
+    auto x = both(host);
+    Tensor<double> out = on(dut(), std::vector<double>{-1.0, -1.0});
+    dut().sum_to_device(x.d.data(), n, out.data());
+    dut().sum_squares_to_device(x.d.data(), n, out.data() + 1);
+    const std::vector<double> got = read(dut(), out);
+    EXPECT_TRUE(same_bits(got[0], dut().sum(x.d.data(), n))) << "sum n=" << n;
+    EXPECT_TRUE(same_bits(got[1], dut().sum_squares(x.d.data(), n))) << "sum_squares n=" << n;
+    const double s_cpu = cpu().sum(x.c.data(), n), q_cpu = cpu().sum_squares(x.c.data(), n);
+    EXPECT_NEAR(got[0], s_cpu, 1e-9 * (std::abs(s_cpu) + 1.0)) << "sum n=" << n;
+    EXPECT_NEAR(got[1], q_cpu, 1e-9 * (q_cpu + 1e-30)) << "sum_squares n=" << n;
+  }
+}
+
+// One thread does the host's double arithmetic (step_scalar_math.h): every scalar equals
+// the CPU backend's bit for bit over a sequence of steps with clipping, a non-finite loss
+// and gradient, and fp16 mode.
+TEST_F(GpuOps, StepScalarsMatchTheCpuBitForBit) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  auto scalars = both(std::vector<double>(StepScalars::kCount, 0.0));
+  struct Step {
+    std::vector<double> chunk_sums;
+    double sum_squares;
+    bool check_finite;
+  };
+  const std::vector<Step> steps = {{{1234.5, 99.25}, 0.5625, true}, {{7.0, 3.0e-3}, 1e-8, true},
+                                   {{nan, 1.0}, 4.0, true},         {{2.0, 1.0}, inf, true},
+                                   {{1.0, 1.0}, 9.0, true},         {{inf, 1.0}, nan, false}};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& st = steps[i];
+    auto sums = both(st.chunk_sums);
+    StepLossArgs la;
+    la.chunks = 2;
+    la.tokens_per_chunk = 96;
+    la.step = static_cast<int64_t>(i) + 1;
+    la.new_interval = i == 0 || i == 4;
+    la.check_finite = st.check_finite;
+    cpu().step_loss_update(sums.c.data(), la, scalars.c.data());
+    dut().step_loss_update(sums.d.data(), la, scalars.d.data());
+    const std::vector<double> ss = {st.sum_squares};
+    cpu().upload(scalars.c.data() + StepScalars::kSumSquares, ss.data(), sizeof(double));
+    dut().upload(scalars.d.data() + StepScalars::kSumSquares, ss.data(), sizeof(double));
+    GradFactorArgs ga;
+    ga.unscale = 1.0 / 3.0;
+    ga.clip = 0.25;
+    ga.step = la.step;
+    ga.check_finite = st.check_finite;
+    cpu().step_grad_factor(ga, scalars.c.data());
+    dut().step_grad_factor(ga, scalars.d.data());
+    const std::vector<double> want = read(cpu(), scalars.c), got = read(dut(), scalars.d);
+    for (int k = 0; k < StepScalars::kCount; ++k)
+      EXPECT_TRUE(same_bits(got[static_cast<size_t>(k)], want[static_cast<size_t>(k)]) ||
+                  (std::isnan(got[static_cast<size_t>(k)]) && std::isnan(want[static_cast<size_t>(k)])))
+          << "step " << i + 1 << " scalar " << k << ": " << got[static_cast<size_t>(k)] << " vs "
+          << want[static_cast<size_t>(k)];
+  }
+  const std::vector<double> last = read(dut(), scalars.d);
+  EXPECT_EQ(last[StepScalars::kBadLossStep], 3.0);
+  EXPECT_EQ(last[StepScalars::kBadGradStep], 4.0);
+}
+
+// The optimizers read their factor on the device; a non-finite one skips the update
+// (parameters and state unchanged) and still clears the gradient.
+TEST_F(GpuOps, OptimizersTakeTheirFactorFromTheDeviceAndSkipNonFiniteOnes) {
+  const std::vector<FlatSlice> slices = {{0, 70001}, {70001, 999}};
+  const int64_t n = 71000;
+  const std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
+  for (double factor : {0.37, std::numeric_limits<double>::quiet_NaN()}) {
+    const bool skip = std::isnan(factor);
+    auto f = both(std::vector<double>{factor});
+    const std::vector<float> p_host = randn(n, 0.1f), g_host = randn(n, 0.01f);
+    auto p = both(p_host), g = both(g_host), m = both(randn(n, 0.01f));
+    auto v = both(std::vector<float>(zeros.size(), 0.01f));
+    const std::vector<float> m_host = read(cpu(), m.c);
+    OptimStep s;
+    s.lr = 1e-3;
+    s.grad_scale = 1e6;  // ignored: the device factor is used
+    s.step = 2;
+    s.weight_decay = 0.01;
+    for (int kind = 0; kind < 4; ++kind) {
+      const std::string what = std::string(skip ? "skipped " : "") + "optimizer " + std::to_string(kind);
+      g = both(g_host);
+      s.device_grad_scale = f.c.data();
+      OptimStep sd = s;
+      sd.device_grad_scale = f.d.data();
+      if (kind == 0) {
+        cpu().lamb_step(p.c.data(), g.c.data(), m.c.data(), v.c.data(), slices, s);
+        dut().lamb_step(p.d.data(), g.d.data(), m.d.data(), v.d.data(), slices, sd);
+      } else if (kind == 1) {
+        cpu().adam_step(p.c.data(), g.c.data(), m.c.data(), v.c.data(), n, s);
+        dut().adam_step(p.d.data(), g.d.data(), m.d.data(), v.d.data(), n, sd);
+      } else if (kind == 2) {
+        s.momentum = sd.momentum = 0.9;
+        cpu().sgd_step(p.c.data(), g.c.data(), m.c.data(), n, s);
+        dut().sgd_step(p.d.data(), g.d.data(), m.d.data(), n, sd);
+        s.momentum = 0.0;
+      } else {
+        cpu().adagrad_step(p.c.data(), g.c.data(), v.c.data(), n, s);
+        dut().adagrad_step(p.d.data(), g.d.data(), v.d.data(), n, sd);
+      }
+      expect_close(p, what + " p");
+      expect_close(m, what + " m");
+      expect_close(v, what + " v");
+      EXPECT_EQ(read(dut(), g.d), zeros) << what << " clears g";
+      if (skip) {
+        EXPECT_EQ(read(dut(), p.d), p_host) << what;
+        EXPECT_EQ(read(dut(), m.d), m_host) << what;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -60,6 +60,55 @@ TEST(PlanProgram, SuggestsTheBatchChunkThatFits) {
   EXPECT_NE(text.find("use --batch_chunk 2"), std::string::npos) << text;
 }
 
+StepPlanRequest small_request(PlanPrecision precision, const std::string& optim) {
+  StepPlanRequest rq;
+  rq.model.n_token = 500;
+  rq.model.n_layer = 2;
+  rq.model.d_model = 64;
+  rq.model.n_head = 2;
+  rq.model.d_head = 32;
+  rq.model.d_inner = 128;
+  rq.model.tgt_len = 32;
+  rq.model.mem_len = 32;
+  rq.chunk_batch = 4;
+  rq.batch_chunk = 2;
+  rq.precision = precision;
+  rq.optim = optim;
+  return rq;
+}
+
+// The planned step is the trainer's: no host synchronisation in a bf16 / fp32 / tf32
+// step (the loss and the update's scalars stay on the device), no zero_grad pass (the
+// optimizer writes the cleared gradient), and fp16 reads the gradient sum of squares
+// back once for the loss scaler.
+TEST(PlanTrainingStep, NoHostSynchronisationAndNoZeroGradPass) {
+  for (const char* optim : {"lamb", "adam", "sgd", "adagrad"}) {
+    SCOPED_TRACE(optim);
+    for (PlanPrecision precision : {PlanPrecision::kBf16, PlanPrecision::kFp32, PlanPrecision::kTf32}) {
+      const StepPlan plan = plan_training_step(small_request(precision, optim));
+      EXPECT_EQ(plan.total.host_syncs, 0) << plan_precision_name(precision);
+      EXPECT_TRUE(plan.unmodelled.empty());
+    }
+    const StepPlan plan = plan_training_step(small_request(PlanPrecision::kBf16, optim));
+    for (const auto& [key, count] : plan.by_phase_region) {
+      EXPECT_NE(key.first, "zero_grad");
+      EXPECT_EQ(count.host_syncs, 0) << key.first << " / " << key.second;
+    }
+    EXPECT_EQ(plan.by_op.count("fill"), 1u);  // the loss gradient only
+    EXPECT_EQ(plan.by_op.at("fill").launches, 1);
+    EXPECT_EQ(plan.by_op.count("sum"), 0u);
+    EXPECT_EQ(plan.by_op.count("sum_squares"), 0u);
+    EXPECT_EQ(plan.by_op.count("download"), 0u);
+    EXPECT_EQ(plan.by_op.at("sum_to_device").calls, 2);  // one per chunk
+    EXPECT_EQ(plan.by_op.at("sum_squares_to_device").calls, 1);
+    EXPECT_EQ(plan.by_op.at("step_loss_update").launches, 1);
+    EXPECT_EQ(plan.by_op.at("step_grad_factor").launches, 1);
+  }
+  const StepPlan fp16 = plan_training_step(small_request(PlanPrecision::kFp16, "lamb"));
+  EXPECT_EQ(fp16.total.host_syncs, 1);
+  EXPECT_EQ(fp16.by_op.at("download").host_syncs, 1);
+}
+
 TEST(PlanProgram, RefusesPlanOptionsWithoutPlanAndAMissingCorpus) {
   PlanOptions o;
   std::vector<std::string> args = {"--plan_device", "h200"};

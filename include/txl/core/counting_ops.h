@@ -191,11 +191,16 @@ class CountingOps final : public ForwardingOps<T> {
   double sum(const T* x, int64_t n) override;
   double sum_squares(const T* x, int64_t n) override;
   std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices) override;
-  // ---- optimizers
-  void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) override;
-  void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) override;
-  void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) override;
-  void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) override;
+  // ---- device-result reductions and step scalars (no host synchronisation)
+  void sum_to_device(const T* x, int64_t n, double* out) override;
+  void sum_squares_to_device(const T* x, int64_t n, double* out) override;
+  void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) override;
+  void step_grad_factor(const GradFactorArgs& a, double* scalars) override;
+  // ---- optimizers (each also writes its cleared gradient)
+  void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) override;
+  void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s) override;
+  void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s) override;
+  void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s) override;
 
  protected:
   void host_op(const char* op, const std::function<void()>& call) override;
@@ -206,7 +211,7 @@ class CountingOps final : public ForwardingOps<T> {
   void kernel(const std::string& op, double read, double written, double flops = 0.0, int64_t syncs = 0);
   void begin_op(std::initializer_list<Extent> touched);  // resolves the region of the op
   void column_sum(const std::string& op, double rows, int64_t cols, int outputs, double term_bytes);
-  void reduction(const std::string& op, double n);
+  void reduction(const std::string& op, double n, bool to_host = true);
   void gemm_batch(const std::string& op, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, int64_t batch, T beta);
   std::string region_of(const Extent& e) const;
   bool is_gradient(const void* ptr) const;

@@ -5,8 +5,9 @@
 //    to the host (upload, download, stage_to_device, stage_to_host, synchronize, sum,
 //    sum_squares, sum_squares_slices);
 //    `call` runs the inner op now (it captures by reference).
-//  - device_op(name, call): every other op, with its arguments bound by value (vectors
-//    copied), so `call` may also run later (recording_ops.h replays it).
+//  - device_op(name, call): every other op (the *_to_device reductions and step-scalar
+//    ops too: their results stay in device memory), with its arguments bound by value
+//    (vectors copied), so `call` may also run later (recording_ops.h replays it).
 // The defaults run the call at once.
 #pragma once
 #include <functional>
@@ -206,16 +207,28 @@ class ForwardingOps : public Ops<T> {
     host_op("sum_squares_slices", [&] { result = inner_->sum_squares_slices(x, slices); });
     return result;
   }
-  void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) override {
+  void sum_to_device(const T* x, int64_t n, double* out) override {
+    device_op("sum_to_device", [=, o = inner_.get()] { o->sum_to_device(x, n, out); });
+  }
+  void sum_squares_to_device(const T* x, int64_t n, double* out) override {
+    device_op("sum_squares_to_device", [=, o = inner_.get()] { o->sum_squares_to_device(x, n, out); });
+  }
+  void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) override {
+    device_op("step_loss_update", [=, o = inner_.get()] { o->step_loss_update(chunk_sums, a, scalars); });
+  }
+  void step_grad_factor(const GradFactorArgs& a, double* scalars) override {
+    device_op("step_grad_factor", [=, o = inner_.get()] { o->step_grad_factor(a, scalars); });
+  }
+  void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) override {
     device_op("lamb_step", [=, o = inner_.get()] { o->lamb_step(p, g, m, v, slices, s); });
   }
-  void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) override {
+  void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s) override {
     device_op("adam_step", [=, o = inner_.get()] { o->adam_step(p, g, m, v, n, s); });
   }
-  void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) override {
+  void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s) override {
     device_op("sgd_step", [=, o = inner_.get()] { o->sgd_step(p, g, buf, n, s); });
   }
-  void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) override {
+  void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s) override {
     device_op("adagrad_step", [=, o = inner_.get()] { o->adagrad_step(p, g, sum, n, s); });
   }
 

@@ -9,13 +9,16 @@
 //    given. Sizes are int64_t.
 //  - "accumulate" outputs are added to (+=); all other outputs are overwritten.
 //  - Ops are asynchronous on the CUDA backend (one stream); results that return to the
-//    host (sum, sum_squares, download) synchronise.
+//    host (sum, sum_squares, download) synchronise. A training step needs none of those:
+//    its scalars (loss, gradient norm, the optimizer's factor) stay in device memory
+//    (StepScalars, sum_to_device, step_loss_update, step_grad_factor).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "txl/core/philox.h"
+#include "txl/core/step_scalars.h"
 #include "txl/core/tensor.h"
 
 namespace txl {
@@ -39,9 +42,14 @@ struct FlatSlice {
 
 // Hyper-parameters of one optimizer step. `grad_scale` multiplies every gradient before
 // use (it folds gradient averaging, clipping and loss-scale removal into one factor).
+// `device_grad_scale`, when set, is a device double read in place of grad_scale when the
+// step runs (Ops::step_grad_factor writes it), so the host never needs its value. A
+// factor that is not finite skips the update: parameters and state are left unchanged
+// (the gradient is still cleared).
 struct OptimStep {
   double lr = 0.0;
   double grad_scale = 1.0;
+  const double* device_grad_scale = nullptr;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-6;
   double weight_decay = 0.0;
   double momentum = 0.0;     // sgd
@@ -95,6 +103,8 @@ void check_softmax_block(const char* op, int64_t rows, int64_t cols);
 void check_flat_slice(const char* op, size_t index, const FlatSlice& slice);
 void check_adam_step(const OptimStep& s);
 void check_sgd_buffer(const OptimStep& s, const void* buf);
+void check_step_loss_args(const StepLossArgs& a, const double* chunk_sums, const double* scalars);
+void check_grad_factor_args(const GradFactorArgs& a, const double* scalars);
 
 template <typename T>
 class Ops {
@@ -278,16 +288,38 @@ class Ops {
   // Per-slice sums of squares of one flat buffer (for LAMB trust ratios / norms).
   virtual std::vector<double> sum_squares_slices(const T* x, const std::vector<FlatSlice>& slices) = 0;
 
+  // ---- reductions into device memory (no synchronisation) -------------------------
+  // *out (one device double) = the bits sum / sum_squares would return.
+  virtual void sum_to_device(const T* x, int64_t n, double* out) = 0;
+  virtual void sum_squares_to_device(const T* x, int64_t n, double* out) = 0;
+
+  // ---- step scalars (device doubles, StepScalars layout; one tiny kernel each) ------
+  // scalars[kLoss] = sum_c chunk_sums[c] / tokens_per_chunk / chunks, added in chunk
+  // order; scalars[kIntervalLoss] += it (= it with new_interval); with check_finite a
+  // non-finite loss sets kBadLossStep = step and kBadLoss unless an earlier step did.
+  virtual void step_loss_update(const double* chunk_sums, const StepLossArgs& a, double* scalars) = 0;
+  // From scalars[kSumSquares], with the host arithmetic of clipping:
+  //   norm = sqrt(sum_squares) * unscale
+  //   coef = clip / (norm + 1e-6) if clip > 0 and norm > clip, else 1
+  //   kGradNorm = norm, kGradFactor = unscale * coef
+  // kGradFactor is NaN (the optimizer skips the update) when the sum of squares is not
+  // finite, and with check_finite also once any step recorded a non-finite loss or
+  // gradient; with check_finite a non-finite sum sets kBadGradStep = step (first only).
+  virtual void step_grad_factor(const GradFactorArgs& a, double* scalars) = 0;
+
   // ---- optimizers (flat parameter / gradient / state buffers, see param_store.h) ----
+  // Each consumes its gradient: g is read once, multiplied by the step's factor, and set
+  // to 0 in the same pass (LAMB: its first pass, over the elements its slices cover),
+  // also when the step is skipped (factor not finite), so the next backward accumulates
+  // into zeros without a zero_grad pass.
   // docs/training.md §4 LAMB, per slice: m,v updated; trust ratio per slice; p -= lr*trust*a.
-  virtual void lamb_step(T* p, const T* g, T* m, T* v, const std::vector<FlatSlice>& slices,
-                         const OptimStep& s) = 0;
+  virtual void lamb_step(T* p, T* g, T* m, T* v, const std::vector<FlatSlice>& slices, const OptimStep& s) = 0;
   // PyTorch Adam (bias-corrected, L2 weight decay added to the gradient).
-  virtual void adam_step(T* p, const T* g, T* m, T* v, int64_t n, const OptimStep& s) = 0;
+  virtual void adam_step(T* p, T* g, T* m, T* v, int64_t n, const OptimStep& s) = 0;
   // PyTorch SGD with momentum (buf = momentum*buf + g; p -= lr*buf); momentum 0: plain.
-  virtual void sgd_step(T* p, const T* g, T* buf, int64_t n, const OptimStep& s) = 0;
+  virtual void sgd_step(T* p, T* g, T* buf, int64_t n, const OptimStep& s) = 0;
   // PyTorch Adagrad (lr_decay 0): sum += g^2; p -= lr * g / (sqrt(sum) + eps).
-  virtual void adagrad_step(T* p, const T* g, T* sum, int64_t n, const OptimStep& s) = 0;
+  virtual void adagrad_step(T* p, T* g, T* sum, int64_t n, const OptimStep& s) = 0;
 };
 
 // Factories. The CPU backend exists for float and double.

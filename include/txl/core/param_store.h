@@ -46,6 +46,8 @@ class ParamStore {
 
   // docs/model.md §7 initialisation, deterministic in `seed` (host RNG, then upload).
   void initialize(const InitSpec& spec, uint64_t seed, Ops<T>& ops);
+  // Training needs no zero_grad: the optimizer clears the gradients it consumes (ops.h).
+  // Code that runs a backward pass without an optimizer step calls it before the next one.
   void zero_grad(Ops<T>& ops) { ops.fill(grad_.data(), grad_.numel(), T(0)); }
 
   int size() const { return static_cast<int>(infos_.size()); }

@@ -33,8 +33,14 @@ class Optimizer {
   int64_t steps() const { return steps_; }
 
   // One update of every parameter: gradients are multiplied by `grad_scale` first
-  // (gradient averaging, clipping and loss-scale removal folded into one factor).
+  // (gradient averaging, clipping and loss-scale removal folded into one factor). The
+  // step consumes the gradients: they are zero afterwards (ready for the next backward).
   void step(double lr, double grad_scale);
+  // The same with the factor read on the device from `device_grad_scale` (a StepScalars
+  // entry) when the update runs; a factor that is not finite leaves parameters and state
+  // unchanged (the gradients are still cleared). `counted`: false when the caller knows
+  // the step is skipped (fp16 overflow), so steps() (Adam's bias correction) stays put.
+  void step_with_device_factor(double lr, const double* device_grad_scale, bool counted = true);
 
   // Writes the state under /optim (attributes: kind, steps).
   void save(h5::File& file) const;

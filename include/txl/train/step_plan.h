@@ -1,8 +1,9 @@
 // The traffic and memory plan of one training step on one GPU (`txl_train CONFIG --plan`,
-// `gpu_bench plan`): the step of txl_train (zero_grad, per chunk forward + loss sum +
-// backward, gradient norm, optimizer) is run on CountingOps (include/txl/core/counting_ops.h)
-// at the real shapes, after enough steps to fill the memory, and its counts are priced on
-// the GPUs of plan_devices(). docs/gpu.md "Traffic model" explains the columns.
+// `gpu_bench plan`): the step of txl_train (per chunk forward + device loss sum +
+// backward, the step scalars, gradient norm, optimizer, which clears the gradients) is
+// run on CountingOps (include/txl/core/counting_ops.h) at the real shapes, after enough
+// steps to fill the memory, and its counts are priced on the GPUs of plan_devices().
+// docs/gpu.md "Traffic model" explains the columns.
 #pragma once
 #include <cstdint>
 #include <map>

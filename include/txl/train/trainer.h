@@ -62,12 +62,15 @@ class Trainer {
 
   // Called after every optimizer step (tests use it to stop at a given step).
   void set_after_step(std::function<void(int64_t step)> fn) { after_step_ = std::move(fn); }
+  // Called in every step between the backward pass (gradients all-reduced) and the
+  // update, with the step (tests use it to inject a fault into the gradients).
+  void set_before_update(std::function<void(int64_t step)> fn) { before_update_ = std::move(fn); }
 
   TransformerXL<float>& model() { return *model_; }
   const TrainingState& state() const { return state_; }
-  // The last step's training loss on this rank (the mean over its tokens) and the
-  // learning rate its update used.
-  double last_step_loss() const { return last_step_loss_; }
+  // The last step's training loss on this rank (the mean over its tokens; read from the
+  // device, so it synchronises) and the learning rate its update used.
+  double last_step_loss() const;
   double last_step_lr() const { return last_step_lr_; }
 
  private:
@@ -83,6 +86,10 @@ class Trainer {
   void complete_interrupted_copies();
   bool stop_agreed();
   void log_interval_line();
+  // Reads the device step scalars and stops the run (txl::Error naming the step) when a
+  // step's loss or gradient was not finite: at every log line, before a validation or
+  // checkpoint, and at the end of training.
+  StepScalarValues check_steps_finite();
   void open_work_dir();
   std::string describe_start() const;
 
@@ -110,17 +117,19 @@ class Trainer {
   RunLog log_;
   DlLogger dllog_;  // train_log.json (rank 0)
   double last_interval_loss_ = 0.0;  // the recipe's summary train_loss
-  std::function<void(int64_t)> after_step_;
+  std::function<void(int64_t)> after_step_, before_update_;
 
   // per-step buffers
   std::vector<int32_t> chunk_data_, chunk_target_;
   Tensor<float> dnll_;
-  // log interval accumulators
-  double interval_loss_ = 0.0;
+  Tensor<double> chunk_loss_sums_;  // device: each chunk's sum of token losses
+  // The step's loss, interval loss, gradient norm and factor, and the first non-finite
+  // step, on the device: a step does not wait on the host (read when logging).
+  std::unique_ptr<DeviceStepScalars> step_scalars_;
+  // log interval accumulators (the interval's loss sum is on the device)
   int64_t interval_steps_ = 0, interval_tokens_ = 0;
   double interval_start_ = 0.0;
-  double last_grad_norm_ = 0.0;
-  double last_step_loss_ = 0.0, last_step_lr_ = 0.0;
+  double last_step_lr_ = 0.0;
   std::vector<double> throughputs_;
   double flops_per_token_ = 0.0;
 };
