@@ -35,31 +35,6 @@ TEST(PlanProgram, PlansWithoutACorpusAndReportsTheFit) {
   EXPECT_EQ(text.find("without a traffic model"), std::string::npos) << text;
 }
 
-TEST(PlanProgram, SuggestsTheBatchChunkThatFits) {
-  StepPlanRequest rq;
-  rq.model.n_token = 500;
-  rq.model.n_layer = 2;
-  rq.model.d_model = 64;
-  rq.model.n_head = 2;
-  rq.model.d_head = 32;
-  rq.model.d_inner = 128;
-  rq.model.tgt_len = 32;
-  rq.model.mem_len = 32;
-  rq.chunk_batch = 64;
-  const StepPlan whole = plan_training_step(rq);
-  rq.chunk_batch = 32;
-  rq.batch_chunk = 2;
-  const StepPlan halves = plan_training_step(rq);
-  // The same step in two chunks: only the per-chunk r_net products (and the tail clusters
-  // the synthetic targets fall in) differ.
-  EXPECT_NEAR(halves.total.flops / whole.total.flops, 1.0, 0.01);
-  ASSERT_LT(halves.peak(), whole.peak());
-  EXPECT_EQ(format_memory_fit(whole, whole.peak() * 1.01, "test GPU").rfind("fits: ", 0), 0u);
-  const std::string text = format_memory_fit(whole, (whole.peak() + halves.peak()) / 2, "test GPU");
-  EXPECT_NE(text.find("does not fit"), std::string::npos) << text;
-  EXPECT_NE(text.find("use --batch_chunk 2"), std::string::npos) << text;
-}
-
 StepPlanRequest small_request(PlanPrecision precision, const std::string& optim) {
   StepPlanRequest rq;
   rq.model.n_token = 500;
@@ -76,6 +51,25 @@ StepPlanRequest small_request(PlanPrecision precision, const std::string& optim)
   rq.optim = optim;
   return rq;
 }
+
+TEST(PlanProgram, SuggestsTheBatchChunkThatFits) {
+  StepPlanRequest rq = small_request(PlanPrecision::kBf16, "lamb");
+  rq.chunk_batch = 64;
+  rq.batch_chunk = 1;
+  const StepPlan whole = plan_training_step(rq);
+  rq.chunk_batch = 32;
+  rq.batch_chunk = 2;
+  const StepPlan halves = plan_training_step(rq);
+  // The same step in two chunks: only the per-chunk r_net products (and the tail clusters
+  // the synthetic targets fall in) differ.
+  EXPECT_NEAR(halves.total.flops / whole.total.flops, 1.0, 0.01);
+  ASSERT_LT(halves.peak(), whole.peak());
+  EXPECT_EQ(format_memory_fit(whole, whole.peak() * 1.01, "test GPU").rfind("fits: ", 0), 0u);
+  const std::string text = format_memory_fit(whole, (whole.peak() + halves.peak()) / 2, "test GPU");
+  EXPECT_NE(text.find("does not fit"), std::string::npos) << text;
+  EXPECT_NE(text.find("use --batch_chunk 2"), std::string::npos) << text;
+}
+
 
 // The planned step is the trainer's: no host synchronisation in a bf16 / fp32 / tf32
 // step (the loss and the update's scalars stay on the device), no zero_grad pass (the
