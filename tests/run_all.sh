@@ -53,7 +53,11 @@ ninja -C build -j "$jobs" || { echo "error: release build failed"; exit 1; }
 # The release build above compiled the CPU code at -O3 with -march=native and -Werror. On
 # an AVX-512 machine (x86-64-v4 features) that already was the x86-64-v4 check, on an
 # AVX2 one the x86-64-v3 check; only the other one is compiled again here.
-native_has() { echo | g++ -march=native -dM -E - 2>/dev/null | grep -q "^#define $1 "; }
+# The macro list is read whole first: `g++ ... | grep -q` under pipefail fails whenever grep
+# stops reading early and g++ dies of SIGPIPE, which made AVX-512 machines look like AVX2
+# ones (and skipped the x86-64-v3 check).
+native_macros=$(echo | g++ -march=native -dM -E - 2>/dev/null)
+native_has() { grep -q "^#define $1 " <<<"$native_macros"; }
 compile_targets=(x86-64-v4:O1 aarch64)
 if native_has __AVX512F__ && native_has __AVX512BW__ && native_has __AVX512DQ__ && native_has __AVX512VL__; then
   compile_targets+=(x86-64-v3)
