@@ -66,29 +66,41 @@ __global__ void relu_bwd_kernel(int64_t n, const float* y, const float* dy, floa
 
 // One thread per Philox counter block (four consecutive global indices) intersecting a
 // row of `inner` elements: one Philox call yields the four uniforms, exactly as
-// philox_uniform() forms them for each index (tests/gpu checks bit equality).
-__global__ void dropout_kernel(const float* x, float* y, float p, float multiplier, DropoutKey key, BatchLayout layout,
-                               int64_t blocks_per_row, int64_t total_threads) {
-  for (int64_t t = global_thread(); t < total_threads; t += grid_stride()) {
-    const int64_t row = t / blocks_per_row;  // row = o * batch + b
-    const int64_t jb = t % blocks_per_row;
-    const int64_t o = row / layout.batch, b = row % layout.batch;
-    const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * layout.inner);
-    const uint64_t block = (base >> 2) + static_cast<uint64_t>(jb);
-    if (block * 4 >= base + static_cast<uint64_t>(layout.inner)) continue;  // past the row's last block
+// philox_uniform() forms them for each index (tests/gpu checks bit equality). For each
+// of the block's elements in the row, f(local index, column, kept); p == 0 keeps all
+// and draws nothing.
+template <typename F>
+__device__ void for_each_in_counter_block(int64_t t, int64_t blocks_per_row, float p, const DropoutKey& key,
+                                          const BatchLayout& layout, F f) {
+  const int64_t row = t / blocks_per_row;  // row = o * batch + b
+  const int64_t jb = t % blocks_per_row;
+  const int64_t o = row / layout.batch, b = row % layout.batch;
+  const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * layout.inner);
+  const uint64_t block = (base >> 2) + static_cast<uint64_t>(jb);
+  if (block * 4 >= base + static_cast<uint64_t>(layout.inner)) return;  // past the row's last block
+  Philox4 bits{{0u, 0u, 0u, 0u}};
+  if (p > 0.0f) {
     const Philox4 ctr{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
                        static_cast<uint32_t>(key.step) ^ (key.site * 0x85EBCA6Bu),
                        static_cast<uint32_t>(key.step >> 32) ^ key.site}};
-    const Philox4 bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint64_t g = block * 4 + static_cast<uint64_t>(k);
-      if (g < base || g >= base + static_cast<uint64_t>(layout.inner)) continue;
-      const int64_t local = row * layout.inner + static_cast<int64_t>(g - base);
-      const float u = static_cast<float>(bits.v[k] >> 8) * (1.0f / 16777216.0f);
-      y[local] = u >= p ? x[local] * multiplier : 0.0f;
-    }
+    bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
   }
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint64_t g = block * 4 + static_cast<uint64_t>(k);
+    if (g < base || g >= base + static_cast<uint64_t>(layout.inner)) continue;
+    const int64_t col = static_cast<int64_t>(g - base);
+    const float u = static_cast<float>(bits.v[k] >> 8) * (1.0f / 16777216.0f);
+    f(row * layout.inner + col, col, p == 0.0f || u >= p);
+  }
+}
+
+__global__ void dropout_kernel(const float* x, float* y, float p, float multiplier, DropoutKey key, BatchLayout layout,
+                               int64_t blocks_per_row, int64_t total_threads) {
+  for (int64_t t = global_thread(); t < total_threads; t += grid_stride())
+    for_each_in_counter_block(t, blocks_per_row, p, key, layout, [&](int64_t local, int64_t, bool keep) {
+      y[local] = keep ? x[local] * multiplier : 0.0f;
+    });
 }
 
 // The feed-forward activation (Ops::bias_relu_dropout): dropout_kernel's threads and
@@ -96,36 +108,12 @@ __global__ void dropout_kernel(const float* x, float* y, float p, float multipli
 __global__ void bias_relu_dropout_kernel(const float* x, const float* bias, float* y, float p, float multiplier,
                                          DropoutKey key, BatchLayout layout, int64_t blocks_per_row,
                                          int64_t total_threads) {
-  for (int64_t t = global_thread(); t < total_threads; t += grid_stride()) {
-    const int64_t row = t / blocks_per_row;
-    const int64_t jb = t % blocks_per_row;
-    const int64_t o = row / layout.batch, b = row % layout.batch;
-    const uint64_t base = static_cast<uint64_t>((o * layout.batch_global + b + layout.batch_offset) * layout.inner);
-    const uint64_t block = (base >> 2) + static_cast<uint64_t>(jb);
-    if (block * 4 >= base + static_cast<uint64_t>(layout.inner)) continue;
-    Philox4 bits{{0u, 0u, 0u, 0u}};
-    if (p > 0.0f) {
-      const Philox4 ctr{{static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
-                         static_cast<uint32_t>(key.step) ^ (key.site * 0x85EBCA6Bu),
-                         static_cast<uint32_t>(key.step >> 32) ^ key.site}};
-      bits = philox4x32_10(ctr, static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32));
-    }
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint64_t g = block * 4 + static_cast<uint64_t>(k);
-      if (g < base || g >= base + static_cast<uint64_t>(layout.inner)) continue;
-      const int64_t col = static_cast<int64_t>(g - base);
-      const int64_t local = row * layout.inner + col;
+  for (int64_t t = global_thread(); t < total_threads; t += grid_stride())
+    for_each_in_counter_block(t, blocks_per_row, p, key, layout, [&](int64_t local, int64_t col, bool keep) {
       const float z = x[local] + bias[col];
       const float act = z > 0.0f ? z : 0.0f;
-      if (p == 0.0f) {
-        y[local] = act;
-      } else {
-        const float u = static_cast<float>(bits.v[k] >> 8) * (1.0f / 16777216.0f);
-        y[local] = u >= p ? act * multiplier : 0.0f;
-      }
-    }
-  }
+      y[local] = keep ? act * multiplier : 0.0f;
+    });
 }
 
 __global__ void relu_dropout_bwd_kernel(int64_t n, const float* y, const float* dy, float multiplier, float* dx) {

@@ -86,22 +86,6 @@ __global__ void pick_cols_kernel(const float* logp, const int32_t* col, int64_t 
   }
 }
 
-__global__ void log_softmax_pick_bwd_kernel(const float* logp, const int32_t* col, const float* coef, int64_t rows,
-                                            int64_t cols, float* dlogits) {
-  const int64_t total = rows * cols;
-  for (int64_t e = global_thread(); e < total; e += grid_stride()) {
-    const int64_t r = e / cols, c = e % cols;
-    const int32_t target = col[r];
-    if (target < 0) {
-      dlogits[e] = 0.0f;
-    } else if (c == target) {
-      dlogits[e] = coef[r] * (1.0f - expf(logp[e]));
-    } else {
-      dlogits[e] = -coef[r] * expf(logp[e]);
-    }
-  }
-}
-
 // The loss head's fused pass (Ops::biased_log_softmax_pick): one block per row, z = x +
 // bias formed on the fly in each pass (the row's later passes hit L2), the arithmetic of
 // log_softmax_kernel; thread 0 writes the row's lse and its picked log-probability.
@@ -126,6 +110,7 @@ __global__ void biased_log_softmax_pick_kernel(const float* logits, const float*
   }
 }
 
+// Also log_softmax_pick_bwd: its log-probabilities are logits with no bias and lse null (0).
 __global__ void biased_log_softmax_pick_bwd_kernel(const float* logits, const float* bias, const float* lse,
                                                    const int32_t* col, const float* coef, int64_t rows, int64_t cols,
                                                    float* dlogits) {
@@ -137,7 +122,7 @@ __global__ void biased_log_softmax_pick_bwd_kernel(const float* logits, const fl
       dlogits[e] = 0.0f;
       continue;
     }
-    const float logp = (bias ? logits[e] + bias[c] : logits[e]) - lse[r];
+    const float logp = (bias ? logits[e] + bias[c] : logits[e]) - (lse ? lse[r] : 0.0f);
     dlogits[e] = c == target ? coef[r] * (1.0f - expf(logp)) : -coef[r] * expf(logp);
   }
 }
@@ -199,7 +184,8 @@ void launch_pick_cols(const float* logp, const int32_t* col, int64_t rows, int64
 void launch_log_softmax_pick_bwd(const float* logp, const int32_t* col, const float* coef, int64_t rows,
                                  int64_t cols, float* dlogits, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  log_softmax_pick_bwd_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(logp, col, coef, rows, cols, dlogits);
+  biased_log_softmax_pick_bwd_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(logp, nullptr, nullptr, col,
+                                                                                      coef, rows, cols, dlogits);
   TXL_CUDA_LAUNCH_CHECK();
 }
 
